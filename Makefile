@@ -1,0 +1,46 @@
+# lactose_audio — every install step lives here. `make test` and `make demo` set up first.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lactose-installed
+DDSP_VERSION := 3.7.0
+DEMO_DIR ?= demo_out
+
+.PHONY: setup test demo lint format bench datasets clean
+
+setup: $(STAMP)
+
+# Re-run only when pyproject.toml (or this file) changed since the last install.
+# ddsp is installed without its stale pins (TF<=2.11, numpy<1.24, crepe, which downloads
+# weights at build time): see DESIGN §8 and lactose_audio/_ddsp.py.
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps ddsp==$(DDSP_VERSION)
+	@touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/python scripts/demo.py --out $(DEMO_DIR)
+
+lint: setup
+	$(BIN)/ruff check lactose_audio tests scripts
+	$(BIN)/ruff format --check lactose_audio tests scripts
+
+format: setup
+	$(BIN)/ruff format lactose_audio tests scripts
+	$(BIN)/ruff check --fix lactose_audio tests scripts
+
+datasets: setup
+	$(BIN)/python scripts/make_datasets.py
+
+bench: setup
+	$(BIN)/python scripts/bench_bank.py
+	$(BIN)/python scripts/bench_render.py
+	$(BIN)/python scripts/bench_quality.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(DEMO_DIR)

@@ -1,0 +1,301 @@
+"""The ``lactose`` command: parses arguments and calls the library.
+
+Exit codes (DESIGN §7): 0 success; 2 bad input or usage (one line on stderr, no
+traceback); 1 unexpected internal error; 130 interrupted. Nothing heavy is imported
+at module level: TensorFlow is imported only by the commands that need it, so that
+``lactose --help`` returns quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from lactose_audio import __version__
+from lactose_audio.errors import LactoseError
+
+KEYS = ("none", "sample", "amplitude", "pitch")
+
+
+def _parse_edges(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated numbers like -40,-20,-10, got {text!r}",
+            param_hint="--edges",
+        ) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="lactose")
+def cli() -> None:
+    """Learn interpretable, range-conditioned (LACTOSE) audio effects from dry/wet recordings.
+
+    \b
+    Typical use:
+      lactose train dry.wav wet.wav --out my_drive.json
+      lactose render my_drive.json guitar_di.wav out.wav
+      lactose eval my_drive.json dry.wav wet.wav
+      lactose inspect my_drive.json --plot my_drive.png
+      lactose presets
+    """
+
+
+@cli.command()
+@click.argument("dry", type=click.Path(dir_okay=True))
+@click.argument("wet", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Preset file to write (JSON).",
+)
+@click.option(
+    "--chain",
+    "chain_spec",
+    default=None,
+    help="Chain spec, e.g. 'gain>tanh>lowpass>highpass' (default: the default chain).",
+)
+@click.option(
+    "--key",
+    type=click.Choice(KEYS),
+    default=None,
+    help="What selects the range: none, sample, amplitude (dBFS) or pitch (MIDI).",
+)
+@click.option(
+    "--ranges",
+    "n_ranges",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Number of ranges; edges from quantiles of the training key.",
+)
+@click.option("--edges", default=None, help="Explicit inner edges, e.g. -40,-25,-12 (key unit).")
+@click.option(
+    "--budget-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Wall-clock training budget in seconds.",
+)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Maximum training steps.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write PNG plots of the training to this folder.",
+)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint next to --out.")
+@click.option(
+    "--channel",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Channel to use from multi-channel files (0-based).",
+)
+@click.option("--resample", is_flag=True, help="Resample the wet file to the dry file's rate.")
+@click.option(
+    "--latency",
+    type=int,
+    default=None,
+    help="Latency of wet vs dry in samples (default: found by cross-correlation).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(
+    dry,
+    wet,
+    out,
+    chain_spec,
+    key,
+    n_ranges,
+    edges,
+    budget_seconds,
+    steps,
+    seed,
+    report_dir,
+    resume,
+    channel,
+    resample,
+    latency,
+    quiet,
+) -> None:
+    """Learn an effect from DRY and WET recordings and write a preset.
+
+    DRY may also be a folder of pairs (*_dry.wav/*_wet.wav, or NAM's input.wav/output.wav);
+    then WET is omitted.
+
+    \b
+    Example:
+      lactose train dry.wav wet.wav --out my_drive.json --key amplitude --ranges 8 \\
+          --budget-seconds 120 --report my_drive_report
+    """
+    if n_ranges is not None and edges is not None:
+        raise click.UsageError("give either --ranges or --edges, not both")
+    from lactose_audio.training import TrainConfig, train_from_files
+
+    config = TrainConfig(
+        chain_spec=chain_spec,
+        key=key,
+        n_ranges=n_ranges,
+        edges=_parse_edges(edges),
+        budget_seconds=budget_seconds,
+        steps=steps,
+        seed=seed,
+    )
+    result = train_from_files(
+        dry,
+        wet,
+        out,
+        config,
+        report_dir=report_dir,
+        resume=resume,
+        channel=channel,
+        resample=resample,
+        latency=latency,
+        progress=not quiet,
+    )
+    click.echo(result.summary())
+
+
+@cli.command()
+@click.argument("preset")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option(
+    "--mix",
+    type=click.FloatRange(0.0, 1.0),
+    default=1.0,
+    show_default=True,
+    help="Dry/wet mix: 0 is the input, 1 the effect.",
+)
+@click.option(
+    "--channel",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Channel to use from a multi-channel input (0-based).",
+)
+@click.option(
+    "--subtype",
+    default="FLOAT",
+    show_default=True,
+    type=click.Choice(["FLOAT", "PCM_16", "PCM_24", "PCM_32"], case_sensitive=False),
+    help="Output sample format; integer formats clip above 0 dBFS (with a warning).",
+)
+def render(preset, input_path, output, mix, channel, subtype) -> None:
+    """Process INPUT through PRESET (a file or a shipped preset's name) into OUTPUT.
+
+    \b
+    Example:
+      lactose render my_drive.json guitar_di.wav out.wav --mix 0.8
+    """
+    from lactose_audio.workflows import render_file
+
+    click.echo(
+        render_file(preset, input_path, output, mix=mix, channel=channel, subtype=subtype.upper())
+    )
+
+
+@cli.command(name="eval")
+@click.argument("preset")
+@click.argument("dry", type=click.Path(dir_okay=False))
+@click.argument("wet", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--channel", type=click.IntRange(min=0), default=None)
+@click.option("--resample", is_flag=True, help="Resample the wet file to the dry file's rate.")
+@click.option("--latency", type=int, default=None, help="Latency of wet vs dry in samples.")
+def eval_cmd(preset, dry, wet, as_json, channel, resample, latency) -> None:
+    """Measure how well PRESET turns DRY into WET (ESR, pre-emphasis ESR, MR-STFT, SNR).
+
+    \b
+    Example:
+      lactose eval my_drive.json dry.wav wet.wav --json
+    """
+    from lactose_audio.workflows import evaluate_files
+
+    metrics = evaluate_files(preset, dry, wet, channel=channel, resample=resample, latency=latency)
+    if as_json:
+        click.echo(json.dumps(metrics, sort_keys=True))
+    else:
+        for name, value in metrics.items():
+            click.echo(f"{name:>16}: {value}")
+
+
+@cli.command()
+@click.argument("preset")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw transfer curves and filter responses per range to this PNG.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the preset's ranges as JSON.")
+def inspect(preset, plot, as_json) -> None:
+    """Show a preset's ranges x parameters (physical units) and data coverage.
+
+    \b
+    Example:
+      lactose inspect my_drive.json --plot my_drive.png
+    """
+    from lactose_audio.workflows import inspect_preset
+
+    click.echo(inspect_preset(preset, plot=plot, as_json=as_json))
+
+
+@cli.command()
+def presets() -> None:
+    """List the shipped presets with a one-line description.
+
+    \b
+    Example:
+      lactose presets
+      lactose render tanh_drive guitar_di.wav out.wav
+    """
+    from lactose_audio.presets import list_presets
+
+    for name, description in list_presets():
+        click.echo(f"{name:<16} {description}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 ok, 2 bad input, 1 internal error)."""
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="lactose",
+            standalone_mode=False,
+        )
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        click.echo("lactose: interrupted", err=True)
+        return 130
+    except LactoseError as exc:
+        click.echo(f"lactose: error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("lactose: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug: say so, keep the traceback behind a flag
+        if os.environ.get("LACTOSE_DEBUG"):
+            raise
+        click.echo(
+            f"lactose: internal error: {type(exc).__name__}: {exc} "
+            "(set LACTOSE_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
