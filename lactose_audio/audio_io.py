@@ -1,0 +1,374 @@
+"""Audio file I/O: reading to float32 mono, atomic writing, and the resampling policy.
+
+Conventions (see ``docs/internals.md``):
+
+- Audio at this boundary is ``np.float32`` with shape ``[n_samples]``, full scale ±1.0.
+- Channels are never guessed: a multi-channel file is refused unless the caller names the
+  channel to use (``channel``, 0-based; ``--channel`` on the command line).
+- Every file this package writes (WAV, FLAC, AIFF, presets, JSON) goes through one atomic
+  mechanism, :func:`_atomic_write`: the data is written to a temporary file in the destination
+  directory, flushed and fsync'ed, then moved over the destination with ``os.replace``. A failed
+  or interrupted write (including ``KeyboardInterrupt``) removes the temporary file and leaves
+  any existing destination untouched.
+- Resampling policy: lactose_audio never resamples silently. A sample-rate mismatch between a
+  dry and a wet file is an error unless the user asks for ``--resample``, which converts the wet
+  to the dry's rate with :func:`resample` (polyphase, ``scipy.signal.resample_poly``).
+
+This module imports only numpy, scipy and soundfile (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import soundfile as sf
+
+from lactose_audio.errors import DataError, ParameterError
+
+#: File extension (lower case) -> soundfile container format.
+FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
+
+#: Integer subtypes write_audio accepts (opt-in; they clip beyond ±1.0).
+INTEGER_SUBTYPES: tuple[str, ...] = ("PCM_16", "PCM_24", "PCM_32")
+
+#: Float subtypes write_audio accepts (no clipping; an effect's output may exceed 0 dBFS).
+FLOAT_SUBTYPES: tuple[str, ...] = ("FLOAT", "DOUBLE")
+
+# libsndfile command that turns off the PEAK chunk of float WAV/AIFF files. That chunk holds a
+# wall-clock timestamp, so without this the same audio would give different bytes every run.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+class ClippingWarning(UserWarning):
+    """Samples beyond ±1.0 were clipped when writing an integer subtype."""
+
+
+def _label(path: str | os.PathLike[str], label: str | None) -> str:
+    return label if label is not None else os.fspath(path)
+
+
+def read_audio(
+    path: str | os.PathLike[str], channel: int | None = None, *, label: str | None = None
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 mono.
+
+    Reads anything soundfile reads (WAV, FLAC, AIFF; 8/16/24/32-bit integer and 32/64-bit
+    float). Integer samples are scaled to ±1.0 full scale; float samples are kept as they are
+    (they may exceed ±1.0).
+
+    Args:
+        path: the file to read.
+        channel: 0-based channel to take from a multi-channel file. Required when the file has
+            more than one channel (never guessed, never mixed down). A mono file has a single
+            signal and is returned as is, whatever ``channel`` says.
+        label: name of the file in error messages (default: ``path`` as given).
+
+    Returns:
+        ``(audio, sample_rate)``: ``audio`` is float32 ``[n_samples]``, ``sample_rate`` in Hz.
+
+    Raises:
+        DataError: the file is missing, not a file, unreadable or not audio, has 0 samples,
+            holds NaN/inf samples, or has several channels and ``channel`` is None.
+        ParameterError: ``channel`` is negative or beyond the file's channels.
+    """
+    name = _label(path, label)
+    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)):
+        raise ParameterError(f"channel must be an integer channel index, got {channel!r}")
+    if channel is not None and channel < 0:
+        raise ParameterError(f"channel must be 0 or more (0-based index), got {channel}")
+    if not os.path.exists(path):
+        raise DataError(f"{name}: no such file")
+    if os.path.isdir(path):
+        raise DataError(f"{name}: is a directory, not an audio file")
+    try:
+        data, sample_rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.replace(f"Error opening {os.fspath(path)!r}: ", "")
+        raise DataError(f"{name}: cannot read as audio ({reason})") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read ({exc.strerror or exc})") from None
+
+    n_samples, n_channels = data.shape
+    if n_channels > 1:
+        if channel is None:
+            raise DataError(
+                f"{name}: has {n_channels} channels; choose one with --channel 0..{n_channels - 1}"
+                " (channels are never guessed or mixed)"
+            )
+        if channel >= n_channels:
+            raise ParameterError(
+                f"{name}: channel {channel} does not exist; the file has {n_channels} channels"
+                f" (0..{n_channels - 1})"
+            )
+        audio = np.ascontiguousarray(data[:, channel])
+    else:
+        audio = np.ascontiguousarray(data[:, 0])
+    if n_samples == 0:
+        raise DataError(f"{name}: is empty (0 samples)")
+    check_finite(audio, name, int(sample_rate))
+    return audio, int(sample_rate)
+
+
+def check_finite(audio: np.ndarray, name: str, sample_rate: int | None = None) -> None:
+    """Refuse audio holding NaN or infinite samples.
+
+    Args:
+        audio: samples, any shape.
+        name: the file (or signal) named in the message.
+        sample_rate: if given (Hz), the first bad sample's time is named too.
+
+    Raises:
+        DataError: naming how many samples are non-finite and where the first one is.
+    """
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        flat = np.flatnonzero(bad.reshape(-1))
+        where = f"sample {flat[0]}"
+        if sample_rate:
+            where += f" ({flat[0] / sample_rate:.3f} s)"
+        raise DataError(f"{name}: {flat.size} non-finite samples (NaN or inf), first at {where}")
+
+
+def _format_for(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower()
+    fmt = FORMATS.get(ext)
+    if fmt is None:
+        allowed = ", ".join(FORMATS)
+        raise ParameterError(
+            f"{os.fspath(path)}: unknown audio extension {ext or '(none)'!r}; use one of {allowed}"
+        )
+    return fmt
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    audio: np.ndarray,
+    sample_rate: int,
+    subtype: str | None = None,
+) -> None:
+    """Write mono audio atomically.
+
+    The container comes from the extension (``.wav``, ``.flac``, ``.aif``, ``.aiff``). The
+    default subtype is 32-bit float (``"FLOAT"``) for WAV and AIFF, because an effect's output
+    may exceed 0 dBFS and float keeps it; FLAC stores integers only, so its default is
+    ``"PCM_24"``. Integer subtypes (``"PCM_16"``, ``"PCM_24"``, ``"PCM_32"``) are opt-in: samples
+    beyond ±1.0 are clipped and a :class:`ClippingWarning` is emitted (one line, naming the file
+    and the number of samples clipped); the function itself returns nothing.
+
+    The file is written to a temporary file in the same directory, fsync'ed and moved over
+    ``path``; on any failure or interrupt the temporary file is removed and an existing ``path``
+    is left untouched. Float files are written without libsndfile's PEAK chunk (which holds a
+    timestamp), so the same audio always gives the same bytes.
+
+    Args:
+        path: destination file.
+        audio: float samples ``[n_samples]`` (mono), full scale ±1.0.
+        sample_rate: in Hz, a positive integer.
+        subtype: soundfile subtype, ``"FLOAT"``, ``"DOUBLE"``, ``"PCM_16"``, ``"PCM_24"`` or
+            ``"PCM_32"``; None for the format's default (see above).
+
+    Raises:
+        ParameterError: unknown extension, unsupported subtype for the format, bad sample rate,
+            or audio that is not one-dimensional. Checked before anything is written.
+        DataError: the audio holds NaN/inf, or the file cannot be written (missing directory,
+            permissions, full disk).
+    """
+    fmt = _format_for(path)
+    name = os.fspath(path)
+    if subtype is None:
+        subtype = "PCM_24" if fmt == "FLAC" else "FLOAT"
+    subtype = str(subtype).upper()
+    if subtype not in FLOAT_SUBTYPES + INTEGER_SUBTYPES or not sf.check_format(fmt, subtype):
+        ok = [s for s in FLOAT_SUBTYPES + INTEGER_SUBTYPES if sf.check_format(fmt, s)]
+        raise ParameterError(
+            f"{name}: subtype {subtype!r} is not supported for {fmt}; use one of {', '.join(ok)}"
+        )
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+        raise ParameterError(f"sample_rate must be an integer in Hz, got {sample_rate!r}")
+    if sample_rate <= 0:
+        raise ParameterError(f"sample_rate must be positive, got {sample_rate} Hz")
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ParameterError(
+            f"{name}: audio must be mono with shape [n_samples], got shape {audio.shape}"
+        )
+    dtype = np.float64 if subtype == "DOUBLE" else np.float32
+    audio = audio.astype(dtype, copy=False)
+    check_finite(audio, name, int(sample_rate))
+    if subtype in INTEGER_SUBTYPES:
+        n_clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+        if n_clipped:
+            # libsndfile's float->int conversion does not clip by default; clip here so a peak
+            # above full scale saturates instead of wrapping around.
+            audio = np.clip(audio, -1.0, 1.0)
+            warnings.warn(
+                f"{name}: {n_clipped} samples beyond ±1.0 clipped when writing {subtype}; "
+                "write a float file to keep them",
+                ClippingWarning,
+                stacklevel=2,
+            )
+
+    def write(handle: IO[bytes]) -> None:
+        with sf.SoundFile(
+            handle, "w", samplerate=int(sample_rate), channels=1, subtype=subtype, format=fmt
+        ) as out:
+            _disable_peak_chunk(out)
+            out.write(audio)
+
+    _atomic_write(path, write)
+
+
+def _disable_peak_chunk(out: sf.SoundFile) -> None:
+    # soundfile exposes no public call for this libsndfile command; if its internals change,
+    # the only loss is byte-for-byte reproducibility of float files.
+    try:
+        sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+    except AttributeError:  # pragma: no cover - depends on the soundfile version
+        pass
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write bytes to ``path`` atomically (temporary file in the same directory, then rename).
+
+    Args:
+        path: destination file.
+        data: the complete contents.
+
+    Raises:
+        DataError: the file cannot be written; an existing ``path`` is left untouched.
+    """
+    payload = bytes(data)
+    _atomic_write(path, lambda handle: handle.write(payload))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
+    """Write text to ``path`` atomically; newlines are written as given (no translation).
+
+    Args:
+        path: destination file.
+        text: the complete contents.
+        encoding: text encoding, UTF-8 by default.
+
+    Raises:
+        DataError: the file cannot be written; an existing ``path`` is left untouched.
+    """
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def _new_file_mode(path: str) -> int:
+    """Permissions for the destination: an existing file's, else 0o666 minus the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
+    """The one atomic-write mechanism: temp file in the same directory, fsync, os.replace.
+
+    Args:
+        path: destination file.
+        write: called with the temporary file opened for binary writing; writes the contents.
+
+    Raises:
+        DataError: on an OSError (missing directory, permissions, full disk). Any other
+            exception raised by ``write`` (and KeyboardInterrupt) propagates unchanged. In every
+            failure case the temporary file is removed and ``path`` is untouched.
+    """
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(directory):
+        raise DataError(f"{target}: cannot write, directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory
+        )
+    except OSError as exc:
+        raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "w+b") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the rename itself durable; not possible on every platform, so best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platform dependent
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - platform dependent
+        pass
+    finally:
+        os.close(fd)
+
+
+def resample(audio: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
+    """Convert audio from one sample rate to another (polyphase FIR, anti-aliased).
+
+    Uses ``scipy.signal.resample_poly`` with the exact rational ratio ``to_sr / from_sr``
+    (e.g. 48000 -> 44100 Hz is up 147, down 160). Output length is
+    ``ceil(n_samples * to_sr / from_sr)``. Only called when the user asks for it
+    (``--resample``); lactose_audio never resamples silently.
+
+    Args:
+        audio: float samples ``[n_samples]``.
+        from_sr: the audio's sample rate in Hz.
+        to_sr: the wanted sample rate in Hz.
+
+    Returns:
+        float32 ``[ceil(n_samples * to_sr / from_sr)]``; a float32 copy if the rates are equal.
+
+    Raises:
+        ParameterError: a rate is not a positive integer, or audio is not one-dimensional.
+    """
+    from scipy.signal import resample_poly
+
+    for label, rate in (("from_sr", from_sr), ("to_sr", to_sr)):
+        if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
+            raise ParameterError(f"{label} must be a positive integer in Hz, got {rate!r}")
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ParameterError(f"audio must have shape [n_samples], got shape {audio.shape}")
+    if from_sr == to_sr:
+        return audio.astype(np.float32, copy=True)
+    divisor = math.gcd(int(from_sr), int(to_sr))
+    up, down = int(to_sr) // divisor, int(from_sr) // divisor
+    out = resample_poly(audio.astype(np.float64), up, down)
+    return out.astype(np.float32)
+
+
+__all__ = [
+    "FORMATS",
+    "ClippingWarning",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_finite",
+    "read_audio",
+    "resample",
+    "write_audio",
+]
