@@ -366,15 +366,14 @@ def select(
     # Edge just below (index lower-1) and just above (index lower) each value.
     below = np.clip(lower - 1, 0, m - 1)
     above = np.clip(lower, 0, m - 1)
-    d_below = v - edge_array[below]
-    d_above = edge_array[above] - v
-    in_below = (lower > 0) & (d_below < half)
-    in_above = (lower < m) & (d_above <= half) & ~in_below
+    # Band of edge e: [e - w/2, e + w/2), compared against its bounds (as documented).
+    in_below = (lower > 0) & (v < edge_array[below] + half)
+    in_above = (lower < m) & (v >= edge_array[above] - half) & ~in_below
     edge_k = np.where(in_below, below, above)
     band = in_below | in_above
     lower = np.where(band, edge_k, lower).astype(np.int32)
     upper = np.where(band, edge_k + 1, upper).astype(np.int32)
-    f = np.clip((v - edge_array[edge_k] + half) / width, 0.0, 1.0)
+    f = np.clip((v - (edge_array[edge_k] - half)) / width, 0.0, 1.0)
     frac = np.where(band, f, 0.0).astype(np.float32)
     return Selection(lower, upper, frac)
 
