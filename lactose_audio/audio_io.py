@@ -165,8 +165,9 @@ def write_audio(
 
     The file is written to a temporary file in the same directory, fsync'ed and moved over
     ``path``; on any failure or interrupt the temporary file is removed and an existing ``path``
-    is left untouched. Float files are written without libsndfile's PEAK chunk (which holds a
-    timestamp), so the same audio always gives the same bytes.
+    is left untouched. Float WAV files are written without libsndfile's PEAK chunk (which holds
+    a timestamp), so the same audio always gives the same bytes; AIFF float files keep it
+    (libsndfile writes a wrong frame count without it), so their bytes vary with the time.
 
     Args:
         path: destination file.
@@ -220,7 +221,8 @@ def write_audio(
         with sf.SoundFile(
             handle, "w", samplerate=int(sample_rate), channels=1, subtype=subtype, format=fmt
         ) as out:
-            _disable_peak_chunk(out)
+            if fmt == "WAV":  # in AIFF float files libsndfile then miscounts the frames
+                _disable_peak_chunk(out)
             out.write(audio)
 
     _atomic_write(path, write)

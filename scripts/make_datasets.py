@@ -96,7 +96,7 @@ def make_score(
                 root = int(rng.integers(LOWEST_MIDI, HIGHEST_MIDI - 12 + 1))
                 shape = (0, 7, 12) if rng.uniform() < 0.5 else (0, 4, 7, 12)
                 pitches = [root + step for step in shape]
-                level -= 20.0 * np.log10(len(pitches))  # so the chord peaks near `level`
+                level -= float(20.0 * np.log10(len(pitches)))  # so the chord peaks near `level`
             else:
                 pitches = [int(rng.integers(LOWEST_MIDI, HIGHEST_MIDI + 1))]
             for midi in pitches:
