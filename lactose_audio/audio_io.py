@@ -79,7 +79,9 @@ def read_audio(
         ParameterError: ``channel`` is negative or beyond the file's channels.
     """
     name = _label(path, label)
-    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)):
+    if channel is not None and (
+        isinstance(channel, bool) or not isinstance(channel, int | np.integer)
+    ):
         raise ParameterError(f"channel must be an integer channel index, got {channel!r}")
     if channel is not None and channel < 0:
         raise ParameterError(f"channel must be 0 or more (0-based index), got {channel}")
@@ -108,7 +110,7 @@ def read_audio(
                 f"{name}: channel {channel} does not exist; the file has {n_channels} channels"
                 f" (0..{n_channels - 1})"
             )
-        audio = np.ascontiguousarray(data[:, channel])
+        audio = np.ascontiguousarray(data[:, int(channel)])
     else:
         audio = np.ascontiguousarray(data[:, 0])
     if n_samples == 0:

@@ -221,8 +221,10 @@ def test_interrupted_write_leaves_existing_file_and_no_temp(tmp_path, monkeypatc
     write_audio(path, original, SR)
     before = path.read_bytes()
 
+    original_write = sf.SoundFile.write
+
     def interrupted(self, data):
-        self._file_written_partially = True
+        original_write(self, data[:100])  # part of the audio reaches the temporary file
         raise exc("interrupted")
 
     monkeypatch.setattr(sf.SoundFile, "write", interrupted)
