@@ -1,0 +1,38 @@
+"""DSP blocks: the contract and registry (base), one module per family.
+
+Importing this package registers the built-in blocks: waveshapers (``tanh``, ``asym_clip``,
+``hard_clip``, ``chebyshev``, ``mlp``), filters (``lowpass``, ``highpass``, ``bandpass``,
+``peak``, ``lowshelf``, ``highshelf``, ``fir_eq``) and utility (``gain``, ``dc_blocker``).
+"""
+
+from __future__ import annotations
+
+from lactose_audio.blocks import filters, utility, waveshapers
+from lactose_audio.blocks.base import (
+    DEFAULT_HOP_SIZE,
+    Block,
+    LinearFilter,
+    design_fir,
+    fft_size,
+    frame_filter,
+    get_block,
+    ir_length,
+    register_block,
+    registered_blocks,
+)
+
+__all__ = [
+    "DEFAULT_HOP_SIZE",
+    "Block",
+    "LinearFilter",
+    "design_fir",
+    "fft_size",
+    "filters",
+    "frame_filter",
+    "get_block",
+    "ir_length",
+    "register_block",
+    "registered_blocks",
+    "utility",
+    "waveshapers",
+]

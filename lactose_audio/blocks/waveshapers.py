@@ -1,0 +1,183 @@
+"""Waveshapers: memoryless, sample-rate blocks (parameters may change every sample).
+
+Every shaper maps silence to silence (``f(0) = 0``): where a formula would add a DC offset
+(a biased tanh, even Chebyshev terms, an MLP) its value at 0 is subtracted, so a learned
+asymmetry shows up as even harmonics, not as DC.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from lactose_audio._tf import tf
+from lactose_audio.blocks.base import Block
+from lactose_audio.params import ParamSpec
+
+_LN10_20 = math.log(10.0) / 20.0
+
+
+def db_gain_tf(db: tf.Tensor) -> tf.Tensor:
+    """``10 ** (db / 20)`` as a TF op."""
+    return tf.exp(tf.cast(db, tf.float32) * _LN10_20)
+
+
+class TanhDrive(Block):
+    """``y = (tanh(x * 10**(drive_db/20) + bias) - tanh(bias)) * 10**(gain_db/20)``.
+
+    With ``bias = 0`` this is exactly pedalboard's ``Distortion``: ``tanh(x * drive) * gain``.
+    The bias makes the curve asymmetric (even harmonics); ``tanh(bias)`` is subtracted so the
+    bias adds no DC at silence.
+    """
+
+    name = "tanh"
+    rate = "sample"
+    params = (
+        ParamSpec("drive_db", "dB", -24.0, 48.0, "linear", 0.0),
+        ParamSpec("bias", "", -1.0, 1.0, "linear", 0.0),
+        ParamSpec("gain_db", "dB", -48.0, 24.0, "linear", 0.0),
+    )
+
+    def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
+        bias = controls["bias"]
+        shaped = tf.tanh(audio * db_gain_tf(controls["drive_db"]) + bias) - tf.tanh(bias)
+        return shaped * db_gain_tf(controls["gain_db"])
+
+
+class AsymmetricClip(Block):
+    """Soft clip with separate drive for each polarity.
+
+    ``y = tanh(x * 10**(drive_pos_db/20))`` for ``x >= 0``, ``tanh(x * 10**(drive_neg_db/20))``
+    for ``x < 0``, times ``10**(gain_db/20)`` (a diode pair with unequal thresholds).
+    """
+
+    name = "asym_clip"
+    rate = "sample"
+    params = (
+        ParamSpec("drive_pos_db", "dB", -24.0, 48.0, "linear", 0.0),
+        ParamSpec("drive_neg_db", "dB", -24.0, 48.0, "linear", 0.0),
+        ParamSpec("gain_db", "dB", -48.0, 24.0, "linear", 0.0),
+    )
+
+    def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
+        pos = tf.tanh(audio * db_gain_tf(controls["drive_pos_db"]))
+        neg = tf.tanh(audio * db_gain_tf(controls["drive_neg_db"]))
+        return tf.where(audio >= 0.0, pos, neg) * db_gain_tf(controls["gain_db"])
+
+
+class SmoothHardClip(Block):
+    """A hard clip at ``+-t`` with rounded corners (softplus knees).
+
+    ``u = x * 10**(drive_db/20)``, ``t = 10**(ceiling_db/20)``, ``s = knee * t``:
+    ``y = u - s * softplus((u - t) / s) + s * softplus((-u - t) / s)``. Tends to ``clip(u, -t,
+    t)`` as ``knee -> 0``; odd, so ``y(0) = 0``.
+    """
+
+    name = "hard_clip"
+    rate = "sample"
+    params = (
+        ParamSpec("drive_db", "dB", -24.0, 48.0, "linear", 0.0),
+        ParamSpec("ceiling_db", "dBFS", -40.0, 0.0, "linear", -6.0),
+        ParamSpec("knee", "", 0.01, 1.0, "log", 0.1),
+    )
+
+    def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
+        u = audio * db_gain_tf(controls["drive_db"])
+        t = db_gain_tf(controls["ceiling_db"])
+        s = controls["knee"] * t
+        return u - s * tf.nn.softplus((u - t) / s) + s * tf.nn.softplus((-u - t) / s)
+
+
+CHEBYSHEV_ORDER = 9
+
+
+class ChebyshevShaper(Block):
+    """Polynomial shaper: ``y = sum_k c_k (T_k(clip(x, -1, 1)) - T_k(0))``, ``k = 1..9``.
+
+    ``T_k`` are Chebyshev polynomials of the first kind (``c_k`` sets the level of harmonic
+    ``k`` for a full-scale sine). The input is hard-clipped to ``[-1, 1]``, the polynomials'
+    domain; ``T_k(0)`` is subtracted so silence stays silent. Default: identity (``c1 = 1``).
+    """
+
+    name = "chebyshev"
+    rate = "sample"
+    params = tuple(
+        ParamSpec(f"c{k}", "", -2.0, 2.0, "linear", 1.0 if k == 1 else 0.0)
+        for k in range(1, CHEBYSHEV_ORDER + 1)
+    )
+
+    def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
+        x = tf.clip_by_value(audio, -1.0, 1.0)
+        t_prev, t_cur = tf.ones_like(x), x
+        out = controls["c1"] * x
+        for k in range(2, CHEBYSHEV_ORDER + 1):
+            t_prev, t_cur = t_cur, 2.0 * x * t_cur - t_prev
+            at_zero = (-1.0) ** (k // 2) if k % 2 == 0 else 0.0
+            out += controls[f"c{k}"] * (t_cur - at_zero)
+        return out
+
+
+MLP_HIDDEN = 8
+
+
+def _mlp_layout() -> list[tuple[str, tuple[int, ...]]]:
+    h = MLP_HIDDEN
+    return [("w1", (h,)), ("b1", (h,)), ("w2", (h, h)), ("b2", (h,)), ("w3", (h,)), ("b3", (1,))]
+
+
+def _mlp_params() -> tuple[ParamSpec, ...]:
+    rng = np.random.default_rng(20250215)  # fixed: defaults are part of the declaration
+    specs = []
+    for group, shape in _mlp_layout():
+        fan_in = 1 if group == "w1" else MLP_HIDDEN
+        scale = 1.0 / math.sqrt(fan_in) if group.startswith("w") else 0.0
+        init = rng.uniform(-scale, scale, size=shape).reshape(-1)
+        for i, value in enumerate(init):
+            specs.append(ParamSpec(f"{group}_{i}", "", -4.0, 4.0, "linear", round(float(value), 4)))
+    return tuple(specs)
+
+
+class MLPShaper(Block):
+    """A small MLP waveshaper ``1 -> 8 -> 8 -> 1`` with tanh hidden units.
+
+    The bank row *is* the weights (97 parameters ``w1_*, b1_*, w2_*, b2_*, w3_*, b3_0``, each
+    bounded to ``[-4, 4]``): ``y = m(x) - m(0)`` with ``m(x) = w3 . tanh(W2^T tanh(w1 x + b1)
+    + b2) + b3`` (``W2[i, j] = w2_{8 i + j}``), so silence stays silent.
+    """
+
+    name = "mlp"
+    rate = "sample"
+    params = _mlp_params()
+
+    def _stack(self, controls, group: str, size: int) -> tf.Tensor:
+        values = [tf.cast(controls[f"{group}_{i}"], tf.float32) for i in range(size)]
+        return tf.stack(values, axis=-1)
+
+    def _forward(self, x, w1, b1, w2, b2, w3, b3):
+        h1 = tf.tanh(x[..., None] * w1 + b1)  # [..., 8]
+        h2 = tf.tanh(tf.reduce_sum(h1[..., :, None] * w2, axis=-2) + b2)
+        return tf.reduce_sum(h2 * w3, axis=-1) + b3[..., 0]
+
+    def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
+        h = MLP_HIDDEN
+        w1 = self._stack(controls, "w1", h)
+        b1 = self._stack(controls, "b1", h)
+        w2 = self._stack(controls, "w2", h * h)
+        w2 = tf.reshape(w2, tf.concat([tf.shape(w2)[:-1], [h, h]], axis=0))
+        b2 = self._stack(controls, "b2", h)
+        w3 = self._stack(controls, "w3", h)
+        b3 = self._stack(controls, "b3", 1)
+        weights = (w1, b1, w2, b2, w3, b3)
+        return self._forward(audio, *weights) - self._forward(tf.zeros_like(audio), *weights)
+
+
+__all__ = [
+    "AsymmetricClip",
+    "ChebyshevShaper",
+    "MLPShaper",
+    "SmoothHardClip",
+    "TanhDrive",
+    "db_gain_tf",
+]

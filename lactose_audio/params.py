@@ -1,0 +1,185 @@
+"""Parameter specs: each block parameter declared once, as data.
+
+Everything else is derived from a :class:`ParamSpec`: the raw <-> physical map (numpy and TF),
+its inverse, the split of a bank row into named values, validation messages and the preset
+schema (name, unit, bounds). Imports no TensorFlow at module level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lactose_audio.errors import ParameterError
+from lactose_audio.units import Scaling
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value:g} {unit}".strip()
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One block parameter.
+
+    Attributes:
+        name: Name with its unit suffix (``drive_db``, ``cutoff_hz``, ``q``).
+        unit: Display unit (``dB``, ``Hz``, ``""`` for dimensionless).
+        minimum: Smallest physical value.
+        maximum: Largest physical value.
+        scaling: ``"linear"`` or ``"log"`` (use ``log`` for Hz; see :mod:`lactose_audio.units`).
+        default: Physical default, inside ``[minimum, maximum]``.
+    """
+
+    name: str
+    unit: str
+    minimum: float
+    maximum: float
+    scaling: str = "linear"
+    default: float = 0.0
+    _scaling: Scaling = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ParameterError(f"parameter name must be an identifier, got {self.name!r}")
+        try:
+            scaling = Scaling(self.scaling, float(self.minimum), float(self.maximum))
+        except ValueError as exc:
+            raise ParameterError(f"parameter {self.name}: {exc}") from None
+        object.__setattr__(self, "_scaling", scaling)
+        self.validate(self.default)
+
+    def to_physical_np(self, raw: Any) -> np.ndarray:
+        """Raw -> physical, numpy float64, any shape."""
+        return self._scaling.forward_np(raw)
+
+    def to_physical_tf(self, raw: Any) -> Any:
+        """Raw -> physical, TF float32, any shape, differentiable."""
+        return self._scaling.forward_tf(raw)
+
+    def to_raw_np(self, physical: Any) -> np.ndarray:
+        """Physical -> raw, numpy float64 (the inverse of :meth:`to_physical_np`)."""
+        return self._scaling.inverse_np(physical)
+
+    @property
+    def default_raw(self) -> float:
+        """The raw value whose physical value is :attr:`default`."""
+        return float(self.to_raw_np(self.default))
+
+    def range_text(self) -> str:
+        """``"between 20 Hz and 20000 Hz"``."""
+        return f"between {_fmt(self.minimum, self.unit)} and {_fmt(self.maximum, self.unit)}"
+
+    def validate(self, value: Any) -> None:
+        """Check physical value(s) are finite and inside the bounds.
+
+        Raises:
+            ParameterError: ``cutoff_hz must be between 20 Hz and 20000 Hz, got 5 Hz``.
+        """
+        array = np.asarray(value, dtype=np.float64)
+        bad = ~np.isfinite(array) | (array < self.minimum) | (array > self.maximum)
+        if np.any(bad):
+            got = array[bad].reshape(-1)[0]
+            raise ParameterError(
+                f"{self.name} must be {self.range_text()}, got {_fmt(float(got), self.unit)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schema entry of this parameter (what presets and docs show)."""
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "scaling": self.scaling,
+            "default": self.default,
+        }
+
+
+def param_names(params: Sequence[ParamSpec]) -> tuple[str, ...]:
+    """Names of ``params`` in declaration (bank column) order."""
+    return tuple(p.name for p in params)
+
+
+def default_raw_row(params: Sequence[ParamSpec]) -> np.ndarray:
+    """Raw bank row ``[n_params]`` float32 of the declared defaults."""
+    return np.array([p.default_raw for p in params], dtype=np.float32)
+
+
+def raw_to_physical_np(params: Sequence[ParamSpec], raw: Any) -> np.ndarray:
+    """Raw ``[..., n_params]`` -> physical ``[..., n_params]`` (numpy float64)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.shape[-1:] != (len(params),):
+        raise ParameterError(f"expected [..., {len(params)}] raw values, got shape {raw.shape}")
+    if not params:
+        return raw.copy()
+    return np.stack([p.to_physical_np(raw[..., i]) for i, p in enumerate(params)], axis=-1)
+
+
+def physical_to_raw_np(params: Sequence[ParamSpec], physical: Any) -> np.ndarray:
+    """Physical ``[..., n_params]`` -> raw ``[..., n_params]`` (numpy float64), validated.
+
+    Raises:
+        ParameterError: If a value is non-finite or out of range (message names it).
+    """
+    physical = np.asarray(physical, dtype=np.float64)
+    if physical.shape[-1:] != (len(params),):
+        raise ParameterError(
+            f"expected [..., {len(params)}] physical values, got shape {physical.shape}"
+        )
+    if not params:
+        return physical.copy()
+    for i, p in enumerate(params):
+        p.validate(physical[..., i])
+    return np.stack([p.to_raw_np(physical[..., i]) for i, p in enumerate(params)], axis=-1)
+
+
+def split_row(params: Sequence[ParamSpec], row: Any) -> dict[str, Any]:
+    """Split ``[..., n_params]`` values (numpy or TF) into ``{name: [...]}`` by column."""
+    return {p.name: row[..., i] for i, p in enumerate(params)}
+
+
+def physical_controls_tf(params: Sequence[ParamSpec], raw: Any) -> dict[str, Any]:
+    """Raw TF tensor ``[..., n_params]`` -> ``{name: physical float32 [...]}`` (differentiable)."""
+    return {p.name: p.to_physical_tf(raw[..., i]) for i, p in enumerate(params)}
+
+
+def validate_values(params: Sequence[ParamSpec], values: Mapping[str, Any]) -> None:
+    """Validate a ``{name: physical value(s)}`` mapping: names and ranges.
+
+    Raises:
+        ParameterError: On a missing or unknown name, or a value out of range.
+    """
+    declared = param_names(params)
+    unknown = sorted(set(values) - set(declared))
+    missing = [n for n in declared if n not in values]
+    if unknown or missing:
+        raise ParameterError(
+            f"parameters must be exactly {list(declared)}; unknown {unknown}, missing {missing}"
+        )
+    for p in params:
+        p.validate(values[p.name])
+
+
+def format_value(spec: ParamSpec, value: float) -> str:
+    """``"cutoff_hz=1000 Hz"`` for reprs (4 significant digits)."""
+    if not math.isfinite(value):
+        return f"{spec.name}={value}"
+    return f"{spec.name}={_fmt(float(f'{value:.4g}'), spec.unit)}"
+
+
+__all__ = [
+    "ParamSpec",
+    "default_raw_row",
+    "format_value",
+    "param_names",
+    "physical_controls_tf",
+    "physical_to_raw_np",
+    "raw_to_physical_np",
+    "split_row",
+    "validate_values",
+]
