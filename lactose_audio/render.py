@@ -1,0 +1,169 @@
+"""Offline and streaming rendering of a chain; chunked output equals whole-file output.
+
+Both paths run the chain's cached ``tf.function`` (:meth:`Chain.graph`), the same graph that
+training differentiates. The streaming processor buffers input into whole frames, carries the
+key detectors' state (``KeySpec.stream``) and the filter groups' overlap-add tails, and
+processes every complete frame as soon as it has one: its latency is at most ``hop_size - 1``
+samples, and the concatenation of ``process`` outputs and ``flush`` equals
+``render(chain, audio)`` (to float32 rounding) for any chunk sizes. Pitch keys are computed
+over the whole file (non-causal) and are refused by the streaming processor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lactose_audio._tf import tf
+from lactose_audio.chains import Chain, _as_audio, _is_hard, _key_dict, _sel_tensors, frame_mean
+from lactose_audio.errors import ParameterError
+from lactose_audio.ranges import select
+
+
+def _check_mix(mix: float) -> float:
+    if not 0.0 <= float(mix) <= 1.0:
+        raise ParameterError(f"mix must be between 0 and 1, got {mix}")
+    return float(mix)
+
+
+def _run_frames(chain: Chain, audio: np.ndarray, sels, sample_rate: float, tails):
+    """Run the graph over ``audio`` (zero-padded to whole frames). Returns (out, tails)."""
+    hop = chain.hop_size
+    n = audio.shape[0]
+    n_frames = -(-n // hop)
+    if n_frames * hop != n:
+        audio = np.concatenate([audio, np.zeros(n_frames * hop - n, np.float32)])
+    frames = tf.constant(audio.reshape(1, n_frames, hop))
+    hard = tuple(_is_hard(s) for s in sels)
+    fn = chain.graph(sample_rate, hard)
+    out, tails = fn(frames, [_sel_tensors(s) for s in sels], tails)
+    return out.numpy().reshape(-1)[:n], tails
+
+
+def render(
+    chain: Chain,
+    audio: np.ndarray,
+    sample_rate: float,
+    *,
+    block_size: int | None = None,
+    mix: float = 1.0,
+) -> np.ndarray:
+    """Process a mono signal with ``chain``.
+
+    Args:
+        chain: The chain.
+        audio: float32 ``[n_samples]`` (the dry signal).
+        sample_rate: Hz.
+        block_size: ``None``: whole file at once; otherwise stream in chunks of this many
+            samples (same output; bounded memory).
+        mix: Wet fraction in ``[0, 1]``: ``mix * chain(audio) + (1 - mix) * audio``.
+
+    Returns:
+        float32 ``[n_samples]``.
+
+    Raises:
+        ParameterError: On non-mono or non-finite audio, a bad ``mix`` or ``block_size``.
+    """
+    audio = _as_audio(audio)
+    mix = _check_mix(mix)
+    if block_size is not None:
+        if int(block_size) < 1:
+            raise ParameterError(f"block_size must be >= 1 samples, got {block_size}")
+        stream = RenderStream(chain, sample_rate, mix=mix)
+        parts = [
+            stream.process(audio[i : i + block_size]) for i in range(0, audio.size, block_size)
+        ]
+        parts.append(stream.flush())
+        return np.concatenate(parts).astype(np.float32)
+    if audio.size == 0:
+        return audio.copy()
+    sels = chain.selections(audio, sample_rate)
+    wet, _ = _run_frames(chain, audio, sels, sample_rate, chain.initial_tails(sample_rate))
+    if mix != 1.0:
+        wet = mix * wet + (1.0 - mix) * audio
+    return wet.astype(np.float32)
+
+
+class RenderStream:
+    """Chunk-by-chunk rendering with carried key state, frame buffer and filter tails.
+
+    Args:
+        chain: The chain (its ``hop_size`` is the frame size).
+        sample_rate: Hz.
+        mix: Wet fraction in ``[0, 1]``.
+
+    Raises:
+        ParameterError: If a stage is keyed on pitch (non-causal).
+    """
+
+    def __init__(self, chain: Chain, sample_rate: float, mix: float = 1.0) -> None:
+        self.chain = chain
+        self.sample_rate = float(sample_rate)
+        self.mix = _check_mix(mix)
+        self._buffer = np.zeros(0, np.float32)
+        self._tails = chain.initial_tails(self.sample_rate)
+        self._streams: dict[str, Any] = {}
+        for stage in chain.stages:
+            if not stage.keyed:
+                continue
+            if stage.key.kind == "pitch":
+                raise ParameterError(
+                    f"stage {stage.block.name} is keyed on pitch, which is computed over the "
+                    "whole file; render it with block_size=None"
+                )
+            sig = repr(_key_dict(stage.key))
+            if sig not in self._streams:
+                self._streams[sig] = stage.key.stream(self.sample_rate, chain.hop_size)
+
+    def _keys(self, audio: np.ndarray, final: bool) -> dict[str, np.ndarray]:
+        keys = {}
+        for sig, stream in self._streams.items():
+            values = np.asarray(stream.process(audio), np.float32)
+            if final and hasattr(stream, "flush"):
+                extra = np.asarray(stream.flush(), np.float32)
+                values = np.concatenate([values, extra]) if extra.size else values
+            keys[sig] = values
+        return keys
+
+    def _process(self, audio: np.ndarray, final: bool) -> np.ndarray:
+        keys = self._keys(audio, final)
+        sels = []
+        for stage in self.chain.stages:
+            if not stage.keyed:
+                sels.append(None)
+                continue
+            values = keys[repr(_key_dict(stage.key))]
+            if stage.control_rate == "frame" and stage.key.rate == "sample":
+                values = frame_mean(values, self.chain.hop_size)
+            sels.append(select(values, stage.edges, stage.soft_width))
+        wet, self._tails = _run_frames(self.chain, audio, sels, self.sample_rate, self._tails)
+        if self.mix != 1.0:
+            wet = self.mix * wet + (1.0 - self.mix) * audio
+        return wet.astype(np.float32)
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Feed ``chunk`` (float32 ``[n]``); returns the output of every completed frame."""
+        chunk = _as_audio(chunk)
+        self._buffer = np.concatenate([self._buffer, chunk]) if self._buffer.size else chunk
+        hop = self.chain.hop_size
+        n_full = (self._buffer.size // hop) * hop
+        if n_full == 0:
+            return np.zeros(0, np.float32)
+        ready, self._buffer = self._buffer[:n_full], self._buffer[n_full:]
+        return self._process(ready, final=False)
+
+    def flush(self) -> np.ndarray:
+        """Process the last partial frame; returns its output (``[n_left]``)."""
+        rest, self._buffer = self._buffer, np.zeros(0, np.float32)
+        if rest.size == 0:
+            return np.zeros(0, np.float32)
+        return self._process(rest, final=True)
+
+
+def stream(chain: Chain, sample_rate: float, mix: float = 1.0) -> RenderStream:
+    """``RenderStream(chain, sample_rate, mix)``."""
+    return RenderStream(chain, sample_rate, mix)
+
+
+__all__ = ["RenderStream", "render", "stream"]
