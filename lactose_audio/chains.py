@@ -581,14 +581,25 @@ def _range_responses(stage: Stage, sample_rate: float, n_fft: int, keyed: bool):
     return stage.block.response(controls, sample_rate, n_fft)
 
 
+@tf.custom_gradient
+def _dense_gather(table, index):
+    """``tf.gather(table, index)`` whose gradient is dense (FFT gradients need tensors)."""
+    n_rows = tf.shape(table)[0]
+
+    def grad(upstream):
+        return tf.math.unsorted_segment_sum(upstream, index, n_rows), None
+
+    return tf.gather(table, index), grad
+
+
 def _per_frame(table, sel, hard: bool):
     """Gather ``table [R, K]`` (complex) per frame: ``[B, F, K]`` with soft crossfade."""
     lower, upper, frac = sel
-    rows = tf.gather(table, lower)
+    rows = _dense_gather(table, lower)
     if hard:
         return rows
     w = tf.cast(frac, table.dtype)[..., None]
-    return rows + w * (tf.gather(table, upper) - rows)
+    return rows + w * (_dense_gather(table, upper) - rows)
 
 
 def _filter_group(x, group, sample_rate: float, n_fft: int, tail):
@@ -608,7 +619,7 @@ def _filter_group(x, group, sample_rate: float, n_fft: int, tail):
         for stage, _, _ in group:
             resp = _range_responses(stage, sample_rate, n_fft, True)
             product = resp if product is None else product * resp
-        spectra = tf.gather(design_fir(product, n_fft, hop), group[0][1][0])
+        spectra = _dense_gather(design_fir(product, n_fft, hop), group[0][1][0])
     elif len(group) == 1:
         stage, sel, hard = group[0]
         designed = design_fir(_range_responses(stage, sample_rate, n_fft, True), n_fft, hop)

@@ -59,6 +59,7 @@ class _NumpyOps:
 
     exp = staticmethod(np.exp)
     log = staticmethod(np.log)
+    clip = staticmethod(np.clip)
 
     @staticmethod
     def cast(x: Any) -> Any:
@@ -75,6 +76,7 @@ class _TfOps:
         self.exp = tf.exp
         self.log = tf.math.log
         self.cast = lambda x: tf.cast(x, tf.float32)
+        self.clip = tf.clip_by_value
 
 
 _TF_OPS: _TfOps | None = None
@@ -127,7 +129,9 @@ class Scaling:
     def _forward(self, ops: Any, raw: Any) -> Any:
         lo = self._inner(_NumpyOps, float(self.minimum))
         hi = self._inner(_NumpyOps, float(self.maximum))
-        return self._outer(ops, float(lo) + float(hi - lo) * ops.sigmoid(ops.cast(raw)))
+        phys = self._outer(ops, float(lo) + float(hi - lo) * ops.sigmoid(ops.cast(raw)))
+        # float32 rounding of exp() may step just outside the bounds: clamp (a no-op in float64)
+        return ops.clip(phys, self.minimum, self.maximum)
 
     def forward_np(self, raw: Any) -> np.ndarray:
         """Raw -> physical in numpy float64. Any shape."""

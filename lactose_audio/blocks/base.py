@@ -201,6 +201,8 @@ def design_fir(response: tf.Tensor, n_fft: int, hop_size: int) -> tf.Tensor:
     """
     impulse = tf.signal.irfft(response, fft_length=[n_fft])
     ir = impulse[..., : n_fft - hop_size]
+    rank = len(ir.shape)
+    ir = tf.pad(ir, [[0, 0]] * (rank - 1) + [[0, hop_size]])  # explicit: rfft refuses empty
     spectrum = tf.signal.rfft(ir, fft_length=[n_fft])
     return tf.cast(spectrum, tf.complex64)
 
@@ -230,7 +232,8 @@ def frame_filter(
     """
     hop = int(frames.shape[-1])
     m = -(-n_fft // hop)
-    spectrum = tf.signal.rfft(frames, fft_length=[n_fft]) * spectra
+    padded = tf.pad(frames, [[0, 0], [0, 0], [0, n_fft - hop]])
+    spectrum = tf.signal.rfft(padded, fft_length=[n_fft]) * spectra
     blocks = tf.signal.irfft(spectrum, fft_length=[n_fft])
     if m * hop != n_fft:
         blocks = tf.pad(blocks, [[0, 0], [0, 0], [0, m * hop - n_fft]])
@@ -246,6 +249,23 @@ def frame_filter(
     out = summed[:, :n_frames]
     new_tail = tf.reshape(summed[:, n_frames:], [batch, (m - 1) * hop])
     return out, new_tail
+
+
+class _Broadcast(Mapping):
+    """Read-through view of controls, cast to float64 and broadcast on access."""
+
+    def __init__(self, controls: Mapping[str, Any], shape: list[Any]) -> None:
+        self._controls = controls
+        self._shape = shape
+
+    def __getitem__(self, key: str) -> tf.Tensor:
+        return tf.broadcast_to(tf.cast(self._controls[key], tf.float64), self._shape)
+
+    def __iter__(self):
+        return iter(self._controls)
+
+    def __len__(self) -> int:
+        return len(self._controls)
 
 
 class LinearFilter(Block):
@@ -292,10 +312,7 @@ class LinearFilter(Block):
         n = int(audio.shape[-1])
         n_frames = -(-n // hop_size)
         n_fft = fft_size(hop_size, sample_rate)
-        ctrl = {
-            k: tf.broadcast_to(tf.cast(v, tf.float64), [batch, n_frames])
-            for k, v in controls.items()
-        }
+        ctrl = _Broadcast(controls, [batch, n_frames])
         spectra = design_fir(self.response(ctrl, sample_rate, n_fft), n_fft, hop_size)
         padded = tf.pad(audio, [[0, 0], [0, n_frames * hop_size - n]])
         frames = tf.reshape(padded, [batch, n_frames, hop_size])

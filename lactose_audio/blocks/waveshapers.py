@@ -124,7 +124,7 @@ MLP_HIDDEN = 8
 
 def _mlp_layout() -> list[tuple[str, tuple[int, ...]]]:
     h = MLP_HIDDEN
-    return [("w1", (h,)), ("b1", (h,)), ("w2", (h, h)), ("b2", (h,)), ("w3", (h,)), ("b3", (1,))]
+    return [("w1", (h,)), ("b1", (h,)), ("w2", (h, h)), ("b2", (h,)), ("w3", (h,))]
 
 
 def _mlp_params() -> tuple[ParamSpec, ...]:
@@ -142,9 +142,9 @@ def _mlp_params() -> tuple[ParamSpec, ...]:
 class MLPShaper(Block):
     """A small MLP waveshaper ``1 -> 8 -> 8 -> 1`` with tanh hidden units.
 
-    The bank row *is* the weights (97 parameters ``w1_*, b1_*, w2_*, b2_*, w3_*, b3_0``, each
-    bounded to ``[-4, 4]``): ``y = m(x) - m(0)`` with ``m(x) = w3 . tanh(W2^T tanh(w1 x + b1)
-    + b2) + b3`` (``W2[i, j] = w2_{8 i + j}``), so silence stays silent.
+    The bank row *is* the weights (96 parameters ``w1_*, b1_*, w2_*, b2_*, w3_*``, each bounded
+    to ``[-4, 4]``): ``y = m(x) - m(0)`` with ``m(x) = w3 . tanh(W2^T tanh(w1 x + b1) + b2)``
+    (``W2[i, j] = w2_{8 i + j}``), so silence stays silent (an output bias would cancel).
     """
 
     name = "mlp"
@@ -155,10 +155,10 @@ class MLPShaper(Block):
         values = [tf.cast(controls[f"{group}_{i}"], tf.float32) for i in range(size)]
         return tf.stack(values, axis=-1)
 
-    def _forward(self, x, w1, b1, w2, b2, w3, b3):
+    def _forward(self, x, w1, b1, w2, b2, w3):
         h1 = tf.tanh(x[..., None] * w1 + b1)  # [..., 8]
         h2 = tf.tanh(tf.reduce_sum(h1[..., :, None] * w2, axis=-2) + b2)
-        return tf.reduce_sum(h2 * w3, axis=-1) + b3[..., 0]
+        return tf.reduce_sum(h2 * w3, axis=-1)
 
     def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
         h = MLP_HIDDEN
@@ -168,8 +168,7 @@ class MLPShaper(Block):
         w2 = tf.reshape(w2, tf.concat([tf.shape(w2)[:-1], [h, h]], axis=0))
         b2 = self._stack(controls, "b2", h)
         w3 = self._stack(controls, "w3", h)
-        b3 = self._stack(controls, "b3", 1)
-        weights = (w1, b1, w2, b2, w3, b3)
+        weights = (w1, b1, w2, b2, w3)
         return self._forward(audio, *weights) - self._forward(tf.zeros_like(audio), *weights)
 
 
