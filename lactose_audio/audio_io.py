@@ -150,6 +150,39 @@ def _format_for(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
+def check_output_path(
+    path: str | os.PathLike[str], suffixes: tuple[str, ...] | None = None
+) -> Path:
+    """Refuse an output path before any work is done (one-line ParameterError).
+
+    Args:
+        path: where a command will write.
+        suffixes: allowed extensions (lower case, with the dot); default: the audio formats.
+
+    Returns:
+        The path.
+
+    Raises:
+        ParameterError: unknown extension, an existing directory, a missing or unwritable
+            parent directory.
+    """
+    out = Path(path)
+    allowed = tuple(FORMATS) if suffixes is None else suffixes
+    if out.suffix.lower() not in allowed:
+        raise ParameterError(
+            f"{os.fspath(path)}: unknown extension {out.suffix or '(none)'!r}; use one of "
+            f"{', '.join(allowed)}"
+        )
+    if out.is_dir():
+        raise ParameterError(f"{os.fspath(path)}: is a directory")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise ParameterError(f"{os.fspath(path)}: folder {os.fspath(parent)} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ParameterError(f"{os.fspath(path)}: folder {os.fspath(parent)} is not writable")
+    return out
+
+
 def write_audio(
     path: str | os.PathLike[str],
     audio: np.ndarray,

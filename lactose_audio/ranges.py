@@ -193,8 +193,18 @@ class RangeEdges:
         return cls(tuple(data["edges"]), data.get("unit", ""))
 
     @classmethod
-    def from_quantiles(cls, values: np.ndarray, n_ranges: int, unit: str = "") -> RangeEdges:
+    def from_quantiles(
+        cls,
+        values: np.ndarray,
+        n_ranges: int,
+        unit: str = "",
+        weights: np.ndarray | None = None,
+    ) -> RangeEdges:
         """Edges at the quantiles of ``values``, so that every range gets data where possible.
+
+        With ``weights`` (one non-negative weight per value, e.g. the signal's amplitude where
+        the key was measured) the quantiles are weighted: every range then holds about the same
+        share of the total weight rather than of the number of values.
 
         Each edge is the midpoint between two adjacent distinct data values, chosen so that the
         fraction of values below edge ``k`` is as close as possible to ``(k + 1) / n_ranges``
@@ -209,6 +219,7 @@ class RangeEdges:
             values: Key values, any shape, in ``unit``; must be finite.
             n_ranges: Number of ranges, >= 1.
             unit: Unit of the key.
+            weights: Optional weights shaped like ``values`` (finite, >= 0, not all 0).
 
         Returns:
             Edges with ``n_ranges - 1`` entries.
@@ -228,8 +239,21 @@ class RangeEdges:
             raise ParameterError(f"cannot place {n_ranges - 1} edges from zero key values")
         if not np.all(np.isfinite(flat)):
             raise ParameterError("key values must be finite to place range edges")
-        uniq, counts = np.unique(flat, return_counts=True)
-        below = np.concatenate([[0], np.cumsum(counts)[:-1]])  # values below uniq[j]
+        if weights is None:
+            uniq, counts = np.unique(flat, return_counts=True)
+            total = float(flat.size)
+        else:
+            w = np.asarray(weights, dtype=np.float64).ravel()
+            if w.shape != flat.shape:
+                raise ParameterError(
+                    f"weights must match the key values ({flat.size}), got {w.size}"
+                )
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+                raise ParameterError("quantile weights must be finite, >= 0 and not all zero")
+            uniq, inverse = np.unique(flat, return_inverse=True)
+            counts = np.bincount(inverse.ravel(), weights=w, minlength=uniq.size)
+            total = float(counts.sum())
+        below = np.concatenate([[0], np.cumsum(counts)[:-1]])  # weight below uniq[j]
         n_edges = n_ranges - 1
         usable = uniq.size - 1  # candidate split points j = 1 .. uniq.size - 1
         chosen: list[int] = []
@@ -237,7 +261,7 @@ class RangeEdges:
         for k in range(min(n_edges, usable)):
             remaining = min(n_edges, usable) - k - 1
             lo, hi = last + 1, usable - remaining
-            target = (k + 1) * flat.size / n_ranges
+            target = (k + 1) * total / n_ranges
             j = lo + int(np.argmin(np.abs(below[lo : hi + 1] - target)))
             chosen.append(j)
             last = j

@@ -1,0 +1,140 @@
+"""Losses and metrics: ESR, pre-emphasis, multi-resolution STFT (ddsp), SNR.
+
+The TF functions are what training minimises; the numpy ones are what ``lactose eval``
+and the benchmarks report, with the same definitions.
+
+ESR (error-to-signal ratio, Wright & Välimäki 2019): ``sum((y - ŷ)²) / sum(y²)``; 0 is a
+perfect model, 1 is as bad as outputting silence. Pre-emphasis: the first-order highpass
+``y[n] - coefficient * y[n - 1]`` applied to target and prediction before the ESR, which
+weights the high frequencies where distortion is audible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lactose_audio.errors import ParameterError
+
+DEFAULT_PRE_EMPHASIS = 0.85
+DEFAULT_FFT_SIZES = (2048, 1024, 512, 256, 128)
+_EPS = 1e-10
+
+
+def _check_pair(target: np.ndarray, prediction: np.ndarray) -> None:
+    if target.shape != prediction.shape:
+        raise ParameterError(
+            f"target and prediction must have the same shape, got {target.shape} and "
+            f"{prediction.shape}"
+        )
+
+
+def pre_emphasis(audio: np.ndarray, coefficient: float = DEFAULT_PRE_EMPHASIS) -> np.ndarray:
+    """First-order pre-emphasis ``y[n] = x[n] - c * x[n-1]`` along the last axis (x[-1] = 0).
+
+    Args:
+        audio: ``[..., n_samples]``.
+        coefficient: ``c`` in [0, 1).
+
+    Returns:
+        ``[..., n_samples]``, float64.
+    """
+    audio = np.asarray(audio, dtype=np.float64)
+    out = audio.copy()
+    out[..., 1:] -= coefficient * audio[..., :-1]
+    return out
+
+
+def esr(target: np.ndarray, prediction: np.ndarray, pre_emphasis_coefficient: float = 0.0) -> float:
+    """Error-to-signal ratio ``sum((y - ŷ)²) / sum(y²)`` (optionally pre-emphasised).
+
+    Args:
+        target: ``[..., n_samples]`` the recorded wet signal ``y``.
+        prediction: same shape, the model's output ``ŷ``.
+        pre_emphasis_coefficient: 0 for plain ESR, e.g. 0.85 for pre-emphasised ESR.
+
+    Returns:
+        The ESR (dimensionless, ≥ 0).
+    """
+    target = np.asarray(target, dtype=np.float64)
+    prediction = np.asarray(prediction, dtype=np.float64)
+    _check_pair(target, prediction)
+    if pre_emphasis_coefficient:
+        target = pre_emphasis(target, pre_emphasis_coefficient)
+        prediction = pre_emphasis(prediction, pre_emphasis_coefficient)
+    return float(np.sum((target - prediction) ** 2) / (np.sum(target**2) + _EPS))
+
+
+def snr_db(target: np.ndarray, prediction: np.ndarray) -> float:
+    """Signal-to-noise ratio of the prediction in dB: ``-10 log10(ESR)``."""
+    return float(-10.0 * np.log10(max(esr(target, prediction), 1e-30)))
+
+
+def mr_stft_distance(
+    target: np.ndarray, prediction: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES
+) -> float:
+    """Multi-resolution STFT distance (ddsp ``SpectralLoss``: linear + log magnitudes, L1).
+
+    Args:
+        target: ``[n_samples]`` or ``[batch, n_samples]``.
+        prediction: same shape.
+        fft_sizes: STFT sizes (75 % overlap, as ddsp).
+
+    Returns:
+        The loss value (dimensionless; 0 for identical signals).
+    """
+    from lactose_audio._tf import tf
+
+    target = np.atleast_2d(np.asarray(target, dtype=np.float32))
+    prediction = np.atleast_2d(np.asarray(prediction, dtype=np.float32))
+    _check_pair(target, prediction)
+    loss = spectral_loss(fft_sizes)
+    return float(loss(tf.constant(target), tf.constant(prediction)))
+
+
+def spectral_loss(fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES):
+    """ddsp's multi-resolution ``SpectralLoss`` (linear and log magnitude, L1, mean)."""
+    from lactose_audio._ddsp import ddsp
+
+    return ddsp.losses.SpectralLoss(
+        fft_sizes=tuple(fft_sizes), loss_type="L1", mag_weight=1.0, logmag_weight=1.0
+    )
+
+
+def esr_tf(target, prediction, pre_emphasis_coefficient: float = 0.0):
+    """ESR in TensorFlow over a batch (one ratio over all samples), differentiable.
+
+    Args:
+        target: ``tf.Tensor [batch, n_samples]``.
+        prediction: ``tf.Tensor [batch, n_samples]``.
+        pre_emphasis_coefficient: 0 for plain ESR.
+
+    Returns:
+        Scalar ``tf.Tensor``.
+    """
+    from lactose_audio._tf import tf
+
+    if pre_emphasis_coefficient:
+        target = target[:, 1:] - pre_emphasis_coefficient * target[:, :-1]
+        prediction = prediction[:, 1:] - pre_emphasis_coefficient * prediction[:, :-1]
+    error = tf.reduce_sum(tf.square(target - prediction))
+    return error / (tf.reduce_sum(tf.square(target)) + _EPS)
+
+
+def evaluate(target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """All reported metrics for one prediction, as ``lactose eval`` prints them.
+
+    Args:
+        target: ``[n_samples]`` the wet recording.
+        prediction: ``[n_samples]`` the model's output.
+
+    Returns:
+        ``{"esr", "esr_pre_emphasis", "mr_stft", "snr_db"}``.
+    """
+    return {
+        "esr": esr(target, prediction),
+        "esr_pre_emphasis": esr(target, prediction, DEFAULT_PRE_EMPHASIS),
+        "mr_stft": mr_stft_distance(target, prediction),
+        "snr_db": snr_db(target, prediction),
+    }

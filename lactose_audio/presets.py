@@ -1,0 +1,291 @@
+"""Presets: the versioned JSON file a trained effect lives in (spec: docs/preset-format.md).
+
+A preset holds physical parameters per range (dB, Hz, ...), the key that selects the
+range, the data coverage of every range and the training metadata. Loading parses plain
+JSON (no pickle, nothing executable), validates every field and refuses unknown
+formats, versions and blocks, and non-finite or out-of-range values with a
+:class:`~lactose_audio.errors.PresetError` naming the file and the field.
+
+Save → load → save is byte-identical: the file is written with a fixed layout (2-space
+indent, keys in a fixed order, floats in their shortest round-trip form).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lactose_audio.errors import LactoseError, PresetError
+
+FORMAT = "lactose-audio-preset"
+VERSION = 1
+SUFFIX = ".json"
+#: Where shipped presets are looked up by name: $LACTOSE_PRESETS_PATH (os.pathsep-separated
+#: folders), then the ``presets/`` folder of the source tree.
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
+_TOP_LEVEL = ("format", "version", "name", "description", "sample_rate", "chain", "coverage",
+              "training")
+
+
+@dataclass
+class Effect:
+    """A loaded preset: a callable chain plus what the preset says about it.
+
+    ``fx(x, sample_rate=44100)`` renders ``x`` (``[n_samples]`` float32) through the chain.
+    ``fx[i]`` is the i-th stage; ``fx[i].params`` its per-range physical parameters;
+    ``fx.ranges`` the edges of every stage's key, in the key's unit.
+
+    Attributes:
+        chain: the :class:`~lactose_audio.chains.Chain`.
+        name: short name.
+        description: one line.
+        sample_rate: the rate it was trained at, in Hz (it renders at any rate).
+        coverage: per stage, ``{"counts": [...], "flagged": [...]}`` per range.
+        training: training metadata (latency_samples, validation_esr, steps, seconds, ...).
+    """
+
+    chain: Any
+    name: str = ""
+    description: str = ""
+    sample_rate: int = 44100
+    coverage: list[dict[str, Any]] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, audio, sample_rate: int, *, mix: float = 1.0):
+        from lactose_audio.render import render
+
+        return render(self.chain, audio, sample_rate, mix=mix)
+
+    def __getitem__(self, index: int):
+        return self.chain[index]
+
+    def __len__(self) -> int:
+        return len(self.chain)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.chain)
+
+    @property
+    def ranges(self) -> list[dict[str, Any]]:
+        """Per stage: block name, key kind, unit and inner edges (``[]`` for one range)."""
+        out = []
+        for stage in self.chain:
+            edges = stage.edges
+            out.append(
+                {
+                    "block": stage.block.name,
+                    "key": stage.key.kind,
+                    "unit": edges.unit,
+                    "edges": [float(e) for e in edges.edges],
+                    "n_ranges": edges.n_ranges,
+                }
+            )
+        return out
+
+    def __repr__(self) -> str:
+        return f"Effect({self.name!r}, {self.chain!r})"
+
+    def to_document(self) -> dict[str, Any]:
+        """The preset as a JSON-able dict (the v1 layout)."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "description": self.description,
+            "sample_rate": int(self.sample_rate),
+            "chain": self.chain.to_config(),
+            "coverage": self.coverage,
+            "training": self.training,
+        }
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name} is not allowed")
+
+
+def _check_finite(value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PresetError(f"{where}: non-finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{where}[{i}]")
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """Serialise a preset document in the canonical layout (byte-stable)."""
+    _check_finite(document, "preset")
+    return json.dumps(document, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def validate_document(document: Any, source: str = "preset") -> Effect:
+    """Check a parsed preset document and build its :class:`Effect`.
+
+    Args:
+        document: the parsed JSON.
+        source: the file name, for messages.
+
+    Returns:
+        The effect.
+
+    Raises:
+        PresetError: on any problem, naming ``source`` and the field.
+    """
+    if not isinstance(document, dict):
+        raise PresetError(f"{source}: not a preset (expected a JSON object)")
+    if document.get("format") != FORMAT:
+        raise PresetError(f"{source}: not a lactose-audio preset (format is "
+                          f"{document.get('format')!r}, expected {FORMAT!r})")
+    version = document.get("version")
+    if version != VERSION:
+        raise PresetError(f"{source}: unknown preset version {version!r}; this lactose_audio "
+                          f"reads version {VERSION}")
+    unknown = sorted(set(document) - set(_TOP_LEVEL))
+    if unknown:
+        raise PresetError(f"{source}: unknown field(s) {', '.join(unknown)}")
+    for key in _TOP_LEVEL:
+        if key not in document:
+            raise PresetError(f"{source}: missing field {key!r}")
+    _check_finite(document, source)
+    for key in ("name", "description"):
+        if not isinstance(document[key], str):
+            raise PresetError(f"{source}: {key} must be a string")
+    sample_rate = document["sample_rate"]
+    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or not (
+        1000 <= sample_rate <= 768000
+    ):
+        raise PresetError(f"{source}: sample_rate must be an integer between 1000 Hz and "
+                          f"768000 Hz, got {sample_rate!r}")
+    if not isinstance(document["training"], dict):
+        raise PresetError(f"{source}: training must be an object")
+
+    from lactose_audio.chains import Chain
+
+    try:
+        chain = Chain.from_config(document["chain"])
+    except PresetError as exc:
+        raise PresetError(f"{source}: {exc}") from None
+    except LactoseError as exc:
+        raise PresetError(f"{source}: chain: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise PresetError(f"{source}: chain: malformed ({type(exc).__name__}: {exc})") from None
+
+    coverage = document["coverage"]
+    if not isinstance(coverage, list) or len(coverage) != len(chain):
+        raise PresetError(f"{source}: coverage must list one entry per stage ({len(chain)})")
+    for i, (entry, stage) in enumerate(zip(coverage, chain, strict=True)):
+        n_ranges = stage.edges.n_ranges
+        if not isinstance(entry, dict) or set(entry) != {"counts", "flagged"}:
+            raise PresetError(f"{source}: coverage[{i}] must be {{counts, flagged}}")
+        counts, flagged = entry["counts"], entry["flagged"]
+        if (
+            not isinstance(counts, list)
+            or len(counts) != n_ranges
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+        ):
+            raise PresetError(f"{source}: coverage[{i}].counts must be {n_ranges} counts ≥ 0")
+        if (
+            not isinstance(flagged, list)
+            or len(flagged) != n_ranges
+            or not all(isinstance(f, bool) for f in flagged)
+        ):
+            raise PresetError(f"{source}: coverage[{i}].flagged must be {n_ranges} booleans")
+    return Effect(
+        chain=chain,
+        name=document["name"],
+        description=document["description"],
+        sample_rate=sample_rate,
+        coverage=coverage,
+        training=document["training"],
+    )
+
+
+def _search_path() -> list[Path]:
+    folders = [Path(p) for p in os.environ.get("LACTOSE_PRESETS_PATH", "").split(os.pathsep) if p]
+    return [*folders, SHIPPED_DIR]
+
+
+def resolve(path_or_name: str | os.PathLike) -> Path:
+    """Find a preset by path, or by the name of a shipped preset (``tanh_drive``).
+
+    Raises:
+        PresetError: if neither a file nor a shipped preset has that name.
+    """
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    text = str(path_or_name)
+    if os.sep not in text and not text.endswith(SUFFIX):
+        for folder in _search_path():
+            candidate = folder / f"{text}{SUFFIX}"
+            if candidate.is_file():
+                return candidate
+    if path.exists():
+        raise PresetError(f"{text}: not a file")
+    names = ", ".join(name for name, _ in list_presets()) or "none"
+    raise PresetError(f"{text}: no such preset file or shipped preset (shipped: {names})")
+
+
+def load_preset(path_or_name: str | os.PathLike) -> Effect:
+    """Load and validate a preset file, or a shipped preset by name.
+
+    Args:
+        path_or_name: a path to a ``.json`` preset, or a shipped preset's name
+            (``lactose presets`` lists them).
+
+    Returns:
+        The :class:`Effect`: ``y = fx(x, sample_rate=44100)``.
+
+    Raises:
+        PresetError: unreadable, malformed, unknown version or block, invalid values.
+    """
+    path = resolve(path_or_name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise PresetError(f"{path}: not valid JSON ({exc})") from None
+    return validate_document(document, str(path))
+
+
+def save_preset(effect: Effect, path: str | os.PathLike) -> Path:
+    """Write ``effect`` to ``path`` atomically in the canonical layout.
+
+    Returns:
+        The path written.
+    """
+    from lactose_audio.audio_io import atomic_write_text
+
+    text = dumps(effect.to_document())
+    path = Path(path)
+    atomic_write_text(path, text)
+    return path
+
+
+def list_presets() -> list[tuple[str, str]]:
+    """Shipped presets as ``(name, description)``, sorted by name; unreadable ones skipped."""
+    seen: dict[str, str] = {}
+    for folder in _search_path():
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.glob(f"*{SUFFIX}")):
+            if file.stem in seen:
+                continue
+            try:
+                document = json.loads(file.read_text(encoding="utf-8"))
+                if document.get("format") != FORMAT:
+                    continue
+                seen[file.stem] = str(document.get("description", ""))
+            except (OSError, ValueError, AttributeError):
+                continue
+    return sorted(seen.items())

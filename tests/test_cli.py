@@ -1,0 +1,139 @@
+"""Every command refuses bad input with one line naming the file, exit code 2, no output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lactose_audio import cli
+from lactose_audio.chains import Chain, make_key
+from lactose_audio.presets import Effect, save_preset
+
+SR = 44100
+
+
+def _tone(seconds: float = 1.0, sr: int = SR, level: float = 0.3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    return (level * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(t.size)).astype(
+        np.float32
+    )
+
+
+@pytest.fixture()
+def files(tmp_path):
+    """A valid dry/wet pair, a valid preset, and a zoo of bad files."""
+    x = _tone()
+    paths = {}
+
+    def wav(name, data, sr=SR, subtype="FLOAT"):
+        path = tmp_path / name
+        sf.write(path, data, sr, subtype=subtype)
+        paths[name] = path
+        return path
+
+    wav("dry.wav", x)
+    wav("wet.wav", np.tanh(3 * x))
+    wav("silent.wav", np.zeros_like(x))
+    wav("dc.wav", np.full_like(x, 0.5))
+    nan = x.copy()
+    nan[100] = np.nan
+    wav("nan.wav", nan)
+    wav("sr48k.wav", _tone(sr=48000), sr=48000)
+    wav("short.wav", x[: x.size // 2])
+    wav("stereo.wav", np.stack([x, x], axis=1))
+    (tmp_path / "text.wav").write_text("this is not audio\n")
+    paths["text.wav"] = tmp_path / "text.wav"
+    chain = Chain.from_spec("gain>tanh", key=make_key("amplitude"), n_ranges=2)
+    effect = Effect(chain=chain, name="p", description="d", coverage=[
+        {"counts": [1, 1], "flagged": [False, False]}] * 2)
+    paths["preset.json"] = save_preset(effect, tmp_path / "preset.json")
+    (tmp_path / "broken.json").write_text('{"format": "lactose-audio-preset", "version": 7}')
+    paths["broken.json"] = tmp_path / "broken.json"
+    paths["missing.wav"] = tmp_path / "missing.wav"
+    return paths
+
+
+def _refused(capsys, argv, name: str, problem: str) -> None:
+    code = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert name in err and problem in err, err
+
+
+BAD_PAIRS = [
+    ("missing.wav", "wet.wav", "missing.wav", "not found"),
+    ("dry.wav", "missing.wav", "missing.wav", "not found"),
+    ("text.wav", "wet.wav", "text.wav", "audio"),
+    ("dry.wav", "silent.wav", "silent.wav", "silent"),
+    ("silent.wav", "wet.wav", "silent.wav", "silent"),
+    ("dc.wav", "wet.wav", "dc.wav", "DC"),
+    ("dry.wav", "nan.wav", "nan.wav", "non-finite"),
+    ("dry.wav", "sr48k.wav", "sr48k.wav", "sample rate"),
+    ("dry.wav", "short.wav", "short.wav", "length"),
+    ("stereo.wav", "wet.wav", "stereo.wav", "channel"),
+]
+
+
+@pytest.mark.parametrize(("dry", "wet", "name", "problem"), BAD_PAIRS)
+def test_train_refuses_bad_pairs(files, capsys, tmp_path, dry, wet, name, problem):
+    out = tmp_path / "new.json"
+    _refused(capsys, ["train", files[dry], files[wet], "--out", out, "--steps", "1"], name,
+             problem)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("dry", "wet", "name", "problem"), BAD_PAIRS)
+def test_eval_refuses_bad_pairs(files, capsys, dry, wet, name, problem):
+    _refused(capsys, ["eval", files["preset.json"], files[dry], files[wet]], name, problem)
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [("missing.wav", "not found"), ("text.wav", "audio"), ("nan.wav", "non-finite"),
+     ("silent.wav", "silent"), ("stereo.wav", "channel")],
+)
+def test_render_refuses_bad_input_and_keeps_existing_output(files, capsys, tmp_path, source,
+                                                            problem):
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"precious")
+    _refused(capsys, ["render", files["preset.json"], files[source], out], source, problem)
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out.wav"]
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["render"], ["eval"]])
+def test_commands_refuse_bad_presets(files, capsys, tmp_path, command):
+    tail = {"inspect": [], "render": [files["dry.wav"], tmp_path / "o.wav"],
+            "eval": [files["dry.wav"], files["wet.wav"]]}[command[0]]
+    _refused(capsys, [*command, files["broken.json"], *tail], "broken.json",
+             "unknown preset version 7")
+    _refused(capsys, [*command, tmp_path / "nope.json", *tail], "nope.json", "no such preset")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_render_refuses_unknown_output_extension_before_work(files, capsys, tmp_path):
+    _refused(capsys, ["render", files["preset.json"], files["dry.wav"], tmp_path / "o.mp3"],
+             "o.mp3", "extension")
+    assert not (tmp_path / "o.mp3").exists()
+
+
+def test_render_with_channel_and_mix(files, capsys, tmp_path):
+    out = tmp_path / "o.wav"
+    assert cli.main(["render", str(files["preset.json"]), str(files["stereo.wav"]), str(out),
+                     "--channel", "1", "--mix", "0"]) == 0
+    rendered, _ = sf.read(out, dtype="float32")
+    np.testing.assert_allclose(rendered, _tone(), atol=1e-6)  # mix 0 is the input
+
+
+def test_train_refuses_conflicting_options(files, capsys, tmp_path):
+    code = cli.main(["train", str(files["dry.wav"]), str(files["wet.wav"]), "--out",
+                     str(tmp_path / "p.json"), "--ranges", "4", "--edges", "-20,-10"])
+    assert code == 2
+    code = cli.main(["train", str(files["dry.wav"]), str(files["wet.wav"]), "--out",
+                     str(tmp_path / "p.txt")])
+    assert code == 2 and "p.txt" in capsys.readouterr().err

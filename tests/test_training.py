@@ -1,0 +1,128 @@
+"""Training end to end: improvement over identity, separated ranges, resume, interrupt, CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lactose_audio import cli
+from lactose_audio.data import pair_from_arrays
+from lactose_audio.losses import esr
+from lactose_audio.presets import load_preset
+from lactose_audio.training import (
+    CHECKPOINT_SUFFIX,
+    TrainConfig,
+    TrainingInterrupted,
+    train,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from make_datasets import make_pair  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def drive_pair():
+    dry, wet, sample_rate = make_pair("tanh_drive", seconds=8.0, seed=3)
+    return pair_from_arrays(dry, wet, sample_rate, latency=0, name="tanh_drive")
+
+
+def test_training_improves_esr_by_a_large_factor_over_identity(drive_pair, tmp_path):
+    identity = esr(drive_pair.wet, drive_pair.dry)
+    config = TrainConfig(steps=240, key="none", seed=0)
+    result = train(drive_pair, config, out=tmp_path / "drive.json")
+    effect = load_preset(tmp_path / "drive.json")
+    n_val = drive_pair.n_samples - int(round(drive_pair.n_samples * 0.85 / 4096)) * 4096
+    prediction = effect(drive_pair.dry, drive_pair.sample_rate)
+    measured = esr(drive_pair.wet[-n_val:], prediction[-n_val:])
+    assert identity > 0.3
+    assert measured < identity / 20, (measured, identity)
+    # The preset records what was measured (same validation split, same graph).
+    assert effect.training["validation_esr"] == pytest.approx(measured, rel=1e-3)
+    assert result.steps == effect.training["steps"] <= 240
+
+
+def test_ranges_start_from_the_unconditioned_fit_and_flag_empty_ranges(drive_pair, tmp_path):
+    # Edges far above the data's level: ranges 1 and 2 never see data.
+    config = TrainConfig(steps=60, key="amplitude", edges=[6.0, 12.0], seed=0, eval_every=10)
+    result = train(drive_pair, config, out=tmp_path / "p.json")
+    effect = load_preset(tmp_path / "p.json")
+    for stage, cover in zip(effect.chain.stages, effect.coverage, strict=True):
+        assert cover["counts"][1:] == [0, 0]
+        assert cover["flagged"] == [False, True, True]
+        values = stage.physical()
+        # Flagged ranges hold exactly the unconditioned fit (row 0 at the end of phase 1).
+        np.testing.assert_array_equal(values[1], values[2])
+    assert "too little data" in result.summary()
+
+
+def test_resume_continues_where_the_checkpoint_left_off(drive_pair, tmp_path):
+    base = dict(key="amplitude", n_ranges=2, seed=7, eval_every=10, patience=100)
+    straight = train(drive_pair, TrainConfig(steps=40, **base), out=tmp_path / "a.json")
+    train(drive_pair, TrainConfig(steps=20, **base), out=tmp_path / "b.json")
+    assert (tmp_path / f"b.json{CHECKPOINT_SUFFIX}").is_file()
+    resumed = train(drive_pair, TrainConfig(steps=40, **base), out=tmp_path / "b.json",
+                    resume=True)
+    assert resumed.steps == straight.steps == 40
+    for s1, s2 in zip(straight.effect.chain.stages, resumed.effect.chain.stages, strict=True):
+        np.testing.assert_allclose(s1.bank.numpy(), s2.bank.numpy(), rtol=1e-4, atol=1e-5)
+    assert [h["step"] for h in resumed.history] == [h["step"] for h in straight.history]
+
+
+def test_interrupt_saves_the_best_preset_so_far(drive_pair, tmp_path):
+    out = tmp_path / "p.json"
+
+    def interrupt(trainer):
+        if trainer.step == 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="saved the best preset so far"):
+        train(drive_pair, TrainConfig(steps=200, key="none", eval_every=10), out=out,
+              on_step=interrupt)
+    effect = load_preset(out)
+    assert effect.training["steps"] == 30
+    assert np.isfinite(effect.training["validation_esr"])
+    assert Path(f"{out}{CHECKPOINT_SUFFIX}").is_file()
+
+
+def test_cli_train_render_eval_inspect(drive_pair, tmp_path, capsys):
+    dry, wet = tmp_path / "dry.wav", tmp_path / "wet.wav"
+    sf.write(dry, drive_pair.dry, drive_pair.sample_rate, subtype="PCM_24")
+    sf.write(wet, drive_pair.wet, drive_pair.sample_rate, subtype="FLOAT")
+    preset = tmp_path / "drive.json"
+    code = cli.main(["train", str(dry), str(wet), "--out", str(preset), "--steps", "60",
+                     "--key", "amplitude", "--ranges", "3", "--quiet", "--latency", "0",
+                     "--report", str(tmp_path / "report")])
+    assert code == 0, capsys.readouterr().err
+    assert "validation ESR" in capsys.readouterr().out
+    assert {p.name for p in (tmp_path / "report").iterdir()} >= {
+        "training.png", "effect.png", "spectrogram.png"}
+
+    out = tmp_path / "out.wav"
+    assert cli.main(["render", str(preset), str(dry), str(out)]) == 0
+    rendered, sample_rate = sf.read(out, dtype="float32")
+    assert sample_rate == drive_pair.sample_rate and sf.info(out).subtype == "FLOAT"
+    np.testing.assert_allclose(
+        rendered, load_preset(preset)(drive_pair.dry.astype(np.float32), sample_rate), atol=1e-6
+    )
+    capsys.readouterr()
+    assert cli.main(["eval", str(preset), str(dry), str(wet), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) >= {"esr", "esr_pre_emphasis", "mr_stft", "snr_db"}
+    assert metrics["snr_db"] == pytest.approx(-10 * np.log10(metrics["esr"]), rel=1e-6)
+    assert metrics["esr"] == pytest.approx(esr(drive_pair.wet, rendered), rel=1e-4)
+
+    assert cli.main(["inspect", str(preset), "--plot", str(tmp_path / "fx.png")]) == 0
+    table = capsys.readouterr().out
+    assert "drive_db" in table and "cutoff_hz" in table and "dBFS" in table
+    assert (tmp_path / "fx.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["inspect", str(preset), "--json"]) == 0
+    stages = json.loads(capsys.readouterr().out)["stages"]
+    assert [s["block"] for s in stages] == ["gain", "tanh", "lowpass", "highpass"]
+    assert len(stages[1]["rows"]) == 3
