@@ -31,7 +31,14 @@ import numpy as np
 
 from lactose_audio import blocks as _blocks
 from lactose_audio._tf import tf
-from lactose_audio.blocks.base import DEFAULT_HOP_SIZE, Block, design_fir, fft_size, frame_filter
+from lactose_audio.blocks.base import (
+    DEFAULT_HOP_SIZE,
+    Block,
+    design_fir,
+    fft_size,
+    filter_state,
+    frame_filter,
+)
 from lactose_audio.errors import ParameterError
 from lactose_audio.params import (
     format_value,
@@ -183,7 +190,9 @@ class Stage:
         rows = self.physical()
         parts = []
         for i, spec in enumerate(self.block.params[:6]):
-            lo, hi = float(rows[:, i].min()), float(rows[:, i].max())
+            column = rows[:, i].copy()
+            column[np.abs(column) < 1e-6 * (spec.maximum - spec.minimum)] = 0.0  # float32 raw
+            lo, hi = float(column.min()), float(column.max())
             text = format_value(spec, lo)
             if hi != lo:
                 text += " .. " + format_value(spec, hi).split("=", 1)[1]
@@ -403,13 +412,22 @@ class Chain:
         """
         audio = tf.convert_to_tensor(audio, tf.float32)
         n = int(audio.shape[-1])
+        if n == 0:
+            return tf.identity(audio)
         n_frames = -(-n // self.hop_size)
         padded = tf.pad(audio, [[0, 0], [0, n_frames * self.hop_size - n]])
         frames = tf.reshape(padded, [tf.shape(audio)[0], n_frames, self.hop_size])
-        sels = [_sel_tensors(s) for s in selections]
+        sels = self.selection_tensors(selections, n_frames)
         hard = tuple(_is_hard(s) for s in selections)
         out, _ = self._run(frames, sels, hard, float(sample_rate), None)
         return tf.reshape(out, [tf.shape(audio)[0], n_frames * self.hop_size])[:, :n]
+
+    def selection_tensors(self, selections: Sequence[Any], n_frames: int) -> list[Any]:
+        """Selections as graph inputs ``[batch or 1, T]`` (per-sample ones padded to frames)."""
+        return [
+            _sel_tensors(sel, n_frames * self.hop_size if st.control_rate == "sample" else None)
+            for st, sel in zip(self.stages, selections, strict=True)
+        ]
 
     def _run(self, frames, sels, hard, sample_rate, tails):
         """Frames ``[batch, n_frames, hop]`` -> same; ``tails``: list per filter group."""
@@ -468,14 +486,10 @@ class Chain:
             self._graphs[cache_key] = fn
         return fn
 
-    def initial_tails(self, sample_rate: float, batch: int = 1) -> list[tf.Tensor]:
-        """Zero filter tails (silence before the first sample) for streaming."""
+    def initial_tails(self, sample_rate: float, batch: int = 1) -> list[Any]:
+        """Initial filter states (silence before the first sample) for streaming."""
         n_fft = fft_size(self.hop_size, sample_rate)
-        m = -(-n_fft // self.hop_size)
-        return [
-            tf.zeros([batch, (m - 1) * self.hop_size], tf.float32)
-            for _ in range(self.n_filter_groups())
-        ]
+        return [filter_state(batch, self.hop_size, n_fft) for _ in range(self.n_filter_groups())]
 
     def __call__(self, audio: np.ndarray, sample_rate: float) -> np.ndarray:
         """Process a whole mono signal: ``float32 [n_samples] -> float32 [n_samples]``."""
@@ -535,14 +549,19 @@ def _as_audio(audio: Any) -> np.ndarray:
     return array
 
 
-def _sel_tensors(sel: Any) -> Any:
+def _sel_tensors(sel: Any, n_padded: int | None = None) -> Any:
+    """Selection -> tensors ``[batch or 1, T]``; per-sample ones padded to ``n_padded``."""
     if sel is None:
         return None
     lower, upper, frac = sel
 
     def batch(x, dtype):
         t = tf.convert_to_tensor(x, dtype)
-        return t[None] if t.shape.rank == 1 else t
+        t = t[None] if t.shape.rank == 1 else t
+        if n_padded is not None and n_padded > t.shape[-1] > 0:
+            # padding samples after the end (cropped later) use the last sample's row
+            t = tf.concat([t, tf.repeat(t[:, -1:], n_padded - t.shape[-1], axis=1)], 1)
+        return t
 
     return (batch(lower, tf.int32), batch(upper, tf.int32), batch(frac, tf.float32))
 
@@ -631,7 +650,20 @@ def _filter_group(x, group, sample_rate: float, n_fft: int, tail):
             resp = resp[None] if sel is None else _per_frame(resp, sel, hard)
             product = resp if product is None else product * resp
         spectra = design_fir(product, n_fft, hop)
-    return frame_filter(x, spectra, n_fft, tail)
+    return frame_filter(x, spectra, n_fft, tail, _changed(group), varying=bool(keyed))
+
+
+def _changed(group) -> Any:
+    """Frames whose selection differs from the previous frame's, frame 0 always (or None)."""
+    flags = None
+    for _, sel, _ in group:
+        if sel is None:
+            continue
+        for arr in sel:
+            diff = tf.not_equal(arr[:, 1:], arr[:, :-1])
+            diff = tf.concat([tf.ones_like(arr[:, :1], tf.bool), diff], axis=1)
+            flags = diff if flags is None else tf.logical_or(flags, diff)
+    return flags
 
 
 __all__ = ["Chain", "Stage", "default_chain", "frame_mean", "make_key"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lactose_audio._tf import tf
-from lactose_audio.chains import Chain, _as_audio, _is_hard, _key_dict, _sel_tensors, frame_mean
+from lactose_audio.chains import Chain, _as_audio, _is_hard, _key_dict, frame_mean
 from lactose_audio.errors import ParameterError
 from lactose_audio.ranges import select
 
@@ -37,7 +37,7 @@ def _run_frames(chain: Chain, audio: np.ndarray, sels, sample_rate: float, tails
     frames = tf.constant(audio.reshape(1, n_frames, hop))
     hard = tuple(_is_hard(s) for s in sels)
     fn = chain.graph(sample_rate, hard)
-    out, tails = fn(frames, [_sel_tensors(s) for s in sels], tails)
+    out, tails = fn(frames, chain.selection_tensors(sels, n_frames), tails)
     return out.numpy().reshape(-1)[:n], tails
 
 

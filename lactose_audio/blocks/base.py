@@ -207,48 +207,102 @@ def design_fir(response: tf.Tensor, n_fft: int, hop_size: int) -> tf.Tensor:
     return tf.cast(spectrum, tf.complex64)
 
 
+CROSSFADE = 256
+"""Samples over which a frame's filter fades in from the previous frame's (see frame_filter)."""
+
+
+def crossfade_length(hop_size: int) -> int:
+    """Crossfade length for a hop: ``min(CROSSFADE, hop_size)``."""
+    return min(CROSSFADE, int(hop_size))
+
+
+def filter_state(batch: int, hop_size: int, n_fft: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Initial streaming state of a frame filter: silence before the first frame."""
+    m = -(-n_fft // hop_size)
+    return (
+        tf.zeros([batch, (m - 1) * hop_size], tf.float32),
+        tf.zeros([batch, n_fft // 2 + 1], tf.complex64),
+        tf.constant(0.0, tf.float32),
+    )
+
+
 def frame_filter(
     frames: tf.Tensor,
     spectra: tf.Tensor,
     n_fft: int,
-    tail: tf.Tensor | None = None,
-) -> tuple[tf.Tensor, tf.Tensor]:
+    state: tuple[tf.Tensor, tf.Tensor, tf.Tensor] | None = None,
+    changed: tf.Tensor | None = None,
+    varying: bool = True,
+) -> tuple[tf.Tensor, tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
     """Filter each frame with its own FIR and overlap-add (ddsp ``fft_convolve`` style).
 
     Frame ``f`` of the input (``hop_size`` samples) is convolved with the FIR whose spectrum is
-    ``spectra[:, f]``; the convolved blocks are overlap-added. Because the input is split (not
-    the output), changing the filter between frames never makes a step: there are no clicks.
+    ``spectra[:, f]`` and the convolved blocks are overlap-added. Switching filters abruptly at
+    a frame boundary would gate the input (a click when consecutive filters differ a lot), so
+    the first ``c = crossfade_length(hop)`` samples of frame ``f`` are crossfaded (raised
+    cosine) from frame ``f - 1``'s filter to frame ``f``'s::
+
+        Y_f = X_f H_f + FFT((1 - ramp) x_f[:c]) (H_{f-1} - H_f)
+
+    which needs no look-ahead (streams causally) and no larger FFT. The correction is only
+    computed for frames flagged in ``changed`` (exact: it is zero where ``H_{f-1} == H_f``).
 
     Args:
         frames: float32 ``[batch, n_frames, hop_size]``.
         spectra: complex64 ``[batch or 1, n_frames or 1, n_fft // 2 + 1]`` from
-            :func:`design_fir`.
+            :func:`design_fir`. With one frame (a static filter) there is no crossfade.
         n_fft: FFT size (``>= hop_size``).
-        tail: float32 ``[batch, (m - 1) * hop_size]`` carried from the previous call, with
-            ``m = ceil(n_fft / hop_size)``; ``None`` for silence before the first frame.
+        state: ``(tail, last_spectrum, started)`` from the previous call (see
+            :func:`filter_state`); ``None``: silence before, no previous filter.
+        changed: bool ``[batch or 1, n_frames]``: frames whose filter may differ from the
+            previous frame's; ``None``: all.
+        varying: False when ``spectra`` is one static filter for every frame and call (then
+            there is nothing to crossfade).
 
     Returns:
-        ``(out, tail)``: float32 ``[batch, n_frames, hop_size]`` and the new tail.
+        ``(out, state)``: float32 ``[batch, n_frames, hop_size]`` and the new state.
     """
     hop = int(frames.shape[-1])
     m = -(-n_fft // hop)
+    shape = tf.shape(frames)
+    batch, n_frames = shape[0], shape[1]
     padded = tf.pad(frames, [[0, 0], [0, 0], [0, n_fft - hop]])
     spectrum = tf.signal.rfft(padded, fft_length=[n_fft]) * spectra
+    if state is None:
+        state = (
+            tf.zeros([batch, (m - 1) * hop], tf.float32),
+            tf.zeros([batch, n_fft // 2 + 1], tf.complex64),
+            tf.constant(0.0, tf.float32),
+        )
+    tail, last, started = state
+    new_last = last
+    if varying:
+        c = crossfade_length(hop)
+        n_bins = n_fft // 2 + 1
+        full = tf.broadcast_to(spectra, [batch, n_frames, n_bins])
+        first = tf.concat([full[:, :1], last[:, None]], axis=1)[:, 0]
+        before = tf.where(started > 0.0, last, first)
+        prev = tf.concat([before[:, None], full[:, :-1]], axis=1)
+        flags = tf.ones([batch, n_frames], tf.bool) if changed is None else changed
+        flags = tf.broadcast_to(flags, [batch, n_frames])
+        idx = tf.where(flags)
+        ramp = 0.5 - 0.5 * tf.cos(math.pi * (tf.range(c, dtype=tf.float32) + 0.5) / c)
+        head = tf.gather_nd(frames[:, :, :c], idx) * (1.0 - ramp)
+        head_spectrum = tf.signal.rfft(tf.pad(head, [[0, 0], [0, n_fft - c]]), [n_fft])
+        delta = tf.gather_nd(prev, idx) - tf.gather_nd(full, idx)
+        spectrum = tf.tensor_scatter_nd_add(spectrum, idx, head_spectrum * delta)
+        new_last = tf.concat([before[:, None], full], axis=1)[:, -1]
     blocks = tf.signal.irfft(spectrum, fft_length=[n_fft])
     if m * hop != n_fft:
         blocks = tf.pad(blocks, [[0, 0], [0, 0], [0, m * hop - n_fft]])
-    shape = tf.shape(frames)
-    batch, n_frames = shape[0], shape[1]
     parts = tf.reshape(blocks, [batch, n_frames, m, hop])
     summed = tf.pad(parts[:, :, 0], [[0, 0], [0, m - 1], [0, 0]])
     for j in range(1, m):
         summed += tf.pad(parts[:, :, j], [[0, 0], [j, m - 1 - j], [0, 0]])
-    if tail is not None:
-        prev = tf.reshape(tail, [batch, m - 1, hop])
-        summed += tf.pad(prev, [[0, 0], [0, n_frames], [0, 0]])
+    summed += tf.pad(tf.reshape(tail, [batch, m - 1, hop]), [[0, 0], [0, n_frames], [0, 0]])
     out = summed[:, :n_frames]
     new_tail = tf.reshape(summed[:, n_frames:], [batch, (m - 1) * hop])
-    return out, new_tail
+    return out, (new_tail, new_last, tf.ones_like(started))
 
 
 class _Broadcast(Mapping):
@@ -310,6 +364,8 @@ class LinearFilter(Block):
         audio = tf.convert_to_tensor(audio, tf.float32)
         batch = tf.shape(audio)[0]
         n = int(audio.shape[-1])
+        if n == 0:
+            return tf.identity(audio)
         n_frames = -(-n // hop_size)
         n_fft = fft_size(hop_size, sample_rate)
         ctrl = _Broadcast(controls, [batch, n_frames])
@@ -325,8 +381,11 @@ __all__ = [
     "DEFAULT_HOP_SIZE",
     "LinearFilter",
     "RATES",
+    "CROSSFADE",
+    "crossfade_length",
     "design_fir",
     "fft_size",
+    "filter_state",
     "frame_filter",
     "frequency_grid",
     "get_block",

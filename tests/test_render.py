@@ -1,0 +1,104 @@
+"""Render: chunked (streaming) output equals whole-file output, for blocks and chains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lactose_audio.blocks import registered_blocks
+from lactose_audio.chains import Chain, Stage, default_chain, make_key
+from lactose_audio.errors import ParameterError
+from lactose_audio.ranges import RangeEdges
+from lactose_audio.render import RenderStream, render
+
+SR = 44100
+BLOCK_SIZES = [1, 37, 512, 4096, 10000]
+
+
+def _signal(n=30000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    env = np.abs(np.sin(2 * np.pi * 1.5 * t)) ** 2  # level sweeps through the ranges
+    return (env * (0.8 * np.sin(2 * np.pi * 110 * t) + 0.1 * rng.standard_normal(n))).astype(
+        np.float32
+    )
+
+
+def _keyed_random_stage(name, seed, soft_width=0.0):
+    stage = Stage(name, key=make_key("amplitude"), edges=RangeEdges((-30.0, -15.0, -6.0), "dBFS"),
+                  soft_width=soft_width)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    rows = [[rng.uniform(p.minimum, p.maximum) if p.scaling == "linear" else
+             p.minimum * (p.maximum / p.minimum) ** rng.uniform(0.3, 0.9)
+             for p in stage.block.params] for _ in range(stage.n_ranges)]  # fmt: skip
+    if name in ("chebyshev", "mlp"):  # keep the polynomial/MLP tame
+        rows = np.array(rows) * 0.3
+    stage.set_physical(rows)
+    return stage
+
+
+def _check_chunked(chain, x, sizes=BLOCK_SIZES):
+    whole = render(chain, x, SR)
+    assert whole.shape == x.shape and np.all(np.isfinite(whole))
+    for size in sizes:
+        chunked = render(chain, x, SR, block_size=size)
+        # float32: different frame counts per call may round a few ulps differently
+        np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6, err_msg=f"block {size}")
+    return whole
+
+
+@pytest.mark.parametrize("name", sorted(registered_blocks()))
+def test_every_block_chunked_equals_whole(name):
+    chain = Chain([_keyed_random_stage(name, seed=3)], hop_size=512)
+    x = _signal(6000)
+    _check_chunked(chain, x, sizes=[37, 512, 4096])
+
+
+def test_default_chain_chunked_equals_whole_all_sizes():
+    chain = default_chain(n_ranges=8)
+    x = _signal(30000)
+    chain.fit_edges(x, SR)
+    for i, stage in enumerate(chain):
+        stage.set_physical(_keyed_random_stage(stage.block.name, seed=i).physical()[:1])
+    chain[1].set_physical(np.array([[24.0 - 2 * k, 0.1, -3.0] for k in range(8)]))
+    whole = _check_chunked(chain, x)
+    assert np.abs(whole).max() > 0.05
+
+
+def test_soft_edges_mixed_keys_and_nested_chain_stream():
+    stages = [
+        _keyed_random_stage("gain", 1, soft_width=3.0),
+        Stage(
+            "tanh", key=make_key("amplitude", rate="sample"), edges=RangeEdges((-20.0,), "dBFS")
+        ),  # fmt: skip
+        _keyed_random_stage("lowpass", 2, soft_width=3.0),
+        _keyed_random_stage("peak", 4),
+        Chain([_keyed_random_stage("highshelf", 5), Stage("dc_blocker")], mix=0.7),
+    ]
+    stages[1].set_physical([[6.0, 0.0, 0.0], [18.0, 0.2, -6.0]])
+    chain = Chain(stages, hop_size=1024)
+    _check_chunked(chain, _signal(20000), sizes=[1, 37, 1024, 5000])
+
+
+def test_mix_argument_and_stream_object():
+    chain = default_chain(n_ranges=2)
+    x = _signal(9000)
+    wet = render(chain, x, SR)
+    np.testing.assert_allclose(render(chain, x, SR, mix=0.3), 0.3 * wet + 0.7 * x, atol=1e-6)
+    stream = RenderStream(chain, SR, mix=0.3)
+    parts = [stream.process(x[:5000]), stream.process(x[5000:]), stream.flush()]
+    assert parts[0].size == 4096  # whole frames only: latency < hop_size
+    np.testing.assert_allclose(np.concatenate(parts), 0.3 * wet + 0.7 * x, atol=1e-6)
+    with pytest.raises(ParameterError, match="mix must be between 0 and 1"):
+        render(chain, x, SR, mix=1.5)
+
+
+def test_pitch_keys_are_refused_by_streaming_and_bad_audio_by_render():
+    chain = Chain.from_spec("lowpass", key=make_key("pitch"), n_ranges=2)
+    with pytest.raises(ParameterError, match="pitch"):
+        RenderStream(chain, SR)
+    with pytest.raises(ParameterError, match="mono"):
+        render(Chain.from_spec("gain"), np.zeros((2, 10), np.float32), SR)
+    with pytest.raises(ParameterError, match="finite"):
+        render(Chain.from_spec("gain"), np.array([0.0, np.nan], np.float32), SR)
+    assert render(Chain.from_spec("gain>lowpass"), np.zeros(0, np.float32), SR).shape == (0,)
