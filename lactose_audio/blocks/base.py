@@ -279,19 +279,33 @@ def frame_filter(
     if varying:
         c = crossfade_length(hop)
         n_bins = n_fft // 2 + 1
-        full = tf.broadcast_to(spectra, [batch, n_frames, n_bins])
-        first = tf.concat([full[:, :1], last[:, None]], axis=1)[:, 0]
-        before = tf.where(started > 0.0, last, first)
-        prev = tf.concat([before[:, None], full[:, :-1]], axis=1)
+        # Row (b, f) of spectra, honouring its broadcast dims, without materialising it.
+        sb = tf.shape(spectra, out_type=tf.int64)[0]
+        sf = tf.shape(spectra, out_type=tf.int64)[1]
+
+        def row(b, f):
+            return tf.gather_nd(spectra, tf.stack([b % sb, tf.minimum(f, sf - 1)], axis=1))
+
+        first = row(tf.range(batch, dtype=tf.int64), tf.zeros([batch], tf.int64))
+        before = tf.where(started > 0.0, last, first)  # [batch, n_bins]
         flags = tf.ones([batch, n_frames], tf.bool) if changed is None else changed
-        flags = tf.broadcast_to(flags, [batch, n_frames])
-        idx = tf.where(flags)
+        idx = tf.where(tf.broadcast_to(flags, [batch, n_frames]))  # [M, 2]
+        b_idx, f_idx = idx[:, 0], idx[:, 1]
+        prev = tf.where(
+            (f_idx > 0)[:, None], row(b_idx, tf.maximum(f_idx - 1, 0)), tf.gather(before, b_idx)
+        )
         ramp = 0.5 - 0.5 * tf.cos(math.pi * (tf.range(c, dtype=tf.float32) + 0.5) / c)
         head = tf.gather_nd(frames[:, :, :c], idx) * (1.0 - ramp)
         head_spectrum = tf.signal.rfft(tf.pad(head, [[0, 0], [0, n_fft - c]]), [n_fft])
-        delta = tf.gather_nd(prev, idx) - tf.gather_nd(full, idx)
+        delta = prev - row(b_idx, f_idx)
         spectrum = tf.tensor_scatter_nd_add(spectrum, idx, head_spectrum * delta)
-        new_last = tf.concat([before[:, None], full], axis=1)[:, -1]
+        last_index = tf.fill([batch], tf.cast(n_frames, tf.int64) - 1)
+        new_last = tf.cond(
+            n_frames > 0,
+            lambda: row(tf.range(batch, dtype=tf.int64), last_index),
+            lambda: before,
+        )
+        new_last = tf.ensure_shape(new_last, [None, n_bins])
     blocks = tf.signal.irfft(spectrum, fft_length=[n_fft])
     if m * hop != n_fft:
         blocks = tf.pad(blocks, [[0, 0], [0, 0], [0, m * hop - n_fft]])
