@@ -312,14 +312,30 @@ class Chain:
     def fit_edges(self, audio: np.ndarray, sample_rate: float) -> None:
         """Place every keyed stage's edges on quantiles of its key over ``audio``.
 
-        Keeps each stage's number of ranges (and its bank); every range then gets data.
+        Keeps each stage's number of ranges (and its bank). The quantiles of amplitude and
+        pitch keys are weighted by the signal's level where the key was measured (linear
+        amplitude), so ranges are spent where the signal, and the ESR a model is judged by,
+        is: silence and the tails of decays do not take most of the ranges. Keys on the raw
+        sample use plain quantiles. Either way every range gets data.
         """
         audio = _as_audio(audio)
+        cache: dict[str, np.ndarray] = {}
         for stage in self.stages:
             if stage.keyed:
-                values = self._stage_key_values(stage, audio, sample_rate, {})
-                stage.edges = RangeEdges.from_quantiles(values, stage.n_ranges, stage.edges.unit)
+                values = self._stage_key_values(stage, audio, sample_rate, cache)
+                weights = self._level_weights(stage, audio, values)
+                stage.edges = RangeEdges.from_quantiles(
+                    values, stage.n_ranges, stage.edges.unit, weights=weights
+                )
         self._graphs = {}
+
+    def _level_weights(self, stage: Stage, audio: np.ndarray, values: np.ndarray):
+        """Linear amplitude at each key value (``None`` for sample keys: plain quantiles)."""
+        if stage.key.kind == "amplitude":
+            return np.power(10.0, values.astype(np.float64) / 20.0)
+        if stage.key.kind == "pitch":
+            return np.sqrt(frame_mean(audio.astype(np.float32) ** 2, self.hop_size))
+        return None
 
     def to_config(self) -> dict[str, Any]:
         """Plain-JSON config: hop, mix and per-stage physical per-range parameters."""

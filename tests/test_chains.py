@@ -70,7 +70,7 @@ def test_default_chain_and_repr_with_units():
     assert [s.block.name for s in chain] == ["gain", "tanh", "lowpass", "highpass"]
     assert all(s.n_ranges == 8 and s.key.kind == "amplitude" for s in chain)
     text = repr(chain)
-    assert "cutoff_hz=5000 Hz" in text and "drive_db=0 dB" in text and "@amplitude[8]" in text
+    assert "cutoff_hz=20000 Hz" in text and "cutoff_hz=25 Hz" in text and "drive_db=0 dB" in text and "@amplitude[8]" in text
 
 
 def test_config_round_trip_is_exact_and_json():
@@ -94,7 +94,7 @@ def test_config_round_trip_is_exact_and_json():
 def test_from_config_validates_physical_values():
     config = Chain.from_spec("lowpass").to_config()
     config["stages"][0]["ranges"][0]["cutoff_hz"] = 5.0
-    with pytest.raises(ParameterError, match="cutoff_hz must be between 20 Hz and 20000 Hz"):
+    with pytest.raises(ParameterError, match="cutoff_hz must be between 20 Hz and 22000 Hz"):
         Chain.from_config(config)
 
 

@@ -380,3 +380,16 @@ def test_separated_adam_own_step_count_and_zero_gradient_detection() -> None:
     np.testing.assert_allclose(var.numpy()[2], expected2, rtol=1e-5)
     np.testing.assert_array_equal(var.numpy()[1], [1.0, 1.0])
     np.testing.assert_array_equal(opt.slots(var)[2].numpy(), [3, 0, 1])
+
+
+def test_weighted_quantiles_follow_the_weight_not_the_count():
+    values = np.arange(100, dtype=np.float64)
+    weights = (values >= 50).astype(np.float64)  # only the top half carries weight
+    edges = RangeEdges.from_quantiles(values, 2, "dBFS", weights=weights)
+    assert edges.edges == (74.5,)  # the weighted median of 50..99
+    plain = RangeEdges.from_quantiles(values, 2, "dBFS")
+    assert plain.edges == (49.5,)
+    with pytest.raises(ParameterError, match="weights"):
+        RangeEdges.from_quantiles(values, 2, "dBFS", weights=np.zeros(100))
+    with pytest.raises(ParameterError, match="weights"):
+        RangeEdges.from_quantiles(values, 2, "dBFS", weights=np.ones(3))

@@ -29,6 +29,8 @@ from lactose_audio.params import ParamSpec
 CUTOFF = ParamSpec("cutoff_hz", "Hz", 20.0, 20000.0, "log", 1000.0)
 Q = ParamSpec("q", "", 0.25, 2.0, "log", 0.7071)
 GAIN = ParamSpec("gain_db", "dB", -24.0, 24.0, "linear", 0.0)
+#: Highest cutoff used, as a fraction of the sample rate (just below Nyquist).
+NYQUIST_FRACTION = 0.4995
 
 
 def _f64(x) -> tf.Tensor:
@@ -60,7 +62,9 @@ class Biquad(LinearFilter):
     """Base of the RBJ biquads: subclasses implement :meth:`coefficients`."""
 
     def _prewarp(self, controls: Mapping[str, tf.Tensor], sample_rate: float):
-        fc = tf.minimum(_f64(controls["cutoff_hz"]), 0.49 * float(sample_rate))
+        # Cutoffs at or above Nyquist are clamped just below it, where the RBJ lowpass is
+        # transparent (w0 -> pi gives H = 1): a learned lowpass can "open up" completely.
+        fc = tf.minimum(_f64(controls["cutoff_hz"]), NYQUIST_FRACTION * float(sample_rate))
         w0 = 2.0 * math.pi * fc / float(sample_rate)
         alpha = tf.sin(w0) / (2.0 * _f64(controls["q"]))
         return w0, tf.cos(w0), alpha
@@ -75,10 +79,14 @@ class Biquad(LinearFilter):
 
 
 class Lowpass(Biquad):
-    """RBJ lowpass, 12 dB/octave; ``q = 0.7071`` is Butterworth."""
+    """RBJ lowpass, 12 dB/octave; ``q = 0.7071`` is Butterworth.
+
+    The cutoff reaches 22 kHz so that at 44.1 kHz the filter can open up to (nearly)
+    transparent; the default, 20 kHz, barely colours the sound.
+    """
 
     name = "lowpass"
-    params = (ParamSpec("cutoff_hz", "Hz", 20.0, 20000.0, "log", 5000.0), Q)
+    params = (ParamSpec("cutoff_hz", "Hz", 20.0, 22000.0, "log", 20000.0), Q)
 
     def coefficients(self, controls, sample_rate):
         w0, cos, alpha = self._prewarp(controls, sample_rate)
@@ -90,7 +98,7 @@ class Highpass(Biquad):
     """RBJ highpass, 12 dB/octave."""
 
     name = "highpass"
-    params = (ParamSpec("cutoff_hz", "Hz", 20.0, 20000.0, "log", 80.0), Q)
+    params = (ParamSpec("cutoff_hz", "Hz", 20.0, 20000.0, "log", 25.0), Q)
 
     def coefficients(self, controls, sample_rate):
         w0, cos, alpha = self._prewarp(controls, sample_rate)
