@@ -17,7 +17,7 @@ Semantics that training and rendering share:
   click-free for any).
 - Consecutive linear filters form one *filter group*, applied in one frame-wise FFT pass whose
   per-frame response is the product of the stages' responses, designed into a single FIR of
-  ``ir_length(sample_rate)`` samples (see :mod:`lactose_audio.blocks.base`).
+  at least ``ir_length(sample_rate)`` samples (see :mod:`lactose_audio.blocks.base`).
 - ``mix``: a chain's output is ``mix * processed + (1 - mix) * its input``; nest a chain to
   mix a sub-chain.
 """
@@ -666,20 +666,7 @@ def _filter_group(x, group, sample_rate: float, n_fft: int, tail):
             resp = resp[None] if sel is None else _per_frame(resp, sel, hard)
             product = resp if product is None else product * resp
         spectra = design_fir(product, n_fft, hop)
-    return frame_filter(x, spectra, n_fft, tail, _changed(group), varying=bool(keyed))
-
-
-def _changed(group) -> Any:
-    """Frames whose selection differs from the previous frame's, frame 0 always (or None)."""
-    flags = None
-    for _, sel, _ in group:
-        if sel is None:
-            continue
-        for arr in sel:
-            diff = tf.not_equal(arr[:, 1:], arr[:, :-1])
-            diff = tf.concat([tf.ones_like(arr[:, :1], tf.bool), diff], axis=1)
-            flags = diff if flags is None else tf.logical_or(flags, diff)
-    return flags
+    return frame_filter(x, spectra, n_fft, tail, varying=bool(keyed))
 
 
 __all__ = ["Chain", "Stage", "default_chain", "frame_mean", "make_key"]

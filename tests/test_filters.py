@@ -155,3 +155,46 @@ def test_fir_eq_band_gains_and_minimum_phase():
     # minimum phase: the energy is at the start (no linear-phase latency)
     energy = np.cumsum(ir**2) / np.sum(ir**2)
     assert energy[256] > 0.9
+
+
+def _crossfade_oracle(x, irs, hop, c):
+    """y = sum_f h_f * (x_f - g_f) + h_{f-1} * g_f, g_f = (1 - ramp) x_f[:c] (frame 0: no g)."""
+    n_frames = x.size // hop
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(c) + 0.5) / c)
+    y = np.zeros(x.size + irs.shape[1] + hop)
+    for f in range(n_frames):
+        seg = x[f * hop : (f + 1) * hop].astype(np.float64)
+        g = np.zeros(hop)
+        if f > 0:
+            g[:c] = (1.0 - ramp) * seg[:c]
+            y[f * hop : f * hop + hop + irs.shape[1] - 1] += np.convolve(g, irs[f - 1])
+        y[f * hop : f * hop + hop + irs.shape[1] - 1] += np.convolve(seg - g, irs[f])
+    return y[: x.size]
+
+
+@pytest.mark.parametrize("hop", [64, 300, 4096])
+def test_frame_filter_equals_crossfade_oracle_whole_and_chunked(hop):
+    from lactose_audio.blocks.base import (
+        applied_ir_length,
+        crossfade_length,
+        filter_state,
+        frame_filter,
+    )
+
+    rng = np.random.default_rng(hop)
+    n_fft = fft_size(hop, SR)
+    length = applied_ir_length(n_fft, hop)
+    n_frames = 7
+    x = rng.standard_normal(n_frames * hop).astype(np.float32)
+    irs = rng.standard_normal((n_frames, length)) * np.exp(-np.arange(length) / (length / 8))
+    spectra = tf.constant(np.fft.rfft(irs, n_fft)[None].astype(np.complex64))
+    ref = _crossfade_oracle(x, irs, hop, crossfade_length(hop))
+    frames = tf.constant(x.reshape(1, n_frames, hop))
+    whole, _ = frame_filter(frames, spectra, n_fft)
+    np.testing.assert_allclose(whole.numpy().reshape(-1), ref, atol=2e-4 * np.abs(ref).max())
+    state, parts = filter_state(1, hop, n_fft), []
+    for lo, hi in ((0, 1), (1, 4), (4, 5), (5, 7)):
+        out, state = frame_filter(frames[:, lo:hi], spectra[:, lo:hi], n_fft, state)
+        parts.append(out.numpy().reshape(-1))
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(np.concatenate(parts), whole.numpy().reshape(-1), atol=2e-6 * scale)

@@ -164,18 +164,45 @@ def registered_blocks() -> dict[str, type[Block]]:
 
 
 def ir_length(sample_rate: float) -> int:
-    """Impulse-response length (samples) used at ``sample_rate``.
+    """Minimum impulse-response length (samples) used at ``sample_rate``.
 
     4096 samples at 44.1 kHz, scaled with the rate (so a filter's duration, hence its accuracy
-    at low cutoffs, does not depend on the rate) and rounded up to a multiple of 256.
+    at low cutoffs, does not depend on the rate) and rounded up to a multiple of 256. The FIR
+    actually applied is ``n_fft - hop_size - crossfade_length(hop_size)`` samples long, which
+    is this length or slightly more (see :func:`fft_size`).
     """
     raw = REFERENCE_IR_LENGTH * float(sample_rate) / 44100.0
     return int(math.ceil(raw / 256.0) * 256)
 
 
+def _fast_fft_length(n: int) -> int:
+    """Smallest even ``m >= n`` whose prime factors are all <= 11 (fast mixed-radix FFT)."""
+    m = max(2, int(n) + (int(n) % 2))
+    while True:
+        rest = m
+        for p in (2, 3, 5, 7, 11):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 2
+
+
 def fft_size(hop_size: int, sample_rate: float) -> int:
-    """FFT size of the frame filter: ``hop_size + ir_length(sample_rate)``."""
-    return int(hop_size) + ir_length(sample_rate)
+    """FFT size of the frame filter.
+
+    ``hop_size + crossfade_length(hop_size) + ir_length(sample_rate)``, rounded up to an even
+    size with prime factors <= 11 (8448 = 2^8 * 3 * 11 at 44.1 kHz with the default hop 4096):
+    a block is the frame plus the faded-out head of the next frame (see :func:`frame_filter`),
+    convolved with the FIR without wrap-around.
+    """
+    hop = int(hop_size)
+    return _fast_fft_length(hop + crossfade_length(hop) + ir_length(sample_rate))
+
+
+def applied_ir_length(n_fft: int, hop_size: int) -> int:
+    """Length of the FIR applied by the frame filter: ``n_fft - hop - crossfade_length(hop)``."""
+    return int(n_fft) - int(hop_size) - crossfade_length(hop_size)
 
 
 def frequency_grid(n_fft: int, sample_rate: float) -> tf.Tensor:
@@ -187,9 +214,10 @@ def design_fir(response: tf.Tensor, n_fft: int, hop_size: int) -> tf.Tensor:
     """Frequency sampling: a response on the FFT grid -> the applied FIR's spectrum.
 
     The response ``H(e^{j 2 pi k / n_fft})`` is inverted to its (time-aliased) impulse
-    response, truncated to ``n_fft - hop_size`` samples (rectangular window: least-squares
-    optimal for a decaying IR) and transformed back, so that convolving a ``hop_size`` block
-    with it in an ``n_fft`` FFT is an exact linear convolution. Linear in ``response``.
+    response, truncated to :func:`applied_ir_length` ``= n_fft - hop_size - crossfade`` samples
+    (rectangular window: least-squares optimal for a decaying IR) and transformed back, so that
+    convolving a block of ``hop_size + crossfade`` samples with it in an ``n_fft`` FFT is an
+    exact linear convolution. Linear in ``response``.
 
     Args:
         response: complex ``[..., n_fft // 2 + 1]`` (complex64 or complex128).
@@ -200,9 +228,10 @@ def design_fir(response: tf.Tensor, n_fft: int, hop_size: int) -> tf.Tensor:
         complex64 ``[..., n_fft // 2 + 1]``.
     """
     impulse = tf.signal.irfft(response, fft_length=[n_fft])
-    ir = impulse[..., : n_fft - hop_size]
+    length = applied_ir_length(n_fft, hop_size)
+    ir = impulse[..., :length]
     rank = len(ir.shape)
-    ir = tf.pad(ir, [[0, 0]] * (rank - 1) + [[0, hop_size]])  # explicit: rfft refuses empty
+    ir = tf.pad(ir, [[0, 0]] * (rank - 1) + [[0, n_fft - length]])  # explicit: rfft refuses empty
     spectrum = tf.signal.rfft(ir, fft_length=[n_fft])
     return tf.cast(spectrum, tf.complex64)
 
@@ -216,6 +245,11 @@ def crossfade_length(hop_size: int) -> int:
     return min(CROSSFADE, int(hop_size))
 
 
+def _fade_in(c: int) -> tf.Tensor:
+    """Raised-cosine fade-in over ``c`` samples (float32 ``[c]``)."""
+    return 0.5 - 0.5 * tf.cos(math.pi * (tf.range(c, dtype=tf.float32) + 0.5) / c)
+
+
 def filter_state(batch: int, hop_size: int, n_fft: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Initial streaming state of a frame filter: silence before the first frame."""
     m = -(-n_fft // hop_size)
@@ -224,6 +258,59 @@ def filter_state(batch: int, hop_size: int, n_fft: int) -> tuple[tf.Tensor, tf.T
         tf.zeros([batch, n_fft // 2 + 1], tf.complex64),
         tf.constant(0.0, tf.float32),
     )
+
+
+def _overlap_add(blocks: tf.Tensor, tail: tf.Tensor, hop: int, m: int):
+    """Overlap-add ``blocks [B, F, n_fft]`` (block ``f`` starts at ``f * hop``) onto ``tail``.
+
+    ``tail`` ``[B, (m - 1) * hop]`` holds earlier blocks' contributions to frames ``0 .. m-2``
+    (``m = ceil(n_fft / hop)``). Requires ``F >= 1``.
+    Returns ``(out [B, F, hop], new_tail [B, (m - 1) * hop])``.
+    """
+    n_fft = int(blocks.shape[-1])
+    if m == 3:
+        return _overlap_add3(blocks, tail, hop, n_fft - 2 * hop)
+    shape = tf.shape(blocks)
+    batch, n_frames = shape[0], shape[1]
+    tail_frames = tf.reshape(tail, [batch, m - 1, hop])
+    summed = None
+    for j in range(m):
+        part = blocks[:, :, j * hop : min((j + 1) * hop, n_fft)]
+        width = min(hop, n_fft - j * hop)
+        if width < hop:
+            part = tf.pad(part, [[0, 0], [0, 0], [0, hop - width]])
+        # Part j of block f lands in frame f + j of the timeline [0, F + m - 1).
+        shifted = tf.pad(part, [[0, 0], [j, m - 1 - j], [0, 0]])
+        summed = shifted if summed is None else summed + shifted
+    summed += tf.pad(tail_frames, [[0, 0], [0, n_frames], [0, 0]])
+    out = summed[:, :n_frames]
+    new_tail = tf.reshape(summed[:, n_frames:], [batch, (m - 1) * hop])
+    return out, new_tail
+
+
+def _overlap_add3(blocks: tf.Tensor, tail: tf.Tensor, hop: int, w: int):
+    """:func:`_overlap_add` for ``n_fft = 2 * hop + w`` (``0 < w <= hop``), in fewer passes.
+
+    Block ``f`` = ``[p0 | p1 | p2]`` (``hop``, ``hop``, ``w`` samples) lands in frames ``f``,
+    ``f + 1``, ``f + 2``. ``p2[f - 1]`` is first folded onto the head of ``p1[f]`` (both land in
+    frame ``f + 1``), then ``out[f] = p0[f] + q[f - 1]``; the incoming tail plays
+    ``q[-1]`` (frame 0) and is added to ``q[0]`` (frame 1).
+    """
+    batch = tf.shape(blocks)[0]
+    if w == hop:
+        p0a, p0b, p1a, p1b, p2 = tf.split(blocks, [w, 0, w, 0, w], axis=-1)
+    else:
+        p0a, p0b, p1a, p1b, p2 = tf.split(blocks, [w, hop - w, w, hop - w, w], axis=-1)
+    t = tf.reshape(tail, [batch, 2, hop])
+    t0a, t0b, t1a, t1b = t[:, :1, :w], t[:, :1, w:], t[:, 1:, :w], t[:, 1:, w:]
+    qa = p1a + tf.concat([t1a, p2[:, :-1]], 1)  # heads: p1[f] + p2[f - 1] (+ tail frame 1)
+    qb = tf.concat([p1b[:, :1] + t1b, p1b[:, 1:]], 1)
+    out = tf.concat(
+        [p0a + tf.concat([t0a, qa[:, :-1]], 1), p0b + tf.concat([t0b, qb[:, :-1]], 1)], -1
+    )
+    last_p2 = tf.pad(p2[:, -1:], [[0, 0], [0, 0], [0, hop - w]])
+    new_tail = tf.concat([tf.concat([qa[:, -1:], qb[:, -1:]], -1), last_p2], 1)
+    return out, tf.reshape(new_tail, [batch, 2 * hop])
 
 
 def frame_filter(
@@ -240,35 +327,38 @@ def frame_filter(
     ``spectra[:, f]`` and the convolved blocks are overlap-added. Switching filters abruptly at
     a frame boundary would gate the input (a click when consecutive filters differ a lot), so
     the first ``c = crossfade_length(hop)`` samples of frame ``f`` are crossfaded (raised
-    cosine) from frame ``f - 1``'s filter to frame ``f``'s::
+    cosine ``r``) from frame ``f - 1``'s filter to frame ``f``'s::
 
-        Y_f = X_f H_f + FFT((1 - ramp) x_f[:c]) (H_{f-1} - H_f)
+        y = h_f * (x_f - g_f) + h_{f-1} * g_f,    g_f = (1 - r) x_f[:c]
 
-    which needs no look-ahead (streams causally) and no larger FFT. The correction is only
-    computed for frames flagged in ``changed`` (exact: it is zero where ``H_{f-1} == H_f``).
+    The faded-out head ``g_f`` is appended to block ``f - 1`` (at offset ``hop``), which the FFT
+    size leaves room for (:func:`fft_size`), so the crossfade costs no extra FFT and is exact
+    for every frame (where ``h_{f-1} == h_f`` it changes nothing). Only the first frame of a
+    streaming call, whose previous block was computed by the previous call, pays one extra
+    small FFT (its ``h_{f-1} * g_f`` is added to the carried tail). No look-ahead: frame ``f``'s
+    output does not depend on frame ``f + 1``.
 
     Args:
         frames: float32 ``[batch, n_frames, hop_size]``.
         spectra: complex64 ``[batch or 1, n_frames or 1, n_fft // 2 + 1]`` from
             :func:`design_fir`. With one frame (a static filter) there is no crossfade.
-        n_fft: FFT size (``>= hop_size``).
+        n_fft: FFT size (``>= hop_size + crossfade_length(hop_size)`` plus the FIR length).
         state: ``(tail, last_spectrum, started)`` from the previous call (see
             :func:`filter_state`); ``None``: silence before, no previous filter.
-        changed: bool ``[batch or 1, n_frames]``: frames whose filter may differ from the
-            previous frame's; ``None``: all.
+        changed: Unused (kept for compatibility: the crossfade is now free for every frame).
         varying: False when ``spectra`` is one static filter for every frame and call (then
             there is nothing to crossfade).
 
     Returns:
         ``(out, state)``: float32 ``[batch, n_frames, hop_size]`` and the new state.
     """
+    del changed
     hop = int(frames.shape[-1])
     m = -(-n_fft // hop)
     shape = tf.shape(frames)
     batch, n_frames = shape[0], shape[1]
-    padded = tf.pad(frames, [[0, 0], [0, 0], [0, n_fft - hop]])
-    spectrum = tf.signal.rfft(padded, fft_length=[n_fft]) * spectra
-    if state is None:
+    fresh = state is None
+    if fresh:
         state = (
             tf.zeros([batch, (m - 1) * hop], tf.float32),
             tf.zeros([batch, n_fft // 2 + 1], tf.complex64),
@@ -276,7 +366,9 @@ def frame_filter(
         )
     tail, last, started = state
     new_last = last
-    if varying:
+    if not varying:
+        spectrum = tf.signal.rfft(frames, fft_length=[n_fft]) * spectra  # zero-padded
+    else:
         c = crossfade_length(hop)
         n_bins = n_fft // 2 + 1
         # Row (b, f) of spectra, honouring its broadcast dims, without materialising it.
@@ -286,19 +378,25 @@ def frame_filter(
         def row(b, f):
             return tf.gather_nd(spectra, tf.stack([b % sb, tf.minimum(f, sf - 1)], axis=1))
 
+        fade_in = _fade_in(c)
+        head = frames[:, :, :c]
+        faded_out = head - head * fade_in  # g_f, [B, F, c]
+        # Frame 0 keeps its whole head unless a previous call's filter precedes it.
+        weight0 = tf.zeros([], tf.float32) if fresh else started
+        weights = tf.where(tf.range(n_frames) > 0, 1.0, weight0)
+        kept = head - faded_out * weights[None, :, None]
+        carried = tf.concat([faded_out[:, 1:], tf.zeros_like(faded_out[:, :1])], 1)
+        blocks_in = tf.concat([kept, frames[:, :, c:], carried], axis=-1)  # hop + c
+        spectrum = tf.signal.rfft(blocks_in, fft_length=[n_fft]) * spectra  # zero-padded
         first = row(tf.range(batch, dtype=tf.int64), tf.zeros([batch], tf.int64))
         before = tf.where(started > 0.0, last, first)  # [batch, n_bins]
-        flags = tf.ones([batch, n_frames], tf.bool) if changed is None else changed
-        idx = tf.where(tf.broadcast_to(flags, [batch, n_frames]))  # [M, 2]
-        b_idx, f_idx = idx[:, 0], idx[:, 1]
-        prev = tf.where(
-            (f_idx > 0)[:, None], row(b_idx, tf.maximum(f_idx - 1, 0)), tf.gather(before, b_idx)
-        )
-        ramp = 0.5 - 0.5 * tf.cos(math.pi * (tf.range(c, dtype=tf.float32) + 0.5) / c)
-        head = tf.gather_nd(frames[:, :, :c], idx) * (1.0 - ramp)
-        head_spectrum = tf.signal.rfft(tf.pad(head, [[0, 0], [0, n_fft - c]]), [n_fft])
-        delta = prev - row(b_idx, f_idx)
-        spectrum = tf.tensor_scatter_nd_add(spectrum, idx, head_spectrum * delta)
+        if not fresh:
+            # h_{-1} * g_0 for the first frame of this call (its block was the previous call's).
+            g0 = tf.reduce_sum(faded_out[:, :1], axis=1) * started  # [B, c]; 0 if no frames
+            owed = tf.signal.irfft(
+                tf.signal.rfft(tf.pad(g0, [[0, 0], [0, n_fft - c]]), [n_fft]) * before, [n_fft]
+            )
+            tail = tail + owed[:, : (m - 1) * hop]
         last_index = tf.fill([batch], tf.cast(n_frames, tf.int64) - 1)
         new_last = tf.cond(
             n_frames > 0,
@@ -307,15 +405,7 @@ def frame_filter(
         )
         new_last = tf.ensure_shape(new_last, [None, n_bins])
     blocks = tf.signal.irfft(spectrum, fft_length=[n_fft])
-    if m * hop != n_fft:
-        blocks = tf.pad(blocks, [[0, 0], [0, 0], [0, m * hop - n_fft]])
-    parts = tf.reshape(blocks, [batch, n_frames, m, hop])
-    summed = tf.pad(parts[:, :, 0], [[0, 0], [0, m - 1], [0, 0]])
-    for j in range(1, m):
-        summed += tf.pad(parts[:, :, j], [[0, 0], [j, m - 1 - j], [0, 0]])
-    summed += tf.pad(tf.reshape(tail, [batch, m - 1, hop]), [[0, 0], [0, n_frames], [0, 0]])
-    out = summed[:, :n_frames]
-    new_tail = tf.reshape(summed[:, n_frames:], [batch, (m - 1) * hop])
+    out, new_tail = _overlap_add(blocks, tail, hop, m)
     return out, (new_tail, new_last, tf.ones_like(started))
 
 
@@ -396,6 +486,7 @@ __all__ = [
     "LinearFilter",
     "RATES",
     "CROSSFADE",
+    "applied_ir_length",
     "crossfade_length",
     "design_fir",
     "fft_size",
