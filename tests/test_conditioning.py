@@ -256,3 +256,16 @@ def test_conditioning_does_not_import_tensorflow() -> None:
         "assert 'tensorflow' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("n", [0, 1, 511, 512, 10_037])
+def test_frame_amplitude_key_equals_per_sample_envelope_means_bit_for_bit(n: int) -> None:
+    """The fused frame kernel = 10 log10 of _frame_means(amplitude_envelope(x)) exactly."""
+    from lactose_audio.conditioning import _frame_means, _to_db
+
+    x = (np.random.default_rng(n).standard_normal(n) * 0.3).astype(np.float32)
+    spec = KeySpec("amplitude", "frame", attack_ms=2.0, release_ms=80.0)
+    power = amplitude_envelope(x, SR, spec.attack_ms, spec.release_ms)
+    n_frames = -(-n // 512)
+    expected = _to_db(_frame_means(power, 512, np.empty(n_frames, dtype=np.float64)))
+    np.testing.assert_array_equal(compute_key(spec, x, SR, 512), expected)
