@@ -40,6 +40,9 @@ def _f64(x) -> tf.Tensor:
 def biquad_response(b, a, n_fft: int) -> tf.Tensor:
     """``(b0 + b1 z^-1 + b2 z^-2) / (a0 + a1 z^-1 + a2 z^-2)`` on the FFT grid.
 
+    Computed in real float64 arithmetic (``B conj(A) / |A|^2``): the same value as a complex
+    division, several times faster for many rows (one response per range).
+
     Args:
         b: Three float64 tensors ``[...]`` (numerator).
         a: Three float64 tensors ``[...]`` (denominator).
@@ -48,14 +51,34 @@ def biquad_response(b, a, n_fft: int) -> tf.Tensor:
     Returns:
         complex128 ``[..., n_fft // 2 + 1]``.
     """
-    w = tf.range(n_fft // 2 + 1, dtype=tf.float64) * (2.0 * math.pi / n_fft)
-    c1, s1, c2, s2 = tf.cos(w), tf.sin(w), tf.cos(2.0 * w), tf.sin(2.0 * w)
+    cos_basis, sin_basis = (tf.constant(v) for v in _unit_circle(n_fft))
 
     def poly(p):
-        p0, p1, p2 = (x[..., None] for x in p)
-        return tf.complex(p0 + p1 * c1 + p2 * c2, -(p1 * s1 + p2 * s2))
+        # [..., 3] @ [3, K] as one matmul (broadcast elementwise products are slow for many rows)
+        coeffs = tf.stack([tf.convert_to_tensor(x, tf.float64) for x in p], axis=-1)
+        flat = tf.reshape(coeffs, [-1, 3])
+        shape = tf.concat([tf.shape(coeffs)[:-1], [n_fft // 2 + 1]], axis=0)
+        real = tf.reshape(tf.matmul(flat, cos_basis), shape)
+        imag = tf.reshape(tf.matmul(flat, sin_basis), shape)
+        return real, -imag
 
-    return poly(b) / poly(a)
+    br, bi = poly(b)
+    ar, ai = poly(a)
+    inv = 1.0 / (ar * ar + ai * ai)
+    return tf.complex((br * ar + bi * ai) * inv, (bi * ar - br * ai) * inv)
+
+
+_UNIT_CIRCLE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _unit_circle(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[1, cos w, cos 2w]`` and ``[0, sin w, sin 2w]`` on the FFT grid (float64, cached)."""
+    if n_fft not in _UNIT_CIRCLE:
+        w = np.arange(n_fft // 2 + 1, dtype=np.float64) * (2.0 * math.pi / n_fft)
+        cos_basis = np.stack([np.ones_like(w), np.cos(w), np.cos(2.0 * w)])
+        sin_basis = np.stack([np.zeros_like(w), np.sin(w), np.sin(2.0 * w)])
+        _UNIT_CIRCLE[n_fft] = (cos_basis, sin_basis)
+    return _UNIT_CIRCLE[n_fft]
 
 
 class Biquad(LinearFilter):
