@@ -445,16 +445,23 @@ class Chain:
             for st, sel in zip(self.stages, selections, strict=True)
         ]
 
-    def _run(self, frames, sels, hard, sample_rate, tails):
-        """Frames ``[batch, n_frames, hop]`` -> same; ``tails``: list per filter group."""
+    def _run(self, frames, sels, hard, sample_rate, tails, tables=None):
+        """Frames ``[batch, n_frames, hop]`` -> same; ``tails``: list per filter group.
+
+        ``tables``: optional per filter group :func:`_group_table` results (precomputed from
+        the banks by :meth:`group_tables`); ``None``: computed here from the banks.
+        """
         n_fft = fft_size(self.hop_size, sample_rate)
         sel_iter = iter(zip(self.stages, sels, hard, strict=True))
         new_tails: list[Any] = []
         tail_iter = iter(tails) if tails is not None else None
-        out = self._run_items(frames, sel_iter, sample_rate, n_fft, tail_iter, new_tails)
+        table_iter = iter(tables) if tables is not None else None
+        out = self._run_items(
+            frames, sel_iter, sample_rate, n_fft, tail_iter, new_tails, table_iter
+        )
         return out, new_tails
 
-    def _run_items(self, frames, sel_iter, sample_rate, n_fft, tail_iter, new_tails):
+    def _run_items(self, frames, sel_iter, sample_rate, n_fft, tail_iter, new_tails, table_iter):
         dry = frames
         x = frames
         group: list[tuple[Stage, Any, bool]] = []
@@ -464,16 +471,70 @@ class Chain:
                 continue
             if group:
                 tail = next(tail_iter) if tail_iter is not None else None
-                x, new_tail = _filter_group(x, group, sample_rate, n_fft, tail)
+                table = next(table_iter) if table_iter is not None else None
+                x, new_tail = _filter_group(x, group, sample_rate, n_fft, tail, table)
                 new_tails.append(new_tail)
                 group = []
             if isinstance(item, Chain):
-                x = item._run_items(x, sel_iter, sample_rate, n_fft, tail_iter, new_tails)
+                x = item._run_items(
+                    x, sel_iter, sample_rate, n_fft, tail_iter, new_tails, table_iter
+                )
             elif isinstance(item, Stage):
                 x = _pointwise_stage(x, *next(sel_iter), sample_rate)
         if self.mix != 1.0:
             x = self.mix * x + (1.0 - self.mix) * dry
         return x
+
+    def _filter_groups(self) -> list[list[Stage]]:
+        """The linear stages of every filter group, in the order :meth:`_run` applies them."""
+        groups: list[list[Stage]] = []
+        group: list[Stage] = []
+        for item in [*self._items, None]:
+            if isinstance(item, Stage) and item.block.is_linear:
+                group.append(item)
+                continue
+            if group:
+                groups.append(group)
+                group = []
+            if isinstance(item, Chain):
+                groups.extend(item._filter_groups())
+        return groups
+
+    def group_tables(self, sample_rate: float, hard: tuple[bool, ...]) -> list[Any]:
+        """Per filter group, the designed per-range filters (:func:`_group_table`), cached.
+
+        They depend only on the banks, so rendering computes them once per bank state (the
+        cache key is the banks' values) instead of once per call or chunk; :meth:`_run`
+        given them computes exactly what it computes without them.
+        """
+        groups = self._filter_groups()
+        fingerprint = tuple(stage.bank.numpy().tobytes() for g in groups for stage in g)
+        cache_key = ("tables", float(sample_rate), hard)
+        cached = self._graphs.get(cache_key)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        fn_key = ("tables_fn", float(sample_rate), hard)
+        fn = self._graphs.get(fn_key)
+        if fn is None:
+            index = {id(stage): i for i, stage in enumerate(self.stages)}
+            n_fft = fft_size(self.hop_size, sample_rate)
+
+            def design():
+                return [
+                    _group_table(
+                        [(st, st.keyed, hard[index[id(st)]]) for st in g],
+                        float(sample_rate),
+                        n_fft,
+                        self.hop_size,
+                    )
+                    for g in groups
+                ]
+
+            fn = tf.function(design)
+            self._graphs[fn_key] = fn
+        tables = fn()
+        self._graphs[cache_key] = (fingerprint, tables)
+        return tables
 
     def n_filter_groups(self) -> int:
         """How many fused filter groups (streaming tails) the chain has."""
@@ -490,13 +551,16 @@ class Chain:
         return count + (1 if in_group else 0)
 
     def graph(self, sample_rate: float, hard: tuple[bool, ...]) -> Any:
-        """The cached ``tf.function`` ``(frames, sels, tails) -> (frames, tails)`` (render)."""
+        """The cached ``tf.function`` ``(frames, sels, tails, tables=None) -> (frames, tails)``.
+
+        Used by rendering, with ``tables`` from :meth:`group_tables`.
+        """
         cache_key = (float(sample_rate), hard)
         fn = self._graphs.get(cache_key)
         if fn is None:
 
-            def run(frames, sels, tails):
-                return self._run(frames, sels, hard, float(sample_rate), tails)
+            def run(frames, sels, tails, tables=None):
+                return self._run(frames, sels, hard, float(sample_rate), tails, tables)
 
             fn = tf.function(run, reduce_retracing=True)
             self._graphs[cache_key] = fn
@@ -637,28 +701,51 @@ def _per_frame(table, sel, hard: bool):
     return rows + w * (_dense_gather(table, upper) - rows)
 
 
-def _filter_group(x, group, sample_rate: float, n_fft: int, tail):
-    """One fused FFT pass for consecutive linear stages (see module docstring)."""
-    hop = int(x.shape[-1])
-    sigs = {s.selection_signature() if s.keyed else None for s, _, _ in group}
-    keyed = [s for s, sel, _ in group if sel is not None]
-    if not keyed:
+def _group_table(group, sample_rate: float, n_fft: int, hop: int):
+    """What a filter group needs from its banks, independent of the audio.
+
+    ``group``: ``(stage, keyed, hard)`` per linear stage. Returns the designed spectra
+    (complex64): ``[1, K]`` for a static group, ``[n_ranges, K]`` per range when one stage or
+    one shared hard selection drives it; ``None`` when the product must be formed per frame
+    (several differently selected stages).
+    """
+    sigs = {s.selection_signature() if keyed else None for s, keyed, _ in group}
+    if not any(keyed for _, keyed, _ in group):
         product = None
         for stage, _, _ in group:
             resp = _range_responses(stage, sample_rate, n_fft, False)
             product = resp if product is None else product * resp
-        spectra = design_fir(product, n_fft, hop)[None]  # [1, 1, K]
-    elif len(sigs) == 1 and all(h for _, _, h in group):
+        return design_fir(product, n_fft, hop)
+    if len(sigs) == 1 and all(h for _, _, h in group):
         # One shared hard selection: multiply per range, design per range, gather per frame.
         product = None
         for stage, _, _ in group:
             resp = _range_responses(stage, sample_rate, n_fft, True)
             product = resp if product is None else product * resp
-        spectra = _dense_gather(design_fir(product, n_fft, hop), group[0][1][0])
+        return design_fir(product, n_fft, hop)
+    if len(group) == 1:
+        return design_fir(_range_responses(group[0][0], sample_rate, n_fft, True), n_fft, hop)
+    return None
+
+
+def _filter_group(x, group, sample_rate: float, n_fft: int, tail, table=None):
+    """One fused FFT pass for consecutive linear stages (see module docstring).
+
+    ``table``: :func:`_group_table` of the group if already computed (else computed here).
+    """
+    hop = int(x.shape[-1])
+    sigs = {s.selection_signature() if s.keyed else None for s, _, _ in group}
+    keyed = [s for s, sel, _ in group if sel is not None]
+    shared_hard = len(sigs) == 1 and all(h for _, _, h in group)
+    if table is None and (not keyed or shared_hard or len(group) == 1):
+        flags = [(stage, sel is not None, h) for stage, sel, h in group]
+        table = _group_table(flags, sample_rate, n_fft, hop)
+    if not keyed:
+        spectra = table[None]  # [1, 1, K]
+    elif shared_hard:
+        spectra = _dense_gather(table, group[0][1][0])
     elif len(group) == 1:
-        stage, sel, hard = group[0]
-        designed = design_fir(_range_responses(stage, sample_rate, n_fft, True), n_fft, hop)
-        spectra = _per_frame(designed, sel, hard)
+        spectra = _per_frame(table, group[0][1], group[0][2])
     else:
         product = None
         for stage, sel, hard in group:

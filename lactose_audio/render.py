@@ -37,7 +37,8 @@ def _run_frames(chain: Chain, audio: np.ndarray, sels, sample_rate: float, tails
     frames = tf.constant(audio.reshape(1, n_frames, hop))
     hard = tuple(_is_hard(s) for s in sels)
     fn = chain.graph(sample_rate, hard)
-    out, tails = fn(frames, chain.selection_tensors(sels, n_frames), tails)
+    tables = chain.group_tables(sample_rate, hard)
+    out, tails = fn(frames, chain.selection_tensors(sels, n_frames), tails, tables)
     return out.numpy().reshape(-1)[:n], tails
 
 

@@ -102,3 +102,19 @@ def test_pitch_keys_are_refused_by_streaming_and_bad_audio_by_render():
     with pytest.raises(ParameterError, match="finite"):
         render(Chain.from_spec("gain"), np.array([0.0, np.nan], np.float32), SR)
     assert render(Chain.from_spec("gain>lowpass"), np.zeros(0, np.float32), SR).shape == (0,)
+
+
+def test_cached_filter_tables_follow_bank_changes():
+    """render caches the designed per-range filters; changing a bank invalidates them."""
+    x = _signal(20000, seed=3)
+    chain = default_chain(n_ranges=4)
+    chain.fit_edges(x, SR)
+    first = render(chain, x, SR)
+    np.testing.assert_array_equal(render(chain, x, SR), first)  # cached tables: same bits
+    chain[2].set_physical([[800.0, 0.9]] * 4)
+    changed = render(chain, x, SR)
+    fresh = default_chain(n_ranges=4)
+    fresh.fit_edges(x, SR)
+    fresh[2].set_physical([[800.0, 0.9]] * 4)
+    np.testing.assert_array_equal(changed, render(fresh, x, SR))
+    assert np.abs(changed - first).max() > 1e-3
