@@ -83,7 +83,7 @@ def render(
     wet, _ = _run_frames(chain, audio, sels, sample_rate, chain.initial_tails(sample_rate))
     if mix != 1.0:
         wet = mix * wet + (1.0 - mix) * audio
-    return wet.astype(np.float32)
+    return wet.astype(np.float32, copy=False)
 
 
 class RenderStream:
@@ -141,7 +141,7 @@ class RenderStream:
         wet, self._tails = _run_frames(self.chain, audio, sels, self.sample_rate, self._tails)
         if self.mix != 1.0:
             wet = self.mix * wet + (1.0 - self.mix) * audio
-        return wet.astype(np.float32)
+        return wet.astype(np.float32, copy=False)
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Feed ``chunk`` (float32 ``[n]``); returns the output of every completed frame."""
