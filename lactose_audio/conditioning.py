@@ -381,14 +381,23 @@ def _erode(voiced: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _fill_unvoiced(midi: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """Unvoiced policy: hold the last voiced pitch; before the first voiced frame use the
-    first voiced pitch; with no voiced frame at all, :data:`UNVOICED_MIDI`."""
+    """Unvoiced policy: take the pitch of the next voiced frame; after the last voiced frame
+    hold the last voiced pitch; with no voiced frame at all, :data:`UNVOICED_MIDI`.
+
+    Looking ahead (the key is computed offline, over the whole file) keys a note's attack by
+    that note even though the tracker reports voicing a few tens of ms late, and the attack is
+    the loudest part of a note; what it costs is the release of the previous note (quiet)
+    taking the next note's range.
+    """
     if not voiced.any():
         return np.full(midi.shape, UNVOICED_MIDI, dtype=np.float64)
-    positions = np.where(voiced, np.arange(midi.size), -1)
-    last = np.maximum.accumulate(positions)
-    last[last < 0] = int(np.argmax(voiced))
-    return midi[last]
+    index = np.arange(midi.size)
+    # next voiced position at or after each frame (reverse running minimum)
+    ahead = np.where(voiced, index, midi.size)
+    nxt = np.minimum.accumulate(ahead[::-1])[::-1]
+    last_voiced = int(np.flatnonzero(voiced)[-1])
+    nxt[nxt >= midi.size] = last_voiced
+    return midi[nxt]
 
 
 def pitch_track(
@@ -409,9 +418,9 @@ def pitch_track(
 
     Unvoiced policy: voiced frames within half a pyin frame (32 ms) of an unvoiced one count
     as unvoiced (:func:`_erode`: they straddle silence and are biased); then every unvoiced
-    frame holds the last voiced pitch, frames before the first voiced one take the first
-    voiced pitch, and with nothing voiced the key is :data:`UNVOICED_MIDI` everywhere
-    (:func:`_fill_unvoiced`). The track is then linearly interpolated (in MIDI) to the centres
+    frame takes the pitch of the next voiced frame (so a note's attack is keyed by that note),
+    frames after the last voiced one hold the last voiced pitch, and with nothing voiced the
+    key is :data:`UNVOICED_MIDI` everywhere (:func:`_fill_unvoiced`). The track is then linearly interpolated (in MIDI) to the centres
     of the frames ``[f * hop_size, (f + 1) * hop_size)``, i.e.
     ``(f + 0.5) * hop_size / sample_rate`` s.
 

@@ -62,7 +62,7 @@ class TrainConfig:
         steps: maximum optimisation steps over both phases.
         seed: seeds the segment sampler and TensorFlow.
         batch_size: segments per step.
-        segment_frames: loss segment length in chain frames.
+        segment_samples: loss segment length in samples (rounded up to whole frames).
         learning_rate: Adam step size on raw (unconstrained) parameters.
         validation_fraction: the end of each pair held out for validation.
         stft_weight: weight of the multi-resolution STFT distance in the loss.
@@ -70,6 +70,10 @@ class TrainConfig:
             samples/frames keeps the unconditioned parameters and is flagged.
         eval_every: validation every this many steps.
         patience: evaluations without improvement before a phase stops early.
+        key_rate: ``sample`` or ``frame`` for amplitude keys (``None``: the key's default).
+        hop_size: the chain's frame hop in samples: filters and frame-rate keys change once
+            per frame. 1024 (23 ms at 44.1 kHz) follows a player's dynamics; a larger hop
+            renders faster.
     """
 
     chain_spec: str | None = None
@@ -81,15 +85,15 @@ class TrainConfig:
     steps: int | None = None
     seed: int = 0
     batch_size: int = 8
-    segment_frames: int = 2
-    learning_rate: float = 0.03
+    segment_samples: int = 8192
+    learning_rate: float = 0.05
     validation_fraction: float = 0.15
-    stft_weight: float = 0.1
+    stft_weight: float = 0.01
     min_coverage: float = 0.005
     eval_every: int = 20
     patience: int = 15
     key_rate: str | None = None
-    hop_size: int | None = None
+    hop_size: int = 1024
 
     def resolved(self) -> TrainConfig:
         """A copy with defaults filled in and every value checked (ParameterError)."""
@@ -114,7 +118,7 @@ class TrainConfig:
             cfg.soft_width = DEFAULT_SOFT_WIDTH.get(cfg.key, 0.0)
         if cfg.budget_seconds is None and cfg.steps is None:
             cfg.budget_seconds = DEFAULT_BUDGET_SECONDS
-        for name in ("batch_size", "segment_frames", "eval_every", "patience"):
+        for name in ("batch_size", "segment_samples", "eval_every", "patience", "hop_size"):
             if int(getattr(cfg, name)) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(cfg, name)}")
         if not 0.0 < cfg.validation_fraction < 0.9:
@@ -189,13 +193,22 @@ def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate
     edges = None
     if cfg.edges is not None:
         edges = RangeEdges(tuple(cfg.edges), key.unit if key is not None else "")
-    options = {} if cfg.hop_size is None else {"hop_size": cfg.hop_size}
     chain = Chain.from_spec(
-        cfg.chain_spec, key=key, n_ranges=cfg.n_ranges, edges=edges, soft_width=cfg.soft_width,
-        **options,
+        cfg.chain_spec,
+        key=key,
+        n_ranges=cfg.n_ranges,
+        edges=edges,
+        soft_width=cfg.soft_width,
+        hop_size=cfg.hop_size,
     )
     if cfg.edges is None and any(stage.keyed for stage in chain.stages):
         chain.fit_edges(np.concatenate(list(train_audio)), sample_rate)
+        # Edges from data can be closer than the default soft band: narrow the band to half
+        # the smallest spacing so neighbouring bands never overlap.
+        for stage in chain.stages:
+            if stage.keyed and stage.n_ranges > 2:
+                spacing = float(np.min(np.diff(stage.edges.edges)))
+                stage.soft_width = min(stage.soft_width, 0.5 * spacing)
     return chain
 
 
@@ -265,7 +278,7 @@ class Trainer:
         self.tracks = _prepare(pairs, chain, cfg)
         self.hop = chain.hop_size
         self.context = _context_samples(chain, sample_rate)
-        self.segment = cfg.segment_frames * self.hop
+        self.segment = -(-cfg.segment_samples // self.hop) * self.hop
         for track in self.tracks:
             if track.train_end < self.context + self.segment:
                 raise ParameterError(
@@ -289,6 +302,7 @@ class Trainer:
         self.unconditioned_values: list[np.ndarray] | None = None
         self.unconditioned_esr = math.inf
         self.evals_since_best = 0
+        self.phase_start = (0, 0.0)  # (step, elapsed seconds) at which the phase began
         self._step_fn = None
         self._eval_fn = None
 
@@ -417,6 +431,22 @@ class Trainer:
         steps = int(math.ceil(cfg.steps * share)) if cfg.steps is not None else None
         return seconds, steps
 
+    def _progress(self) -> float:
+        """Fraction of the current phase's budget (time or steps) used, in [0, 1]."""
+        seconds, steps = self._phase_budget()
+        step0, elapsed0 = self.phase_start
+        fractions = []
+        if seconds is not None:
+            fractions.append((self.elapsed - elapsed0) / max(seconds - elapsed0, 1e-9))
+        if steps is not None:
+            fractions.append((self.step - step0) / max(steps - step0, 1))
+        return float(min(max(max(fractions), 0.0), 1.0))
+
+    def _learning_rate(self) -> float:
+        """Exponential decay over each phase: from ``learning_rate`` to a tenth of it."""
+        base = self.cfg.learning_rate * (1.0 if self.phase == "unconditioned" else 0.5)
+        return base * 0.1 ** self._progress()
+
     def _done(self) -> bool:
         seconds, steps = self._phase_budget()
         if seconds is not None and self.elapsed >= seconds:
@@ -437,9 +467,6 @@ class Trainer:
             self.evals_since_best = 0
         else:
             self.evals_since_best += 1
-            if self.evals_since_best % 5 == 0:  # plateau: halve the step size
-                lr = self.optimizer.learning_rate
-                lr.assign(max(float(lr.numpy()) * 0.5, 1e-4))
 
     def _end_unconditioned(self) -> None:
         """Start every range from the best unconditioned fit, with fresh optimiser state."""
@@ -451,8 +478,8 @@ class Trainer:
             stage.bank.assign(np.broadcast_to(row, stage.bank.numpy().shape).copy())
         for var in self.optimizer.variables[1:]:
             var.assign(self.tf.zeros_like(var))
-        self.optimizer.learning_rate.assign(self.cfg.learning_rate * 0.5)
         self.phase = "ranges"
+        self.phase_start = (self.step, self.elapsed)
         self.best_values = self._values()
         self.evals_since_best = 0
         self._eval_fn = None
@@ -481,6 +508,7 @@ class Trainer:
                 if self._step_fn is None:
                     self._step_fn = self._build_step()
                 t0 = time.perf_counter()
+                self.optimizer.learning_rate.assign(self._learning_rate())
                 dry, wet, sels = self._batch(self.phase == "unconditioned" and keyed)
                 loss = float(self._step_fn(dry, wet, sels))
                 if not math.isfinite(loss):
@@ -544,6 +572,7 @@ class Trainer:
             "best_esr": self.best_esr,
             "unconditioned_esr": self.unconditioned_esr,
             "evals_since_best": self.evals_since_best,
+            "phase_start": list(self.phase_start),
             "rng": self.rng.bit_generator.state,
             "config": dataclasses.asdict(self.cfg),
             "chain": self.chain.to_config(),
@@ -575,6 +604,7 @@ class Trainer:
         self.best_esr = float(meta["best_esr"])
         self.unconditioned_esr = float(meta["unconditioned_esr"])
         self.evals_since_best = int(meta["evals_since_best"])
+        self.phase_start = (int(meta["phase_start"][0]), float(meta["phase_start"][1]))
         self.rng.bit_generator.state = meta["rng"]
 
 
@@ -674,7 +704,7 @@ def train(
         chain = Chain.from_config(meta["chain"])
         saved = meta["config"]
         keep = {k: saved[k] for k in ("chain_spec", "key", "n_ranges", "edges", "soft_width",
-                                       "batch_size", "segment_frames", "learning_rate",
+                                       "batch_size", "segment_samples", "learning_rate",
                                        "validation_fraction", "stft_weight", "seed")}
         cfg = dataclasses.replace(cfg, **keep)
     else:

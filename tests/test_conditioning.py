@@ -228,7 +228,9 @@ def test_pitch_unvoiced_policy() -> None:
     c = _frame_centres(key.size)
     margin = 0.1
     np.testing.assert_allclose(key[c < 0.5 - margin], a, atol=0.1)  # before first voiced
-    np.testing.assert_allclose(key[(c > 1.0 + margin) & (c < 1.5 - margin)], a, atol=0.1)  # hold
+    np.testing.assert_allclose(key[(c > 0.5 + margin) & (c < 1.0 - margin)], a, atol=0.1)
+    # the gap takes the NEXT note's pitch, so note b's attack is keyed by b
+    np.testing.assert_allclose(key[(c > 1.0 + margin) & (c < 1.5 + 0.01)], b, atol=0.1)
     np.testing.assert_allclose(key[(c > 1.5 + margin) & (c < 2.0 - margin)], b, atol=0.1)
     np.testing.assert_allclose(key[c > 2.0 + margin], b, atol=0.1)  # hold to the end
     nothing = compute_key(KeySpec("pitch"), np.zeros(SR, np.float32), SR, 512)
