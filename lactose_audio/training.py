@@ -303,6 +303,7 @@ class Trainer:
         self.unconditioned_esr = math.inf
         self.evals_since_best = 0
         self.phase_start = (0, 0.0)  # (step, elapsed seconds) at which the phase began
+        self.last_loss = 0.0
         self._step_fn = None
         self._eval_fn = None
 
@@ -501,7 +502,7 @@ class Trainer:
                 if self._done():
                     if self.phase == "unconditioned" and keyed:
                         if not self.history or self.history[-1]["step"] != self.step:
-                            self._evaluate(float("nan"))
+                            self._evaluate(self.last_loss)
                         self._end_unconditioned()
                         continue
                     break
@@ -511,6 +512,7 @@ class Trainer:
                 self.optimizer.learning_rate.assign(self._learning_rate())
                 dry, wet, sels = self._batch(self.phase == "unconditioned" and keyed)
                 loss = float(self._step_fn(dry, wet, sels))
+                self.last_loss = loss
                 if not math.isfinite(loss):
                     raise LactoseError(
                         f"training diverged at step {self.step} (loss {loss}); try a smaller "
@@ -534,7 +536,7 @@ class Trainer:
                     checkpoint(self)
                     last_checkpoint = time.perf_counter()
             if not self.history or self.history[-1]["step"] != self.step:
-                self._evaluate(float("nan"))
+                self._evaluate(self.last_loss)
         finally:
             bar.close()
         if self.unconditioned_values is None:
@@ -573,6 +575,7 @@ class Trainer:
             "unconditioned_esr": self.unconditioned_esr,
             "evals_since_best": self.evals_since_best,
             "phase_start": list(self.phase_start),
+            "last_loss": self.last_loss,
             "rng": self.rng.bit_generator.state,
             "config": dataclasses.asdict(self.cfg),
             "chain": self.chain.to_config(),
@@ -605,6 +608,7 @@ class Trainer:
         self.unconditioned_esr = float(meta["unconditioned_esr"])
         self.evals_since_best = int(meta["evals_since_best"])
         self.phase_start = (int(meta["phase_start"][0]), float(meta["phase_start"][1]))
+        self.last_loss = float(meta["last_loss"])
         self.rng.bit_generator.state = meta["rng"]
 
 
@@ -727,7 +731,11 @@ def train(
                 "pairs": [p.name for p in pairs],
                 "latency_samples": int(pairs[0].latency_samples),
                 "validation_esr": float(trainer.best_esr),
-                "unconditioned_validation_esr": float(trainer.unconditioned_esr),
+                "unconditioned_validation_esr": float(
+                    trainer.unconditioned_esr
+                    if math.isfinite(trainer.unconditioned_esr)
+                    else trainer.best_esr  # interrupted during the unconditioned phase
+                ),
                 "steps": int(trainer.step),
                 "seconds": round(float(trainer.elapsed), 2),
                 "seed": int(cfg.seed),

@@ -489,6 +489,27 @@ def build(out: Path, names: list[str], seconds: float, manifest: Path | None, lo
     return document
 
 
+def dataset_files(name: str, folder: Path = DEFAULT_OUT, log=print) -> tuple[Path, Path]:
+    """``(dry, wet)`` paths of a pair in ``folder``, building them first if missing.
+
+    Used by the demo, the shipped-preset trainer and the quality benchmark. Missing pairs are
+    built at the default length without touching the manifest (its hashes are the reference).
+    """
+    dry, wet = folder / f"{name}_dry.wav", folder / f"{name}_wet.wav"
+    if not (dry.is_file() and wet.is_file()):
+        build(folder, [name], DEFAULT_SECONDS, None, log=log)
+    return dry, wet
+
+
+def load_dataset(name: str, folder: Path = DEFAULT_OUT, log=print):
+    """The pair ``name`` as an aligned :class:`lactose_audio.data.Pair` (latency 0: the
+    datasets' effects add none; cross-correlation would read a filter's group delay)."""
+    from lactose_audio.data import load_pair
+
+    dry, wet = dataset_files(name, folder, log=log)
+    return load_pair(dry, wet, latency=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: build the datasets; exit 2 with one line on bad arguments."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

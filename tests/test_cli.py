@@ -66,8 +66,8 @@ def _refused(capsys, argv, name: str, problem: str) -> None:
 
 
 BAD_PAIRS = [
-    ("missing.wav", "wet.wav", "missing.wav", "not found"),
-    ("dry.wav", "missing.wav", "missing.wav", "not found"),
+    ("missing.wav", "wet.wav", "missing.wav", "no such file"),
+    ("dry.wav", "missing.wav", "missing.wav", "no such file"),
     ("text.wav", "wet.wav", "text.wav", "audio"),
     ("dry.wav", "silent.wav", "silent.wav", "silent"),
     ("silent.wav", "wet.wav", "silent.wav", "silent"),
@@ -94,7 +94,7 @@ def test_eval_refuses_bad_pairs(files, capsys, dry, wet, name, problem):
 
 @pytest.mark.parametrize(
     ("source", "problem"),
-    [("missing.wav", "not found"), ("text.wav", "audio"), ("nan.wav", "non-finite"),
+    [("missing.wav", "no such file"), ("text.wav", "audio"), ("nan.wav", "non-finite"),
      ("silent.wav", "silent"), ("stereo.wav", "channel")],
 )
 def test_render_refuses_bad_input_and_keeps_existing_output(files, capsys, tmp_path, source,

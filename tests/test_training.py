@@ -63,16 +63,34 @@ def test_ranges_start_from_the_unconditioned_fit_and_flag_empty_ranges(drive_pai
 
 
 def test_resume_continues_where_the_checkpoint_left_off(drive_pair, tmp_path):
-    base = dict(key="amplitude", n_ranges=2, seed=7, eval_every=10, patience=100)
-    straight = train(drive_pair, TrainConfig(steps=40, **base), out=tmp_path / "a.json")
-    train(drive_pair, TrainConfig(steps=20, **base), out=tmp_path / "b.json")
+    config = TrainConfig(steps=40, key="amplitude", n_ranges=2, seed=7, eval_every=10,
+                         patience=100)
+    straight = train(drive_pair, config, out=tmp_path / "a.json")
+
+    def interrupt(trainer):
+        if trainer.step == 25:  # in the second phase
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        train(drive_pair, config, out=tmp_path / "b.json", on_step=interrupt)
     assert (tmp_path / f"b.json{CHECKPOINT_SUFFIX}").is_file()
-    resumed = train(drive_pair, TrainConfig(steps=40, **base), out=tmp_path / "b.json",
-                    resume=True)
+    assert load_preset(tmp_path / "b.json").training["steps"] == 25
+    resumed = train(drive_pair, config, out=tmp_path / "b.json", resume=True)
     assert resumed.steps == straight.steps == 40
     for s1, s2 in zip(straight.effect.chain.stages, resumed.effect.chain.stages, strict=True):
         np.testing.assert_allclose(s1.bank.numpy(), s2.bank.numpy(), rtol=1e-4, atol=1e-5)
     assert [h["step"] for h in resumed.history] == [h["step"] for h in straight.history]
+    np.testing.assert_allclose(
+        [h["val_esr"] for h in resumed.history], [h["val_esr"] for h in straight.history],
+        rtol=1e-4,
+    )
+
+
+def test_resume_without_checkpoint_is_refused(drive_pair, tmp_path):
+    from lactose_audio.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="no checkpoint"):
+        train(drive_pair, TrainConfig(steps=5), out=tmp_path / "x.json", resume=True)
 
 
 def test_interrupt_saves_the_best_preset_so_far(drive_pair, tmp_path):
