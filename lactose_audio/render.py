@@ -7,6 +7,12 @@ processes every complete frame as soon as it has one: its latency is at most ``h
 samples, and the concatenation of ``process`` outputs and ``flush`` equals
 ``render(chain, audio)`` (to float32 rounding) for any chunk sizes. Pitch keys are computed
 over the whole file (non-causal) and are refused by the streaming processor.
+
+Engines: ``engine="graph"`` (default) runs the training graph as described above;
+``engine="iir"`` (opt-in, :mod:`lactose_audio.iir`) runs the same keys, selections and pointwise
+TF kernels but applies filter groups made only of biquads and DC blockers as exact recursive
+filters (time-varying state-variable filters, numba) instead of frame-wise FFT convolution with
+a truncated FIR; other filter groups (``fir_eq``, plugin filters) keep the graph's frame filter.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ from lactose_audio._tf import tf
 from lactose_audio.chains import Chain, _as_audio, _is_hard, _key_dict, frame_mean
 from lactose_audio.errors import ParameterError
 from lactose_audio.ranges import select
+
+ENGINES = ("graph", "iir")
+
+
+def _check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return engine
 
 
 def _check_mix(mix: float) -> float:
@@ -49,6 +63,7 @@ def render(
     *,
     block_size: int | None = None,
     mix: float = 1.0,
+    engine: str = "graph",
 ) -> np.ndarray:
     """Process a mono signal with ``chain``.
 
@@ -59,19 +74,23 @@ def render(
         block_size: ``None``: whole file at once; otherwise stream in chunks of this many
             samples (same output; bounded memory).
         mix: Wet fraction in ``[0, 1]``: ``mix * chain(audio) + (1 - mix) * audio``.
+        engine: ``"graph"`` (the training graph) or ``"iir"`` (exact recursive biquads for
+            filter groups, see :mod:`lactose_audio.iir`).
 
     Returns:
         float32 ``[n_samples]``.
 
     Raises:
-        ParameterError: On non-mono or non-finite audio, a bad ``mix`` or ``block_size``.
+        ParameterError: On non-mono or non-finite audio, a bad ``mix``, ``block_size`` or
+            ``engine``.
     """
     audio = _as_audio(audio)
     mix = _check_mix(mix)
+    engine = _check_engine(engine)
     if block_size is not None:
         if int(block_size) < 1:
             raise ParameterError(f"block_size must be >= 1 samples, got {block_size}")
-        stream = RenderStream(chain, sample_rate, mix=mix)
+        stream = RenderStream(chain, sample_rate, mix=mix, engine=engine)
         parts = [
             stream.process(audio[i : i + block_size]) for i in range(0, audio.size, block_size)
         ]
@@ -80,7 +99,12 @@ def render(
     if audio.size == 0:
         return audio.copy()
     sels = chain.selections(audio, sample_rate)
-    wet, _ = _run_frames(chain, audio, sels, sample_rate, chain.initial_tails(sample_rate))
+    if engine == "iir":
+        from lactose_audio.iir import IirRenderer
+
+        wet = IirRenderer(chain, sample_rate).process(audio, sels)
+    else:
+        wet, _ = _run_frames(chain, audio, sels, sample_rate, chain.initial_tails(sample_rate))
     if mix != 1.0:
         wet = mix * wet + (1.0 - mix) * audio
     return wet.astype(np.float32, copy=False)
@@ -93,17 +117,28 @@ class RenderStream:
         chain: The chain (its ``hop_size`` is the frame size).
         sample_rate: Hz.
         mix: Wet fraction in ``[0, 1]``.
+        engine: ``"graph"`` or ``"iir"`` (see :func:`render`).
 
     Raises:
-        ParameterError: If a stage is keyed on pitch (non-causal).
+        ParameterError: If a stage is keyed on pitch (non-causal), or on a bad ``engine``.
     """
 
-    def __init__(self, chain: Chain, sample_rate: float, mix: float = 1.0) -> None:
+    def __init__(
+        self, chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = "graph"
+    ) -> None:
         self.chain = chain
         self.sample_rate = float(sample_rate)
         self.mix = _check_mix(mix)
+        self.engine = _check_engine(engine)
         self._buffer = np.zeros(0, np.float32)
-        self._tails = chain.initial_tails(self.sample_rate)
+        self._iir = None
+        self._tails = None
+        if self.engine == "iir":
+            from lactose_audio.iir import IirRenderer
+
+            self._iir = IirRenderer(chain, self.sample_rate)
+        else:
+            self._tails = chain.initial_tails(self.sample_rate)
         self._streams: dict[str, Any] = {}
         for stage in chain.stages:
             if not stage.keyed:
@@ -138,7 +173,10 @@ class RenderStream:
             if stage.control_rate == "frame" and stage.key.rate == "sample":
                 values = frame_mean(values, self.chain.hop_size)
             sels.append(select(values, stage.edges, stage.soft_width))
-        wet, self._tails = _run_frames(self.chain, audio, sels, self.sample_rate, self._tails)
+        if self._iir is not None:
+            wet = self._iir.process(audio, sels)
+        else:
+            wet, self._tails = _run_frames(self.chain, audio, sels, self.sample_rate, self._tails)
         if self.mix != 1.0:
             wet = self.mix * wet + (1.0 - self.mix) * audio
         return wet.astype(np.float32, copy=False)
@@ -162,9 +200,11 @@ class RenderStream:
         return self._process(rest, final=True)
 
 
-def stream(chain: Chain, sample_rate: float, mix: float = 1.0) -> RenderStream:
-    """``RenderStream(chain, sample_rate, mix)``."""
-    return RenderStream(chain, sample_rate, mix)
+def stream(
+    chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = "graph"
+) -> RenderStream:
+    """``RenderStream(chain, sample_rate, mix, engine)``."""
+    return RenderStream(chain, sample_rate, mix, engine)
 
 
-__all__ = ["RenderStream", "render", "stream"]
+__all__ = ["ENGINES", "RenderStream", "render", "stream"]

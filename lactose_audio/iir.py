@@ -1,0 +1,535 @@
+"""Exact recursive filters for rendering: time-varying biquads (numba), the ``"iir"`` engine.
+
+The training graph applies filter groups frame-wise by frequency sampling (FFT convolution with
+a 4096-tap truncation of each frame's biquads, :mod:`lactose_audio.blocks.base`). For offline
+and streaming rendering, :func:`lactose_audio.render.render` with ``engine="iir"`` instead runs
+every filter group made only of :class:`~lactose_audio.blocks.filters.Biquad` and
+``dc_blocker`` stages as the exact recursions, in one pass over the samples (this module);
+waveshapers and gains keep the TF kernels of the graph (the same code, see :class:`IirRenderer`).
+
+The filters are the blocks' own: each stage's ``coefficients(controls, sample_rate)`` (RBJ
+``(b, a)``, cutoff clamped below Nyquist) is evaluated once per range (``n_ranges`` rows, from
+the bank, cached on the bank's values) and every frame indexes those rows by the stage's
+selection, exactly as computed for the graph (``chain.selections`` / key streams).
+
+Parameterisation: a trapezoidal (topology-preserving) state-variable filter, A. Simper's
+"linear trap SVF". Each biquad ``(b, a)`` is converted *exactly* to SVF parameters
+``(g, k, m0, m1, m2)`` (:func:`svf_parameters`): the denominator gives the integrator gain
+``g = sqrt(A(1) / A(-1))`` and damping ``k = 2 (a0 - a2) / (A(-1) g)`` (``A(1)``, ``A(-1)`` the
+denominator at DC and Nyquist), the numerator the output mix
+``y = m0 x + m1 band + m2 low``. With fixed parameters the SVF's transfer function is the
+biquad's (tested against ``scipy.signal.sosfilt`` to 1e-6); a real-pole filter (the first-order
+DC blocker, ``k > 2``) is the same structure.
+
+Why an SVF: its states are the two integrators' (trapezoidal) charges, whose meaning does not
+depend on the coefficients. For any positive ``g`` and ``k`` -- every stable biquad maps to
+one -- the state update is the Cayley transform of a dissipative matrix, hence a contraction in
+the Euclidean norm of the state, *whatever the sequence of* ``(g, k)``. So the parameters may
+change every sample (interpolated) without the state blowing up or clicking, which direct-form
+biquads do not guarantee. Between frames (``hop_size`` samples), over the first
+``c = crossfade_length(hop)`` (256) samples of a frame, the five parameters move from the
+previous frame's values to the new ones along the same raised cosine that the graph's frame
+filter uses to crossfade filters (``r_i = 0.5 - 0.5 cos(pi (i + 0.5) / c)``); linear
+interpolation keeps ``g, k > 0``, hence stability. The first frame of a fresh render has no
+predecessor (no fade), as in the graph. This differs from the graph's crossfade (which fades
+the *input* between two FIRs, each ringing out on its own) only during transitions; with fixed
+parameters both compute the same filter (the graph up to its 4096-tap truncation).
+
+Soft edges: a stage with ``soft_width > 0`` runs two SVF lanes on the same input, one per
+neighbouring row (``lower[f]``, ``upper[f]``), and mixes their outputs
+``(1 - frac) y_lower + frac y_upper``: the response is the crossfade of the two rows'
+responses, as in the graph (``chains._per_frame``), not a filter with interpolated
+coefficients (which would be a different filter). ``frac`` is faded like the parameters. Both
+lanes always run for such a stage (also in frames whose selection is hard), so that chunked
+and whole renders agree.
+
+Several consecutive stages of a group run in one pass (sample-outer, stage-inner loop, float64
+state, float32 in and out). State (integrators, previous frame's parameters) carries across
+frames and calls: chunked rendering equals whole-file rendering.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from lactose_audio.blocks.base import crossfade_length
+
+N_PARAMS = 5
+"""SVF parameters per lane: ``g, k, m0, m1, m2``."""
+
+
+def _jit(func):
+    # cache=True needs a writable cache directory; without one numba refuses at decoration.
+    try:
+        return njit(cache=True, nogil=True, fastmath={"contract"})(func)
+    except Exception:  # pragma: no cover - depends on the file system
+        return njit(nogil=True, fastmath={"contract"})(func)
+
+
+# ---- biquad -> SVF ---------------------------------------------------------------------------
+
+
+def svf_parameters(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Exact SVF parameters of stable biquads ``(b0 + b1 z^-1 + b2 z^-2) / (a0 + ...)``.
+
+    The trapezoidal SVF with integrator gain ``g`` and damping ``k`` has denominator
+    ``D + (2 g^2 - 2) z^-1 + (1 - g k + g^2) z^-2`` (``D = 1 + g k + g^2``), band output
+    ``g (1 - z^-2) / den`` and low output ``g^2 (1 + z^-1)^2 / den``; matching the biquad gives
+    ``g^2 = A(1) / A(-1)``, ``g k = 2 (1 - a2) / A(-1)`` (normalised ``a``), ``m0 = H(-1)``,
+    ``m2 = H(1) - m0`` and ``m1 = (D (b0 - m0) - m2 g^2) / g``.
+
+    Args:
+        b: float64 ``[..., 3]`` numerator (any scale, together with ``a``).
+        a: float64 ``[..., 3]`` denominator; must be stable (``|a2| < a0``,
+            ``|a1| < a0 + a2``).
+
+    Returns:
+        float64 ``[..., 5]``: ``g, k, m0, m1, m2`` (``g > 0``, ``k > 0``).
+
+    Raises:
+        ValueError: If a biquad is not strictly stable.
+    """
+    b = np.asarray(b, np.float64)
+    a = np.asarray(a, np.float64)
+    b = b / a[..., :1]
+    a = a / a[..., :1]
+    a1, a2 = a[..., 1], a[..., 2]
+    dc, ny = 1.0 + a1 + a2, 1.0 - a1 + a2  # A(1), A(-1)
+    if not (np.all(dc > 0.0) and np.all(ny > 0.0) and np.all(np.abs(a2) < 1.0)):
+        raise ValueError("svf_parameters needs strictly stable biquads")
+    g = np.sqrt(dc / ny)
+    k = 2.0 * (1.0 - a2) / (ny * g)
+    m0 = (b[..., 0] - b[..., 1] + b[..., 2]) / ny
+    m2 = (b[..., 0] + b[..., 1] + b[..., 2]) / dc - m0
+    d = 1.0 + g * k + g * g
+    m1 = (d * (b[..., 0] - m0) - m2 * g * g) / g
+    return np.stack([g, k, m0, m1, m2], axis=-1)
+
+
+# ---- the kernel ------------------------------------------------------------------------------
+
+
+@_jit
+def _svf_group_kernel(
+    x, params, weights, soft, fade, hop, state, prev, prev_w, started, out
+):  # pragma: no cover - compiled
+    """Time-varying SVF cascade over frames (see module docstring).
+
+    x: float32 [n]; params: float64 [n_frames, 2 * S, 5] (lane 2s: lower row of stage s, lane
+    2s + 1: upper row); weights: float64 [n_frames, S] (upper lane's weight); soft: uint8 [S]
+    (run the upper lane); fade: float64 [c]; state: float64 [2 * S, 2] (integrators);
+    prev: float64 [2 * S, 5], prev_w: float64 [S] (previous frame's); started: int64 [1].
+    Writes out (float32 [n]); updates state, prev, prev_w, started in place.
+    """
+    n = x.shape[0]
+    n_lanes = params.shape[1]
+    n_stages = n_lanes // 2
+    c = fade.shape[0]
+    n_frames = (n + hop - 1) // hop
+    # per lane: a1, a2, a3, m0, m1, m2 (Simper's form) for the current sample
+    coef = np.empty((n_lanes, 6))
+    w = np.empty(n_stages)
+    cur = np.empty((n_lanes, N_PARAMS))
+    for f in range(n_frames):
+        start = f * hop
+        stop = min(start + hop, n)
+        changed = False
+        if started[0] != 0:
+            for s in range(n_stages):
+                if weights[f, s] != prev_w[s]:
+                    changed = True
+                for j in range(2):
+                    lane = 2 * s + j
+                    if j == 1 and soft[s] == 0:
+                        continue
+                    for p in range(N_PARAMS):
+                        if params[f, lane, p] != prev[lane, p]:
+                            changed = True
+        fade_stop = min(start + c, stop) if changed else start
+        for i in range(start, stop):
+            if i == start or i < fade_stop + 1:
+                # (re)compute the coefficients: every sample of a fade, once after it
+                if i < fade_stop:
+                    r = fade[i - start]
+                else:
+                    r = 1.0
+                for lane in range(n_lanes):
+                    if lane % 2 == 1 and soft[lane // 2] == 0:
+                        continue
+                    for p in range(N_PARAMS):
+                        old = prev[lane, p] if changed else params[f, lane, p]
+                        cur[lane, p] = old + r * (params[f, lane, p] - old)
+                    g = cur[lane, 0]
+                    a1 = 1.0 / (1.0 + g * (g + cur[lane, 1]))
+                    a2 = g * a1
+                    coef[lane, 0] = a1
+                    coef[lane, 1] = a2
+                    coef[lane, 2] = g * a2
+                    coef[lane, 3] = cur[lane, 2]
+                    coef[lane, 4] = cur[lane, 3]
+                    coef[lane, 5] = cur[lane, 4]
+                for s in range(n_stages):
+                    old = prev_w[s] if changed else weights[f, s]
+                    w[s] = old + r * (weights[f, s] - old)
+            v = np.float64(x[i])
+            for s in range(n_stages):
+                lane = 2 * s
+                ic1 = state[lane, 0]
+                ic2 = state[lane, 1]
+                v3 = v - ic2
+                v1 = coef[lane, 0] * ic1 + coef[lane, 1] * v3
+                v2 = ic2 + coef[lane, 1] * ic1 + coef[lane, 2] * v3
+                state[lane, 0] = 2.0 * v1 - ic1
+                state[lane, 1] = 2.0 * v2 - ic2
+                y = coef[lane, 3] * v + coef[lane, 4] * v1 + coef[lane, 5] * v2
+                if soft[s] != 0:
+                    lane += 1
+                    ic1 = state[lane, 0]
+                    ic2 = state[lane, 1]
+                    v3 = v - ic2
+                    v1 = coef[lane, 0] * ic1 + coef[lane, 1] * v3
+                    v2 = ic2 + coef[lane, 1] * ic1 + coef[lane, 2] * v3
+                    state[lane, 0] = 2.0 * v1 - ic1
+                    state[lane, 1] = 2.0 * v2 - ic2
+                    yu = coef[lane, 3] * v + coef[lane, 4] * v1 + coef[lane, 5] * v2
+                    y = y + w[s] * (yu - y)
+                v = y
+            out[i] = v
+        for lane in range(n_lanes):
+            for p in range(N_PARAMS):
+                prev[lane, p] = params[f, lane, p]
+        for s in range(n_stages):
+            prev_w[s] = weights[f, s]
+        started[0] = 1
+    return out
+
+
+# ---- coefficients from the blocks ------------------------------------------------------------
+
+
+def iir_supported(block: Any) -> bool:
+    """True if ``block`` runs as an exact recursion: an RBJ biquad or the DC blocker.
+
+    A subclass that overrides ``response`` (so that ``coefficients`` no longer defines it) is
+    not supported.
+    """
+    from lactose_audio.blocks.filters import Biquad
+    from lactose_audio.blocks.utility import DCBlocker
+
+    cls = type(block)
+    if isinstance(block, Biquad):
+        return cls.response is Biquad.response
+    if isinstance(block, DCBlocker):
+        return cls.response is DCBlocker.response
+    return False
+
+
+def block_coefficients(block: Any, controls: dict[str, Any], sample_rate: float):
+    """Per-row biquad coefficients of a supported block.
+
+    Biquads: ``block.coefficients(controls, sample_rate)`` (their one definition). The DC
+    blocker, whose block defines only its response ``(1 - z^-1) / (1 - R z^-1)``,
+    ``R = exp(-2 pi fc / fs)``, as a biquad with ``b = (1, -1, 0)``, ``a = (1, -R, 0)`` (the
+    tests check it against ``DCBlocker.response``).
+
+    Args:
+        block: A block with :func:`iir_supported`.
+        controls: ``{name: float64 tensor [R]}`` physical values.
+        sample_rate: Hz.
+
+    Returns:
+        ``(b, a)``: float64 numpy ``[R, 3]`` each (not normalised).
+    """
+    from lactose_audio._tf import tf
+    from lactose_audio.blocks.filters import Biquad
+
+    if isinstance(block, Biquad):
+        b, a = block.coefficients(controls, sample_rate)
+    else:
+        fc = tf.cast(controls["cutoff_hz"], tf.float64)
+        pole = tf.exp(-2.0 * math.pi * fc / float(sample_rate))
+        one, zero = tf.ones_like(pole), tf.zeros_like(pole)
+        b, a = (one, -one, zero), (one, -pole, zero)
+    rows = [np.asarray(v, np.float64) for v in (*b, *a)]
+    shape = np.broadcast_shapes(*(r.shape for r in rows))
+    stacked = np.stack([np.broadcast_to(r, shape) for r in rows], axis=-1)
+    return stacked[..., :3], stacked[..., 3:]
+
+
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def stage_svf_table(stage: Any, sample_rate: float) -> np.ndarray:
+    """SVF parameters of every range of a supported stage, float64 ``[n_ranges, 5]``.
+
+    Evaluated from the bank (float32 raw -> physical, as the graph does) with the block's
+    coefficients, once per bank state and sample rate (cached on the bank's values).
+    """
+    from lactose_audio._tf import tf
+    from lactose_audio.params import physical_controls_tf
+
+    key = (stage.bank.numpy().tobytes(), float(sample_rate), id(stage.block))
+    cached = _TABLES.get(stage)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    controls = physical_controls_tf(stage.block.params, stage.bank.variable)
+    controls = {k: tf.cast(v, tf.float64) for k, v in controls.items()}
+    b, a = block_coefficients(stage.block, controls, float(sample_rate))
+    table = np.ascontiguousarray(svf_parameters(b, a).reshape(-1, N_PARAMS))
+    _TABLES[stage] = (key, table)
+    return table
+
+
+class BiquadGroup:
+    """Consecutive supported filter stages run as one time-varying SVF cascade, with state.
+
+    Args:
+        stages: The group's stages (each :func:`iir_supported`).
+        sample_rate: Hz.
+        hop_size: Frame hop in samples (parameters change once per frame).
+    """
+
+    def __init__(self, stages: list[Any], sample_rate: float, hop_size: int) -> None:
+        self.stages = list(stages)
+        self.sample_rate = float(sample_rate)
+        self.hop_size = int(hop_size)
+        n_stages = len(self.stages)
+        self.soft = np.array(
+            [1 if st.keyed and st.soft_width > 0.0 else 0 for st in self.stages], np.uint8
+        )
+        c = crossfade_length(self.hop_size)
+        self.fade = 0.5 - 0.5 * np.cos(math.pi * (np.arange(c) + 0.5) / c)
+        self.state = np.zeros((2 * n_stages, 2))
+        self.prev = np.zeros((2 * n_stages, N_PARAMS))
+        self.prev_w = np.zeros(n_stages)
+        self.started = np.zeros(1, np.int64)
+
+    def frame_parameters(self, selections: list[Any], n_frames: int):
+        """Per-frame lane parameters ``[n_frames, 2 S, 5]`` and upper weights ``[n_frames, S]``.
+
+        Args:
+            selections: Per stage ``None`` or a frame-rate ``Selection`` (``[n_frames]``).
+            n_frames: Frames in this call.
+        """
+        n_stages = len(self.stages)
+        params = np.empty((n_frames, 2 * n_stages, N_PARAMS))
+        weights = np.zeros((n_frames, n_stages))
+        for s, (stage, sel) in enumerate(zip(self.stages, selections, strict=True)):
+            table = stage_svf_table(stage, self.sample_rate)
+            if sel is None:
+                params[:, 2 * s] = table[0]
+                params[:, 2 * s + 1] = table[0]
+                continue
+            lower, upper, frac = (np.asarray(v)[:n_frames] for v in sel)
+            params[:, 2 * s] = table[lower]
+            params[:, 2 * s + 1] = table[upper]
+            if self.soft[s]:
+                weights[:, s] = frac
+        return params, weights
+
+    def process(self, x: np.ndarray, selections: list[Any]) -> np.ndarray:
+        """Filter ``x`` (float32 ``[n]``, starting on a frame boundary); returns float32 ``[n]``.
+
+        Args:
+            x: The group's input; the call continues the previous one (state carried).
+            selections: Per stage ``None`` or a frame-rate ``Selection`` of this call's frames.
+        """
+        x = np.ascontiguousarray(x, np.float32)
+        n_frames = -(-x.size // self.hop_size)
+        out = np.empty_like(x)
+        if x.size == 0:
+            return out
+        params, weights = self.frame_parameters(selections, n_frames)
+        _svf_group_kernel(
+            x, params, weights, self.soft, self.fade, self.hop_size,
+            self.state, self.prev, self.prev_w, self.started, out,
+        )  # fmt: skip
+        return out
+
+
+def filter_static(b: Any, a: Any, x: np.ndarray) -> np.ndarray:
+    """Filter ``x`` through fixed biquads in cascade with the SVF kernel (one frame, no fade).
+
+    Args:
+        b: ``[S, 3]`` numerators of ``S`` biquads (or ``[3]`` for one).
+        a: ``[S, 3]`` denominators (stable).
+        x: ``[n]``; float64 input gives a float64 computation and output, float32 a float32
+            output (the state is float64 either way).
+
+    Returns:
+        ``[n]``, dtype of ``x``.
+    """
+    params = svf_parameters(np.atleast_2d(b), np.atleast_2d(a))  # [S, 5]
+    n_stages = params.shape[0]
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.float64:
+        x = x.astype(np.float32)
+    lanes = np.repeat(params, 2, axis=0)[None]  # [1, 2S, 5]
+    hop = max(int(x.size), 1)
+    out = np.empty_like(x)
+    _svf_group_kernel(
+        x, lanes, np.zeros((1, n_stages)), np.zeros(n_stages, np.uint8), np.ones(1), hop,
+        np.zeros((2 * n_stages, 2)), np.zeros((2 * n_stages, N_PARAMS)), np.zeros(n_stages),
+        np.zeros(1, np.int64), out,
+    )  # fmt: skip
+    return out
+
+
+# ---- the engine: a chain with exact filter groups ----------------------------------------------
+
+_POINTWISE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _pointwise_fn(chain: Any, stages: tuple, hard: tuple, sample_rate: float):
+    """Cached ``tf.function`` running consecutive pointwise stages (the graph's own kernels)."""
+    from lactose_audio._tf import tf
+    from lactose_audio.chains import _pointwise_stage
+
+    cache = _POINTWISE.setdefault(chain, {})
+    key = (tuple(id(s) for s in stages), tuple(id(s.block) for s in stages), hard, sample_rate)
+    entry = cache.get(key)
+    if entry is None:
+
+        def run(frames, sels):
+            x = frames
+            for stage, sel, h in zip(stages, sels, hard, strict=True):
+                x = _pointwise_stage(x, stage, sel, h, sample_rate)
+            return x
+
+        entry = (stages, tf.function(run, reduce_retracing=True))  # stages kept: ids stay valid
+        cache[key] = entry
+    return entry[1]
+
+
+class IirRenderer:
+    """Runs a chain with exact recursive filter groups; keeps every state between calls.
+
+    Pointwise stages (waveshapers, gain) run the graph's TF kernels (``chains._pointwise_stage``
+    in a cached ``tf.function``); filter groups of :func:`iir_supported` stages run
+    :class:`BiquadGroup`; any other filter group (``fir_eq``, plugin linear filters) falls back
+    to the graph's frame filter (``chains._filter_group``) with its streaming tail. Nested
+    chains and their ``mix`` are honoured. Calls must start on the frame grid (every call but
+    the last covers whole frames), as :class:`lactose_audio.render.RenderStream` guarantees.
+
+    Args:
+        chain: The chain.
+        sample_rate: Hz.
+    """
+
+    def __init__(self, chain: Any, sample_rate: float) -> None:
+        from lactose_audio.blocks.base import fft_size
+
+        self.chain = chain
+        self.sample_rate = float(sample_rate)
+        self.hop_size = chain.hop_size
+        self.n_fft = fft_size(self.hop_size, self.sample_rate)
+        self._index = {id(stage): i for i, stage in enumerate(chain.stages)}
+        self._groups: list[Any] = []
+        for group in chain._filter_groups():
+            if all(iir_supported(st.block) for st in group):
+                self._groups.append(BiquadGroup(group, self.sample_rate, self.hop_size))
+            else:
+                self._groups.append(None)
+        self._tails = None
+        if any(g is None for g in self._groups):
+            self._tails = chain.initial_tails(self.sample_rate)
+
+    @property
+    def fallback_groups(self) -> int:
+        """How many filter groups run the graph's frame filter (not supported by the engine)."""
+        return sum(g is None for g in self._groups)
+
+    def process(self, audio: np.ndarray, selections: list[Any]) -> np.ndarray:
+        """Process ``audio`` (float32 ``[n]``) with this call's selections (per stage).
+
+        Returns:
+            float32 ``[n]``.
+        """
+        from lactose_audio.chains import _is_hard
+
+        hop = self.hop_size
+        n = audio.shape[0]
+        n_frames = -(-n // hop)
+        x = np.zeros(n_frames * hop, np.float32)
+        x[:n] = audio
+        ctx = {
+            "sels": selections,
+            "tensors": self.chain.selection_tensors(selections, n_frames),
+            "hard": tuple(_is_hard(s) for s in selections),
+            "group": 0,
+            "n_frames": n_frames,
+        }
+        out = self._walk(self.chain, x, ctx)
+        return np.asarray(out, np.float32)[:n]
+
+    def _walk(self, chain: Any, x: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
+        from lactose_audio.chains import Chain, Stage
+
+        dry = x
+        pointwise: list[Any] = []
+        group: list[Any] = []
+        for item in [*chain, None]:
+            if isinstance(item, Stage) and item.block.is_linear:
+                x = self._pointwise(x, pointwise, ctx)
+                pointwise = []
+                group.append(item)
+                continue
+            if group:
+                x = self._filter(x, group, ctx)
+                group = []
+            if isinstance(item, Chain):
+                x = self._pointwise(x, pointwise, ctx)
+                pointwise = []
+                x = self._walk(item, x, ctx)
+            elif isinstance(item, Stage):
+                pointwise.append(item)
+        x = self._pointwise(x, pointwise, ctx)
+        if chain.mix != 1.0:
+            x = chain.mix * x + (1.0 - chain.mix) * dry
+        return x
+
+    def _pointwise(self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any]) -> np.ndarray:
+        if not stages:
+            return x
+        from lactose_audio._tf import tf
+
+        idx = [self._index[id(st)] for st in stages]
+        hard = tuple(ctx["hard"][i] for i in idx)
+        fn = _pointwise_fn(self.chain, tuple(stages), hard, self.sample_rate)
+        frames = tf.constant(np.asarray(x, np.float32).reshape(1, ctx["n_frames"], -1))
+        out = fn(frames, [ctx["tensors"][i] for i in idx])
+        return out.numpy().reshape(-1)
+
+    def _filter(self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any]) -> np.ndarray:
+        gi = ctx["group"]
+        ctx["group"] += 1
+        idx = [self._index[id(st)] for st in stages]
+        runner = self._groups[gi]
+        if runner is not None:
+            return runner.process(x, [ctx["sels"][i] for i in idx])
+        from lactose_audio._tf import tf
+        from lactose_audio.chains import _filter_group
+
+        tables = self.chain.group_tables(self.sample_rate, ctx["hard"])
+        group = [(st, ctx["tensors"][i], ctx["hard"][i]) for st, i in zip(stages, idx, strict=True)]
+        frames = tf.constant(np.asarray(x, np.float32).reshape(1, ctx["n_frames"], -1))
+        out, self._tails[gi] = _filter_group(
+            frames, group, self.sample_rate, self.n_fft, self._tails[gi], tables[gi]
+        )
+        return out.numpy().reshape(-1)
+
+
+__all__ = [
+    "BiquadGroup",
+    "IirRenderer",
+    "block_coefficients",
+    "filter_static",
+    "iir_supported",
+    "stage_svf_table",
+    "svf_parameters",
+]
