@@ -420,9 +420,9 @@ def pitch_track(
     as unvoiced (:func:`_erode`: they straddle silence and are biased); then every unvoiced
     frame takes the pitch of the next voiced frame (so a note's attack is keyed by that note),
     frames after the last voiced one hold the last voiced pitch, and with nothing voiced the
-    key is :data:`UNVOICED_MIDI` everywhere (:func:`_fill_unvoiced`). The track is then linearly interpolated (in MIDI) to the centres
-    of the frames ``[f * hop_size, (f + 1) * hop_size)``, i.e.
-    ``(f + 0.5) * hop_size / sample_rate`` s.
+    key is :data:`UNVOICED_MIDI` everywhere (:func:`_fill_unvoiced`). The track is then
+    linearly interpolated (in MIDI) to the centres of the frames
+    ``[f * hop_size, (f + 1) * hop_size)``, i.e. ``(f + 0.5) * hop_size / sample_rate`` s.
 
     Args:
         audio: ``[n_samples]`` float32 mono signal.

@@ -28,8 +28,16 @@ SUFFIX = ".json"
 #: Where shipped presets are looked up by name: $LACTOSE_PRESETS_PATH (os.pathsep-separated
 #: folders), then the ``presets/`` folder of the source tree.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
-_TOP_LEVEL = ("format", "version", "name", "description", "sample_rate", "chain", "coverage",
-              "training")
+_TOP_LEVEL = (
+    "format",
+    "version",
+    "name",
+    "description",
+    "sample_rate",
+    "chain",
+    "coverage",
+    "training",
+)
 
 
 @dataclass
@@ -141,12 +149,16 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
     if not isinstance(document, dict):
         raise PresetError(f"{source}: not a preset (expected a JSON object)")
     if document.get("format") != FORMAT:
-        raise PresetError(f"{source}: not a lactose-audio preset (format is "
-                          f"{document.get('format')!r}, expected {FORMAT!r})")
+        raise PresetError(
+            f"{source}: not a lactose-audio preset (format is "
+            f"{document.get('format')!r}, expected {FORMAT!r})"
+        )
     version = document.get("version")
     if version != VERSION:
-        raise PresetError(f"{source}: unknown preset version {version!r}; this lactose_audio "
-                          f"reads version {VERSION}")
+        raise PresetError(
+            f"{source}: unknown preset version {version!r}; this lactose_audio "
+            f"reads version {VERSION}"
+        )
     unknown = sorted(set(document) - set(_TOP_LEVEL))
     if unknown:
         raise PresetError(f"{source}: unknown field(s) {', '.join(unknown)}")
@@ -158,11 +170,15 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
         if not isinstance(document[key], str):
             raise PresetError(f"{source}: {key} must be a string")
     sample_rate = document["sample_rate"]
-    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or not (
-        1000 <= sample_rate <= 768000
+    if (
+        not isinstance(sample_rate, int)
+        or isinstance(sample_rate, bool)
+        or not (1000 <= sample_rate <= 768000)
     ):
-        raise PresetError(f"{source}: sample_rate must be an integer between 1000 Hz and "
-                          f"768000 Hz, got {sample_rate!r}")
+        raise PresetError(
+            f"{source}: sample_rate must be an integer between 1000 Hz and "
+            f"768000 Hz, got {sample_rate!r}"
+        )
     if not isinstance(document["training"], dict):
         raise PresetError(f"{source}: training must be an object")
 

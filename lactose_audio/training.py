@@ -247,12 +247,18 @@ def _coverage(chain, tracks: list[_Track], min_fraction: float) -> list[dict[str
         for track in tracks:
             sel = track.selections[index]
             if sel is None:
-                rate = track.train_end if stage.control_rate == "sample" else (
-                    track.train_end // chain.hop_size)
+                rate = (
+                    track.train_end
+                    if stage.control_rate == "sample"
+                    else (track.train_end // chain.hop_size)
+                )
                 counts[0] += rate
                 continue
-            stop = track.train_end if stage.control_rate == "sample" else (
-                track.train_end // chain.hop_size)
+            stop = (
+                track.train_end
+                if stage.control_rate == "sample"
+                else (track.train_end // chain.hop_size)
+            )
             counts += coverage(np.asarray(sel.lower)[:stop], stage.n_ranges)
         total = max(int(counts.sum()), 1)
         flagged = [bool(c < min_fraction * total) for c in counts] if stage.keyed else [False]
@@ -281,10 +287,10 @@ class Trainer:
         self.segment = -(-cfg.segment_samples // self.hop) * self.hop
         for track in self.tracks:
             if track.train_end < self.context + self.segment:
+                needed = (self.context + self.segment) / (1 - cfg.validation_fraction)
                 raise ParameterError(
-                    f"training audio too short: needs at least "
-                    f"{(self.context + self.segment) / sample_rate / (1 - cfg.validation_fraction):.1f}"
-                    f" s per pair at {sample_rate} Hz"
+                    f"training audio too short: needs at least {needed / sample_rate:.1f} s "
+                    f"per pair at {sample_rate} Hz"
                 )
         self.rng = np.random.default_rng(cfg.seed)
         tf.random.set_seed(cfg.seed)
@@ -387,8 +393,10 @@ class Trainer:
                 prediction = chain.forward(dry, sels, sample_rate)[:, context:]
                 loss = self._loss(wet, prediction)
             grads = tape.gradient(loss, variables)
-            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                     for g, v in zip(grads, variables, strict=True)]
+            grads = [
+                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                for g, v in zip(grads, variables, strict=True)
+            ]
             # Under a multi-replica strategy every replica sees the mean gradient.
             grads = tf.distribute.get_replica_context().all_reduce("mean", grads)
             self.optimizer.apply_gradients(zip(grads, variables, strict=True))
@@ -409,14 +417,15 @@ class Trainer:
             n = track.n_samples - start
             sels = self.chain.slice_selections(track.selections, start, n)
             if self.phase == "unconditioned":
-                sels = [None if s is None else type(s)(*(np.zeros_like(a) for a in s))
-                        for s in sels]
+                sels = [
+                    None if s is None else type(s)(*(np.zeros_like(a) for a in s)) for s in sels
+                ]
             if self._eval_fn is None:
                 self._eval_fn = tf.function(
                     lambda d, s: self.chain.forward(d, s, self.sample_rate), reduce_retracing=True
                 )
             batched = [None if s is None else type(s)(*(a[None] for a in s)) for s in sels]
-            prediction = self._eval_fn(track.dry[None, start:], batched).numpy()[0, self.context:]
+            prediction = self._eval_fn(track.dry[None, start:], batched).numpy()[0, self.context :]
             target = track.wet[track.train_end :]
             errors += float(np.sum((target.astype(np.float64) - prediction) ** 2))
             energy += float(np.sum(target.astype(np.float64) ** 2))
@@ -459,8 +468,13 @@ class Trainer:
     def _evaluate(self, loss: float) -> None:
         val = self._validation_esr()
         self.history.append(
-            {"step": self.step, "seconds": round(self.elapsed, 3), "phase": self.phase,
-             "loss": float(loss), "val_esr": float(val)}
+            {
+                "step": self.step,
+                "seconds": round(self.elapsed, 3),
+                "phase": self.phase,
+                "loss": float(loss),
+                "val_esr": float(val),
+            }
         )
         if val < self.best_esr:
             self.best_esr = val
@@ -485,17 +499,27 @@ class Trainer:
         self.evals_since_best = 0
         self._eval_fn = None
 
-    def run(self, progress: bool = True, on_step: Callable[[Trainer], None] | None = None,
-            checkpoint: Callable[[Trainer], None] | None = None,
-            checkpoint_every: float = 15.0) -> None:
+    def run(
+        self,
+        progress: bool = True,
+        on_step: Callable[[Trainer], None] | None = None,
+        checkpoint: Callable[[Trainer], None] | None = None,
+        checkpoint_every: float = 15.0,
+    ) -> None:
         """Train until the budget, the step count or early stopping ends both phases."""
         from tqdm.auto import tqdm
 
         cfg = self.cfg
         keyed = any(stage.keyed for stage in self.chain.stages)
         total = cfg.steps if cfg.steps is not None else None
-        bar = tqdm(total=total, disable=not progress, unit="step", dynamic_ncols=True,
-                   initial=self.step, leave=False)
+        bar = tqdm(
+            total=total,
+            disable=not progress,
+            unit="step",
+            dynamic_ncols=True,
+            initial=self.step,
+            leave=False,
+        )
         last_checkpoint = time.perf_counter()
         try:
             while True:
@@ -707,14 +731,28 @@ def train(
 
         chain = Chain.from_config(meta["chain"])
         saved = meta["config"]
-        keep = {k: saved[k] for k in ("chain_spec", "key", "n_ranges", "edges", "soft_width",
-                                       "batch_size", "segment_samples", "learning_rate",
-                                       "validation_fraction", "stft_weight", "seed")}
+        keep = {
+            k: saved[k]
+            for k in (
+                "chain_spec",
+                "key",
+                "n_ranges",
+                "edges",
+                "soft_width",
+                "batch_size",
+                "segment_samples",
+                "learning_rate",
+                "validation_fraction",
+                "stft_weight",
+                "seed",
+            )
+        }
         cfg = dataclasses.replace(cfg, **keep)
     else:
         n_train = [int(p.n_samples * (1 - cfg.validation_fraction)) for p in pairs]
-        chain = build_chain(cfg, [p.dry[:n] for p, n in zip(pairs, n_train, strict=True)],
-                            sample_rate)
+        chain = build_chain(
+            cfg, [p.dry[:n] for p, n in zip(pairs, n_train, strict=True)], sample_rate
+        )
     trainer = Trainer(chain, pairs, cfg, sample_rate)
     if meta is not None:
         trainer.restore(meta, arrays)
@@ -784,8 +822,9 @@ def _write_report(report_dir, effect, trainer: Trainer) -> list[Path]:
     track = trainer.tracks[0]
     target = track.wet[track.train_end :]
     prediction = effect(track.dry, trainer.sample_rate)[track.train_end :]
-    return write_report(report_dir, effect, trainer.history, target, prediction,
-                        trainer.sample_rate)
+    return write_report(
+        report_dir, effect, trainer.history, target, prediction, trainer.sample_rate
+    )
 
 
 def train_from_files(
@@ -808,8 +847,12 @@ def train_from_files(
     from lactose_audio.data import load_pair, load_pairs
 
     cfg = (config or TrainConfig()).resolved()
-    options = dict(channel=channel, resample=resample, latency=latency,
-                   validation_fraction=cfg.validation_fraction)
+    options = dict(
+        channel=channel,
+        resample=resample,
+        latency=latency,
+        validation_fraction=cfg.validation_fraction,
+    )
     if Path(dry).is_dir():
         if wet is not None:
             raise ParameterError(f"{dry} is a folder of pairs: give no WET file")

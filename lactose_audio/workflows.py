@@ -40,9 +40,8 @@ def render_file(
     import time
 
     from lactose_audio.audio_io import check_output_path, read_audio, write_audio
-    from lactose_audio.presets import load_preset
-
     from lactose_audio.data import check_signal
+    from lactose_audio.presets import load_preset
 
     check_output_path(output_path)
     effect = load_preset(preset)
@@ -106,8 +105,9 @@ def _format_value(value: float) -> str:
     return f"{value:.3e}"
 
 
-def inspect_preset(preset: str | os.PathLike, *, plot: str | None = None,
-                   as_json: bool = False) -> str:
+def inspect_preset(
+    preset: str | os.PathLike, *, plot: str | None = None, as_json: bool = False
+) -> str:
     """A table of ranges × parameters with units and data coverage, per stage.
 
     Args:
@@ -139,14 +139,19 @@ def inspect_preset(preset: str | os.PathLike, *, plot: str | None = None,
             },
             indent=2,
         )
-    lines = [f"{effect.name}: {effect.description}" if effect.description else effect.name,
-             f"file: {resolve(preset)}  trained at {effect.sample_rate} Hz"]
+    lines = [
+        f"{effect.name}: {effect.description}" if effect.description else effect.name,
+        f"file: {resolve(preset)}  trained at {effect.sample_rate} Hz",
+    ]
     training = document["training"]
     if training:
         keys = ("validation_esr", "latency_samples", "steps", "seconds")
-        lines.append("training: " + ", ".join(
-            f"{k}={_format_value(training[k]) if isinstance(training[k], float) else training[k]}"
-            for k in keys if k in training))
+        shown = [
+            f"{k}={_format_value(v) if isinstance(v, float) else v}"
+            for k in keys
+            if (v := training.get(k)) is not None
+        ]
+        lines.append("training: " + ", ".join(shown))
     for i, table in enumerate(stage_tables(effect)):
         unit = f" {table['unit']}" if table["unit"] else ""
         lines.append("")
@@ -156,8 +161,12 @@ def inspect_preset(preset: str | os.PathLike, *, plot: str | None = None,
         rows = []
         for row in table["rows"]:
             lo, hi = row["from"], row["to"]
-            span = ("-inf" if lo is None else f"{lo:g}") + " .. " + (
-                "+inf" if hi is None else f"{hi:g}") + unit
+            span = (
+                ("-inf" if lo is None else f"{lo:g}")
+                + " .. "
+                + ("+inf" if hi is None else f"{hi:g}")
+                + unit
+            )
             count = f"{row['count']}{' (!)' if row['flagged'] else ''}"
             rows.append([span, count, *[_format_value(row["params"][n]) for n in names]])
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]

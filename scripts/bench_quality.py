@@ -48,13 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     for label, dataset, key, n_ranges in RUNS:
         pair = load_dataset(dataset, log=log)
         start = time.perf_counter()
-        result = train(pair, TrainConfig(key=key, n_ranges=n_ranges,
-                                         budget_seconds=args.budget_seconds, seed=args.seed))
+        result = train(
+            pair,
+            TrainConfig(
+                key=key, n_ranges=n_ranges, budget_seconds=args.budget_seconds, seed=args.seed
+            ),
+        )
         esr[label] = result.validation_esr
         seconds[label] = time.perf_counter() - start
         steps[label] = result.steps
-        log(f"{label:<14} {dataset:<12} key={key:<9} ESR {result.validation_esr:.5f} "
-            f"({result.steps} steps, {result.seconds:.0f} s training)")
+        log(
+            f"{label:<14} {dataset:<12} key={key:<9} ESR {result.validation_esr:.5f} "
+            f"({result.steps} steps, {result.seconds:.0f} s training)"
+        )
     summary = {
         "drive_esr": esr["drive_default"],
         "level_keyed_over_none": esr["level_keyed"] / esr["level_none"],

@@ -45,14 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or list(PRESETS):
         spec, key, n_ranges, description = PRESETS[name]
         pair = load_dataset(name)
-        config = TrainConfig(chain_spec=spec, key=key, n_ranges=n_ranges,
-                             budget_seconds=args.budget_seconds, seed=0)
-        result = train(pair, config, out=args.out / f"{name}.json", name=name,
-                       description=description)
+        config = TrainConfig(
+            chain_spec=spec, key=key, n_ranges=n_ranges, budget_seconds=args.budget_seconds, seed=0
+        )
+        result = train(
+            pair, config, out=args.out / f"{name}.json", name=name, description=description
+        )
         checkpoint = args.out / f"{name}.json.checkpoint.npz"
         checkpoint.unlink(missing_ok=True)  # shipped presets carry no training state
-        print(f"{name}: validation ESR {result.validation_esr:.5f} "
-              f"({result.steps} steps, {result.seconds:.0f} s)")
+        print(
+            f"{name}: validation ESR {result.validation_esr:.5f} "
+            f"({result.steps} steps, {result.seconds:.0f} s)"
+        )
     return 0
 
 

@@ -70,7 +70,12 @@ def test_default_chain_and_repr_with_units():
     assert [s.block.name for s in chain] == ["gain", "tanh", "lowpass", "highpass"]
     assert all(s.n_ranges == 8 and s.key.kind == "amplitude" for s in chain)
     text = repr(chain)
-    assert "cutoff_hz=20000 Hz" in text and "cutoff_hz=25 Hz" in text and "drive_db=0 dB" in text and "@amplitude[8]" in text
+    assert (
+        "cutoff_hz=20000 Hz" in text
+        and "cutoff_hz=25 Hz" in text
+        and "drive_db=0 dB" in text
+        and "@amplitude[8]" in text
+    )
 
 
 def test_config_round_trip_is_exact_and_json():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -48,8 +46,12 @@ def files(tmp_path):
     (tmp_path / "text.wav").write_text("this is not audio\n")
     paths["text.wav"] = tmp_path / "text.wav"
     chain = Chain.from_spec("gain>tanh", key=make_key("amplitude"), n_ranges=2)
-    effect = Effect(chain=chain, name="p", description="d", coverage=[
-        {"counts": [1, 1], "flagged": [False, False]}] * 2)
+    effect = Effect(
+        chain=chain,
+        name="p",
+        description="d",
+        coverage=[{"counts": [1, 1], "flagged": [False, False]}] * 2,
+    )
     paths["preset.json"] = save_preset(effect, tmp_path / "preset.json")
     (tmp_path / "broken.json").write_text('{"format": "lactose-audio-preset", "version": 7}')
     paths["broken.json"] = tmp_path / "broken.json"
@@ -82,8 +84,7 @@ BAD_PAIRS = [
 @pytest.mark.parametrize(("dry", "wet", "name", "problem"), BAD_PAIRS)
 def test_train_refuses_bad_pairs(files, capsys, tmp_path, dry, wet, name, problem):
     out = tmp_path / "new.json"
-    _refused(capsys, ["train", files[dry], files[wet], "--out", out, "--steps", "1"], name,
-             problem)
+    _refused(capsys, ["train", files[dry], files[wet], "--out", out, "--steps", "1"], name, problem)
     assert not out.exists()
 
 
@@ -94,11 +95,17 @@ def test_eval_refuses_bad_pairs(files, capsys, dry, wet, name, problem):
 
 @pytest.mark.parametrize(
     ("source", "problem"),
-    [("missing.wav", "no such file"), ("text.wav", "audio"), ("nan.wav", "non-finite"),
-     ("silent.wav", "silent"), ("stereo.wav", "channel")],
+    [
+        ("missing.wav", "no such file"),
+        ("text.wav", "audio"),
+        ("nan.wav", "non-finite"),
+        ("silent.wav", "silent"),
+        ("stereo.wav", "channel"),
+    ],
 )
-def test_render_refuses_bad_input_and_keeps_existing_output(files, capsys, tmp_path, source,
-                                                            problem):
+def test_render_refuses_bad_input_and_keeps_existing_output(
+    files, capsys, tmp_path, source, problem
+):
     out = tmp_path / "out.wav"
     out.write_bytes(b"precious")
     _refused(capsys, ["render", files["preset.json"], files[source], out], source, problem)
@@ -108,32 +115,65 @@ def test_render_refuses_bad_input_and_keeps_existing_output(files, capsys, tmp_p
 
 @pytest.mark.parametrize("command", [["inspect"], ["render"], ["eval"]])
 def test_commands_refuse_bad_presets(files, capsys, tmp_path, command):
-    tail = {"inspect": [], "render": [files["dry.wav"], tmp_path / "o.wav"],
-            "eval": [files["dry.wav"], files["wet.wav"]]}[command[0]]
-    _refused(capsys, [*command, files["broken.json"], *tail], "broken.json",
-             "unknown preset version 7")
+    tail = {
+        "inspect": [],
+        "render": [files["dry.wav"], tmp_path / "o.wav"],
+        "eval": [files["dry.wav"], files["wet.wav"]],
+    }[command[0]]
+    _refused(
+        capsys, [*command, files["broken.json"], *tail], "broken.json", "unknown preset version 7"
+    )
     _refused(capsys, [*command, tmp_path / "nope.json", *tail], "nope.json", "no such preset")
     assert not (tmp_path / "o.wav").exists()
 
 
 def test_render_refuses_unknown_output_extension_before_work(files, capsys, tmp_path):
-    _refused(capsys, ["render", files["preset.json"], files["dry.wav"], tmp_path / "o.mp3"],
-             "o.mp3", "extension")
+    _refused(
+        capsys,
+        ["render", files["preset.json"], files["dry.wav"], tmp_path / "o.mp3"],
+        "o.mp3",
+        "extension",
+    )
     assert not (tmp_path / "o.mp3").exists()
 
 
 def test_render_with_channel_and_mix(files, capsys, tmp_path):
     out = tmp_path / "o.wav"
-    assert cli.main(["render", str(files["preset.json"]), str(files["stereo.wav"]), str(out),
-                     "--channel", "1", "--mix", "0"]) == 0
+    assert (
+        cli.main(
+            [
+                "render",
+                str(files["preset.json"]),
+                str(files["stereo.wav"]),
+                str(out),
+                "--channel",
+                "1",
+                "--mix",
+                "0",
+            ]
+        )
+        == 0
+    )
     rendered, _ = sf.read(out, dtype="float32")
     np.testing.assert_allclose(rendered, _tone(), atol=1e-6)  # mix 0 is the input
 
 
 def test_train_refuses_conflicting_options(files, capsys, tmp_path):
-    code = cli.main(["train", str(files["dry.wav"]), str(files["wet.wav"]), "--out",
-                     str(tmp_path / "p.json"), "--ranges", "4", "--edges", "-20,-10"])
+    code = cli.main(
+        [
+            "train",
+            str(files["dry.wav"]),
+            str(files["wet.wav"]),
+            "--out",
+            str(tmp_path / "p.json"),
+            "--ranges",
+            "4",
+            "--edges",
+            "-20,-10",
+        ]
+    )
     assert code == 2
-    code = cli.main(["train", str(files["dry.wav"]), str(files["wet.wav"]), "--out",
-                     str(tmp_path / "p.txt")])
+    code = cli.main(
+        ["train", str(files["dry.wav"]), str(files["wet.wav"]), "--out", str(tmp_path / "p.txt")]
+    )
     assert code == 2 and "p.txt" in capsys.readouterr().err

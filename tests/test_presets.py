@@ -34,8 +34,14 @@ def _effect(n_ranges: int = 3) -> Effect:
         hi = np.array([p.maximum for p in stage.block.params])
         stage.set_physical(lo + (hi - lo) * rng.uniform(0.1, 0.9, (n_ranges, lo.size)))
     coverage = [{"counts": [10, 20, 30][:n_ranges], "flagged": [False] * n_ranges}] * 3
-    return Effect(chain=chain, name="t", description="test", sample_rate=44100,
-                  coverage=coverage, training={"validation_esr": 0.01, "latency_samples": 0})
+    return Effect(
+        chain=chain,
+        name="t",
+        description="test",
+        sample_rate=44100,
+        coverage=coverage,
+        training={"validation_esr": 0.01, "latency_samples": 0},
+    )
 
 
 def test_save_load_save_is_byte_identical(tmp_path):

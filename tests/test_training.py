@@ -63,8 +63,7 @@ def test_ranges_start_from_the_unconditioned_fit_and_flag_empty_ranges(drive_pai
 
 
 def test_resume_continues_where_the_checkpoint_left_off(drive_pair, tmp_path):
-    config = TrainConfig(steps=40, key="amplitude", n_ranges=2, seed=7, eval_every=10,
-                         patience=100)
+    config = TrainConfig(steps=40, key="amplitude", n_ranges=2, seed=7, eval_every=10, patience=100)
     straight = train(drive_pair, config, out=tmp_path / "a.json")
 
     def interrupt(trainer):
@@ -81,7 +80,8 @@ def test_resume_continues_where_the_checkpoint_left_off(drive_pair, tmp_path):
         np.testing.assert_allclose(s1.bank.numpy(), s2.bank.numpy(), rtol=1e-4, atol=1e-5)
     assert [h["step"] for h in resumed.history] == [h["step"] for h in straight.history]
     np.testing.assert_allclose(
-        [h["val_esr"] for h in resumed.history], [h["val_esr"] for h in straight.history],
+        [h["val_esr"] for h in resumed.history],
+        [h["val_esr"] for h in straight.history],
         rtol=1e-4,
     )
 
@@ -101,8 +101,12 @@ def test_interrupt_saves_the_best_preset_so_far(drive_pair, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(TrainingInterrupted, match="saved the best preset so far"):
-        train(drive_pair, TrainConfig(steps=200, key="none", eval_every=10), out=out,
-              on_step=interrupt)
+        train(
+            drive_pair,
+            TrainConfig(steps=200, key="none", eval_every=10),
+            out=out,
+            on_step=interrupt,
+        )
     effect = load_preset(out)
     assert effect.training["steps"] == 30
     assert np.isfinite(effect.training["validation_esr"])
@@ -114,13 +118,33 @@ def test_cli_train_render_eval_inspect(drive_pair, tmp_path, capsys):
     sf.write(dry, drive_pair.dry, drive_pair.sample_rate, subtype="PCM_24")
     sf.write(wet, drive_pair.wet, drive_pair.sample_rate, subtype="FLOAT")
     preset = tmp_path / "drive.json"
-    code = cli.main(["train", str(dry), str(wet), "--out", str(preset), "--steps", "60",
-                     "--key", "amplitude", "--ranges", "3", "--quiet", "--latency", "0",
-                     "--report", str(tmp_path / "report")])
+    code = cli.main(
+        [
+            "train",
+            str(dry),
+            str(wet),
+            "--out",
+            str(preset),
+            "--steps",
+            "60",
+            "--key",
+            "amplitude",
+            "--ranges",
+            "3",
+            "--quiet",
+            "--latency",
+            "0",
+            "--report",
+            str(tmp_path / "report"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "validation ESR" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "report").iterdir()} >= {
-        "training.png", "effect.png", "spectrogram.png"}
+        "training.png",
+        "effect.png",
+        "spectrogram.png",
+    }
 
     out = tmp_path / "out.wav"
     assert cli.main(["render", str(preset), str(dry), str(out)]) == 0
