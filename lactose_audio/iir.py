@@ -112,6 +112,103 @@ def svf_parameters(b: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 # ---- the kernel ------------------------------------------------------------------------------
+#
+# Per sample and lane, Simper's SVF (a1 = 1 / (1 + g (g + k)), a2 = g a1, a3 = g a2):
+#     v3 = v - s2;  v1 = a1 s1 + a2 v3;  v2 = s2 + a2 s1 + a3 v3
+#     s1 <- 2 v1 - s1;  s2 <- 2 v2 - s2;  y = m0 v + m1 v1 + m2 v2
+# is computed expanded as the same linear map (shorter dependency chains per sample):
+#     y = c1 s1 + c2 s2 + d v;  s1 <- p11 s1 + p12 s2 + q1 v;  s2 <- p21 s1 + p22 s2 + q2 v.
+N_COEFS = 9
+"""Expanded coefficients per lane: ``p11, p12, p21, p22, q1, q2, c1, c2, d``."""
+
+
+@_jit
+def _lane_coefficients(g, k, m0, m1, m2, row):  # pragma: no cover - compiled
+    a1 = 1.0 / (1.0 + g * (g + k))
+    a2 = g * a1
+    a3 = g * a2
+    row[0] = 2.0 * a1 - 1.0
+    row[1] = -2.0 * a2
+    row[2] = 2.0 * a2
+    row[3] = 1.0 - 2.0 * a3
+    row[4] = 2.0 * a2
+    row[5] = 2.0 * a3
+    row[6] = m1 * a1 + m2 * a2
+    row[7] = m2 * (1.0 - a3) - m1 * a2
+    row[8] = m0 + m1 * a2 + m2 * a3
+
+
+@_jit
+def _steady_lane(buf, start, stop, cf, state, lane):  # pragma: no cover - compiled
+    # One lane, fixed coefficients, in place on buf[start:stop]; state in registers.
+    s1 = state[lane, 0]
+    s2 = state[lane, 1]
+    p11, p12, p21, p22 = cf[lane, 0], cf[lane, 1], cf[lane, 2], cf[lane, 3]
+    q1, q2, c1, c2, d = cf[lane, 4], cf[lane, 5], cf[lane, 6], cf[lane, 7], cf[lane, 8]
+    for i in range(start, stop):
+        v = buf[i]
+        buf[i] = c1 * s1 + c2 * s2 + d * v
+        n1 = p11 * s1 + p12 * s2 + q1 * v
+        s2 = p21 * s1 + p22 * s2 + q2 * v
+        s1 = n1
+    state[lane, 0] = s1
+    state[lane, 1] = s2
+
+
+@_jit
+def _steady_pair(buf, start, stop, cf, state, la, lb):  # pragma: no cover - compiled
+    # Two lanes in cascade (la then lb) in one loop: their recursions overlap in the CPU.
+    s1 = state[la, 0]
+    s2 = state[la, 1]
+    t1 = state[lb, 0]
+    t2 = state[lb, 1]
+    p11, p12, p21, p22 = cf[la, 0], cf[la, 1], cf[la, 2], cf[la, 3]
+    q1, q2, c1, c2, d = cf[la, 4], cf[la, 5], cf[la, 6], cf[la, 7], cf[la, 8]
+    r11, r12, r21, r22 = cf[lb, 0], cf[lb, 1], cf[lb, 2], cf[lb, 3]
+    e1, e2, f1, f2, h = cf[lb, 4], cf[lb, 5], cf[lb, 6], cf[lb, 7], cf[lb, 8]
+    for i in range(start, stop):
+        v = buf[i]
+        y = c1 * s1 + c2 * s2 + d * v
+        n1 = p11 * s1 + p12 * s2 + q1 * v
+        s2 = p21 * s1 + p22 * s2 + q2 * v
+        s1 = n1
+        buf[i] = f1 * t1 + f2 * t2 + h * y
+        n1 = r11 * t1 + r12 * t2 + e1 * y
+        t2 = r21 * t1 + r22 * t2 + e2 * y
+        t1 = n1
+    state[la, 0] = s1
+    state[la, 1] = s2
+    state[lb, 0] = t1
+    state[lb, 1] = t2
+
+
+@_jit
+def _steady_soft(buf, start, stop, cf, state, lane, w):  # pragma: no cover - compiled
+    # Two lanes (lane, lane + 1) on the same input, outputs mixed (1 - w, w); fixed coefficients.
+    s1 = state[lane, 0]
+    s2 = state[lane, 1]
+    t1 = state[lane + 1, 0]
+    t2 = state[lane + 1, 1]
+    p11, p12, p21, p22 = cf[lane, 0], cf[lane, 1], cf[lane, 2], cf[lane, 3]
+    q1, q2, c1, c2, d = cf[lane, 4], cf[lane, 5], cf[lane, 6], cf[lane, 7], cf[lane, 8]
+    u = lane + 1
+    r11, r12, r21, r22 = cf[u, 0], cf[u, 1], cf[u, 2], cf[u, 3]
+    e1, e2, f1, f2, h = cf[u, 4], cf[u, 5], cf[u, 6], cf[u, 7], cf[u, 8]
+    for i in range(start, stop):
+        v = buf[i]
+        y = c1 * s1 + c2 * s2 + d * v
+        yu = f1 * t1 + f2 * t2 + h * v
+        buf[i] = y + w * (yu - y)
+        n1 = p11 * s1 + p12 * s2 + q1 * v
+        s2 = p21 * s1 + p22 * s2 + q2 * v
+        s1 = n1
+        n1 = r11 * t1 + r12 * t2 + e1 * v
+        t2 = r21 * t1 + r22 * t2 + e2 * v
+        t1 = n1
+    state[lane, 0] = s1
+    state[lane, 1] = s2
+    state[u, 0] = t1
+    state[u, 1] = t2
 
 
 @_jit
@@ -120,86 +217,79 @@ def _svf_group_kernel(
 ):  # pragma: no cover - compiled
     """Time-varying SVF cascade over frames (see module docstring).
 
-    x: float32 [n]; params: float64 [n_frames, 2 * S, 5] (lane 2s: lower row of stage s, lane
-    2s + 1: upper row); weights: float64 [n_frames, S] (upper lane's weight); soft: uint8 [S]
-    (run the upper lane); fade: float64 [c]; state: float64 [2 * S, 2] (integrators);
+    x: float32 or float64 [n]; params: float64 [n_frames, 2 * S, 5] (lane 2s: lower row of
+    stage s, lane 2s + 1: upper row); weights: float64 [n_frames, S] (upper lane's weight);
+    soft: uint8 [S] (run the upper lane); fade: float64 [c]; state: float64 [2 * S, 2];
     prev: float64 [2 * S, 5], prev_w: float64 [S] (previous frame's); started: int64 [1].
-    Writes out (float32 [n]); updates state, prev, prev_w, started in place.
+    Writes out (dtype of x, [n]); updates state, prev, prev_w, started in place.
     """
     n = x.shape[0]
     n_lanes = params.shape[1]
     n_stages = n_lanes // 2
     c = fade.shape[0]
     n_frames = (n + hop - 1) // hop
-    # per lane: a1, a2, a3, m0, m1, m2 (Simper's form) for the current sample
-    coef = np.empty((n_lanes, 6))
-    w = np.empty(n_stages)
-    cur = np.empty((n_lanes, N_PARAMS))
+    cf = np.empty((n_lanes, N_COEFS))
+    cur = np.empty(N_PARAMS)
+    buf = np.empty(hop)
     for f in range(n_frames):
         start = f * hop
         stop = min(start + hop, n)
+        m = stop - start
+        for i in range(m):
+            buf[i] = x[start + i]
         changed = False
         if started[0] != 0:
             for s in range(n_stages):
-                if weights[f, s] != prev_w[s]:
+                if soft[s] != 0 and weights[f, s] != prev_w[s]:
                     changed = True
-                for j in range(2):
-                    lane = 2 * s + j
-                    if j == 1 and soft[s] == 0:
-                        continue
+                for j in range(1 + soft[s]):
                     for p in range(N_PARAMS):
-                        if params[f, lane, p] != prev[lane, p]:
+                        if params[f, 2 * s + j, p] != prev[2 * s + j, p]:
                             changed = True
-        fade_stop = min(start + c, stop) if changed else start
-        for i in range(start, stop):
-            if i == start or i < fade_stop + 1:
-                # (re)compute the coefficients: every sample of a fade, once after it
-                if i < fade_stop:
-                    r = fade[i - start]
-                else:
-                    r = 1.0
-                for lane in range(n_lanes):
-                    if lane % 2 == 1 and soft[lane // 2] == 0:
-                        continue
-                    for p in range(N_PARAMS):
-                        old = prev[lane, p] if changed else params[f, lane, p]
-                        cur[lane, p] = old + r * (params[f, lane, p] - old)
-                    g = cur[lane, 0]
-                    a1 = 1.0 / (1.0 + g * (g + cur[lane, 1]))
-                    a2 = g * a1
-                    coef[lane, 0] = a1
-                    coef[lane, 1] = a2
-                    coef[lane, 2] = g * a2
-                    coef[lane, 3] = cur[lane, 2]
-                    coef[lane, 4] = cur[lane, 3]
-                    coef[lane, 5] = cur[lane, 4]
-                for s in range(n_stages):
-                    old = prev_w[s] if changed else weights[f, s]
-                    w[s] = old + r * (weights[f, s] - old)
-            v = np.float64(x[i])
+        n_fade = min(c, m) if changed else 0
+        # Fade: sample by sample through the cascade, parameters interpolated per sample.
+        for i in range(n_fade):
+            r = fade[i]
+            v = buf[i]
             for s in range(n_stages):
-                lane = 2 * s
-                ic1 = state[lane, 0]
-                ic2 = state[lane, 1]
-                v3 = v - ic2
-                v1 = coef[lane, 0] * ic1 + coef[lane, 1] * v3
-                v2 = ic2 + coef[lane, 1] * ic1 + coef[lane, 2] * v3
-                state[lane, 0] = 2.0 * v1 - ic1
-                state[lane, 1] = 2.0 * v2 - ic2
-                y = coef[lane, 3] * v + coef[lane, 4] * v1 + coef[lane, 5] * v2
-                if soft[s] != 0:
-                    lane += 1
-                    ic1 = state[lane, 0]
-                    ic2 = state[lane, 1]
-                    v3 = v - ic2
-                    v1 = coef[lane, 0] * ic1 + coef[lane, 1] * v3
-                    v2 = ic2 + coef[lane, 1] * ic1 + coef[lane, 2] * v3
-                    state[lane, 0] = 2.0 * v1 - ic1
-                    state[lane, 1] = 2.0 * v2 - ic2
-                    yu = coef[lane, 3] * v + coef[lane, 4] * v1 + coef[lane, 5] * v2
-                    y = y + w[s] * (yu - y)
+                y = 0.0
+                for j in range(1 + soft[s]):
+                    lane = 2 * s + j
+                    for p in range(N_PARAMS):
+                        old = prev[lane, p]
+                        cur[p] = old + r * (params[f, lane, p] - old)
+                    _lane_coefficients(cur[0], cur[1], cur[2], cur[3], cur[4], cf[lane])
+                    s1 = state[lane, 0]
+                    s2 = state[lane, 1]
+                    yl = cf[lane, 6] * s1 + cf[lane, 7] * s2 + cf[lane, 8] * v
+                    state[lane, 0] = cf[lane, 0] * s1 + cf[lane, 1] * s2 + cf[lane, 4] * v
+                    state[lane, 1] = cf[lane, 2] * s1 + cf[lane, 3] * s2 + cf[lane, 5] * v
+                    if j == 0:
+                        y = yl
+                    else:
+                        ws = prev_w[s] + r * (weights[f, s] - prev_w[s])
+                        y = y + ws * (yl - y)
                 v = y
-            out[i] = v
+            buf[i] = v
+        # The rest of the frame: fixed parameters, stage by stage (hard pairs in one loop).
+        for s in range(n_stages):
+            for j in range(1 + soft[s]):
+                lane = 2 * s + j
+                p = params[f, lane]
+                _lane_coefficients(p[0], p[1], p[2], p[3], p[4], cf[lane])
+        s = 0
+        while s < n_stages:
+            if soft[s] != 0:
+                _steady_soft(buf, n_fade, m, cf, state, 2 * s, weights[f, s])
+                s += 1
+            elif s + 1 < n_stages and soft[s + 1] == 0:
+                _steady_pair(buf, n_fade, m, cf, state, 2 * s, 2 * s + 2)
+                s += 2
+            else:
+                _steady_lane(buf, n_fade, m, cf, state, 2 * s)
+                s += 1
+        for i in range(m):
+            out[start + i] = buf[i]
         for lane in range(n_lanes):
             for p in range(N_PARAMS):
                 prev[lane, p] = params[f, lane, p]

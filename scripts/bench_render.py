@@ -4,8 +4,11 @@ Ours: ``default_chain()`` (gain > tanh drive > lowpass > highpass, keyed on the 
 amplitude, 8 ranges), edges fitted on the audio, every range with its own parameters.
 Timed: ``chain(audio, sample_rate)`` -- key computation, range selection and the TF graph.
 Pedalboard: ``Pedalboard([Gain, Distortion, LowpassFilter, HighpassFilter])`` on the same audio.
-Each timing is the best of ``--repeats`` runs after one warm-up run (tracing, allocation);
-both are measured alternately in one process.
+Each timing is the best of ``--repeats`` runs after one warm-up run (tracing, allocation,
+numba compilation); both are measured alternately in one process. Both render engines are
+timed: ``graph`` (the default, keys ``render_*``, ``ratio_*``) and ``iir`` (exact recursive
+biquads, keys ``*_iir``); ``iir_first_call_seconds`` is the iir engine's first call (numba
+compile or cache load, TF tracing) in this process.
 
 Usage: python scripts/bench_render.py [--seconds 60] [--repeats 7] [--json]
 """
@@ -51,7 +54,7 @@ def best_of(fn, repeats: int) -> float:
     return best
 
 
-def ours(n_ranges: int, audio: np.ndarray):
+def ours(n_ranges: int, audio: np.ndarray, engine: str = "graph"):
     from lactose_audio.chains import default_chain
 
     chain = default_chain(n_ranges=n_ranges)
@@ -61,7 +64,11 @@ def ours(n_ranges: int, audio: np.ndarray):
     chain[1].set_physical(np.hstack([20.0 + 10.0 * k, 0.1 * k, -6.0 + 0.0 * k]))
     chain[2].set_physical(np.hstack([5000.0 - 2000.0 * k, 0.7071 + 0.3 * k]))
     chain[3].set_physical(np.hstack([80.0 + 40.0 * k, 0.7071 + 0.0 * k]))
-    return lambda: chain(audio, SR)
+    if engine == "graph":
+        return lambda: chain(audio, SR)
+    from lactose_audio.render import render
+
+    return lambda: render(chain, audio, SR, engine=engine)
 
 
 def main() -> None:
@@ -84,11 +91,18 @@ def main() -> None:
     )
     run8, run64, run1 = ours(8, audio), ours(64, audio), ours(1, audio)
     run2 = ours(2, audio)
+    iir8, iir64, iir1 = (ours(n, audio, "iir") for n in (8, 64, 1))
+    t0 = time.perf_counter()
+    iir8()
+    t_first = time.perf_counter() - t0
     t_pb = best_of(lambda: board(audio, SR), args.repeats)
     t_ours = best_of(run8, args.repeats)
+    t_iir = best_of(iir8, args.repeats)
     t_pb = min(t_pb, best_of(lambda: board(audio, SR), args.repeats))  # alternate: fairness
     t_ours = min(t_ours, best_of(run8, args.repeats))
+    t_iir = min(t_iir, best_of(iir8, args.repeats))
     t1, t2, t64 = (best_of(f, args.repeats) for f in (run1, run2, run64))
+    t1_iir, t64_iir = (best_of(f, args.repeats) for f in (iir1, iir64))
     result = {
         "seconds_audio": args.seconds,
         "render_seconds": t_ours,
@@ -101,6 +115,13 @@ def main() -> None:
         "ranges_64_seconds": t64,
         "ratio_64_vs_1": t64 / t1,
         "ratio_64_vs_2": t64 / t2,
+        "render_seconds_iir": t_iir,
+        "render_rtf_iir": args.seconds / t_iir,
+        "ratio_vs_pedalboard_iir": t_pb / t_iir,
+        "ranges_1_seconds_iir": t1_iir,
+        "ranges_64_seconds_iir": t64_iir,
+        "ratio_64_vs_1_iir": t64_iir / t1_iir,
+        "iir_first_call_seconds": t_first,
         "timing": f"best of {args.repeats} after 1 warm-up, key computation included",
     }
     if args.json:
@@ -109,8 +130,10 @@ def main() -> None:
     print(f"audio: {args.seconds:g} s at {SR} Hz; {result['timing']}")
     print(f"{'':28s}{'time ms':>10s}{'x real time':>14s}")
     print(f"{'lactose default chain (8)':28s}{1e3 * t_ours:10.1f}{result['render_rtf']:14.0f}")
+    print(f"{'  same, engine=iir':28s}{1e3 * t_iir:10.1f}{result['render_rtf_iir']:14.0f}")
     print(f"{'pedalboard chain':28s}{1e3 * t_pb:10.1f}{result['pedalboard_rtf']:14.0f}")
     print(f"ratio (ours RTF / pedalboard RTF): {result['ratio_vs_pedalboard']:.2f}")
+    print(f"ratio iir (ours RTF / pedalboard RTF): {result['ratio_vs_pedalboard_iir']:.2f}")
     print(
         f"1 range {1e3 * t1:.1f} ms (no key needed), 2 ranges {1e3 * t2:.1f} ms, "
         f"64 ranges {1e3 * t64:.1f} ms"
@@ -118,6 +141,10 @@ def main() -> None:
     print(
         f"64 vs 1: {result['ratio_64_vs_1']:.2f}x   64 vs 2 (both keyed): "
         f"{result['ratio_64_vs_2']:.2f}x"
+    )
+    print(
+        f"iir: 1 range {1e3 * t1_iir:.1f} ms, 64 ranges {1e3 * t64_iir:.1f} ms, 64 vs 1: "
+        f"{result['ratio_64_vs_1_iir']:.2f}x; first call {t_first:.2f} s"
     )
 
 
