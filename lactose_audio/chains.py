@@ -142,6 +142,12 @@ class Stage:
         raw = self.bank.numpy()[:, : self.block.n_params]
         return raw_to_physical_np(self.block.params, raw)
 
+    @property
+    def params(self) -> dict[str, list[float]]:
+        """Per-range physical parameters by name: ``{"drive_db": [range 0, range 1, ...]}``."""
+        rows = self.physical()
+        return {n: [float(v) for v in rows[:, i]] for i, n in enumerate(self.block.param_names)}
+
     def set_physical(self, values: Any) -> None:
         """Set every row from physical values ``[n_ranges, n_params]`` or ``[n_params]``.
 

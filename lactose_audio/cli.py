@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from lactose_audio import __version__
-from lactose_audio.errors import LactoseError
+from lactose_audio.errors import LactoseError, TrainingInterrupted
 
 KEYS = ("none", "sample", "amplitude", "pitch")
 
@@ -278,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except click.exceptions.Abort:
         click.echo("lactose: interrupted", err=True)
+        return 130
+    except TrainingInterrupted as exc:
+        click.echo(f"lactose: {exc}", err=True)
         return 130
     except LactoseError as exc:
         click.echo(f"lactose: error: {exc}", err=True)

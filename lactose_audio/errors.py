@@ -35,4 +35,15 @@ class DependencyError(LactoseError):
     """An optional dependency (e.g. CREPE) is needed for a feature that is unavailable."""
 
 
-__all__ = ["LactoseError", "ParameterError", "DataError", "PresetError", "DependencyError"]
+class TrainingInterrupted(LactoseError):
+    """Ctrl-C during training, after the best preset so far was saved (exit code 130)."""
+
+
+__all__ = [
+    "LactoseError",
+    "ParameterError",
+    "DataError",
+    "PresetError",
+    "DependencyError",
+    "TrainingInterrupted",
+]

@@ -33,17 +33,13 @@ from typing import Any
 import numpy as np
 
 from lactose_audio import __version__
-from lactose_audio.errors import LactoseError, ParameterError, PresetError
+from lactose_audio.errors import LactoseError, ParameterError, PresetError, TrainingInterrupted
 
 DEFAULT_SPEC = "gain>tanh>lowpass>highpass"
 DEFAULT_BUDGET_SECONDS = 60.0
 #: Soft-edge width per key kind (key unit): none for the raw sample, small elsewhere.
 DEFAULT_SOFT_WIDTH = {"sample": 0.0, "amplitude": 1.0, "pitch": 0.5}
 CHECKPOINT_SUFFIX = ".checkpoint.npz"
-
-
-class TrainingInterrupted(LactoseError):
-    """Ctrl-C during training: the best preset so far was saved (CLI exit code 130)."""
 
 
 @dataclass

@@ -175,3 +175,11 @@ def test_document_copy_is_independent():
     copied = copy.deepcopy(document)
     validate_document(document, "p.json")
     assert document == copied
+
+
+def test_stage_params_are_per_range_physical_values():
+    effect = _effect()
+    params = effect[1].params
+    assert list(params) == ["drive_db", "bias", "gain_db"]
+    np.testing.assert_allclose(params["drive_db"], effect[1].physical()[:, 0])
+    assert len(params["drive_db"]) == 3

@@ -168,3 +168,43 @@ def test_cli_train_render_eval_inspect(drive_pair, tmp_path, capsys):
     stages = json.loads(capsys.readouterr().out)["stages"]
     assert [s["block"] for s in stages] == ["gain", "tanh", "lowpass", "highpass"]
     assert len(stages[1]["rows"]) == 3
+
+
+def test_cli_ctrl_c_exits_130_after_saving(drive_pair, tmp_path, monkeypatch, capsys):
+    import lactose_audio.training as training
+
+    original = training.Trainer.run
+
+    def run(self, *args, **kwargs):
+        def interrupt(trainer):
+            if trainer.step == 25:
+                raise KeyboardInterrupt
+
+        kwargs["on_step"] = interrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.Trainer, "run", run)
+    dry, wet = tmp_path / "dry.wav", tmp_path / "wet.wav"
+    sf.write(dry, drive_pair.dry, drive_pair.sample_rate)
+    sf.write(wet, drive_pair.wet, drive_pair.sample_rate)
+    out = tmp_path / "p.json"
+    code = cli.main(
+        [
+            "train",
+            str(dry),
+            str(wet),
+            "--out",
+            str(out),
+            "--steps",
+            "100",
+            "--key",
+            "none",
+            "--latency",
+            "0",
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 130, err
+    assert "saved the best preset so far" in err and err.count("\n") == 1
+    assert load_preset(out).training["steps"] == 25
