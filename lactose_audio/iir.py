@@ -212,6 +212,64 @@ def _steady_soft(buf, start, stop, cf, state, lane, w):  # pragma: no cover - co
 
 
 @_jit
+def _fade_lane(buf, n_fade, fade, old, new, state, lane):  # pragma: no cover - compiled
+    # One hard stage over the fade: each coefficient moves from old[lane] to new[lane].
+    s1 = state[lane, 0]
+    s2 = state[lane, 1]
+    o0, o1, o2, o3, o4 = old[lane, 0], old[lane, 1], old[lane, 2], old[lane, 3], old[lane, 4]
+    o5, o6, o7, o8 = old[lane, 5], old[lane, 6], old[lane, 7], old[lane, 8]
+    d0, d1, d2 = new[lane, 0] - o0, new[lane, 1] - o1, new[lane, 2] - o2
+    d3, d4, d5 = new[lane, 3] - o3, new[lane, 4] - o4, new[lane, 5] - o5
+    d6, d7, d8 = new[lane, 6] - o6, new[lane, 7] - o7, new[lane, 8] - o8
+    for i in range(n_fade):
+        r = fade[i]
+        v = buf[i]
+        buf[i] = (o6 + r * d6) * s1 + (o7 + r * d7) * s2 + (o8 + r * d8) * v
+        n1 = (o0 + r * d0) * s1 + (o1 + r * d1) * s2 + (o4 + r * d4) * v
+        s2 = (o2 + r * d2) * s1 + (o3 + r * d3) * s2 + (o5 + r * d5) * v
+        s1 = n1
+    state[lane, 0] = s1
+    state[lane, 1] = s2
+
+
+@_jit
+def _fade_lanes(buf, n_fade, fade, old, new, state, lane, soft, w_old, w_new):
+    # pragma: no cover - compiled
+    # A stage over the fade: every coefficient moves from old[lane] to new[lane] along fade
+    # (and the soft weight from w_old to w_new when soft: lanes lane and lane + 1 mixed).
+    s1 = state[lane, 0]
+    s2 = state[lane, 1]
+    t1 = state[lane + 1, 0]
+    t2 = state[lane + 1, 1]
+    k = np.empty(N_COEFS)
+    u = np.empty(N_COEFS)
+    for i in range(n_fade):
+        r = fade[i]
+        for j in range(N_COEFS):
+            k[j] = old[lane, j] + r * (new[lane, j] - old[lane, j])
+        v = buf[i]
+        y = k[6] * s1 + k[7] * s2 + k[8] * v
+        n1 = k[0] * s1 + k[1] * s2 + k[4] * v
+        s2 = k[2] * s1 + k[3] * s2 + k[5] * v
+        s1 = n1
+        if soft != 0:
+            for j in range(N_COEFS):
+                u[j] = old[lane + 1, j] + r * (new[lane + 1, j] - old[lane + 1, j])
+            yu = u[6] * t1 + u[7] * t2 + u[8] * v
+            n1 = u[0] * t1 + u[1] * t2 + u[4] * v
+            t2 = u[2] * t1 + u[3] * t2 + u[5] * v
+            t1 = n1
+            w = w_old + r * (w_new - w_old)
+            y = y + w * (yu - y)
+        buf[i] = y
+    state[lane, 0] = s1
+    state[lane, 1] = s2
+    if soft != 0:
+        state[lane + 1, 0] = t1
+        state[lane + 1, 1] = t2
+
+
+@_jit
 def _svf_group_kernel(
     x, params, weights, soft, fade, hop, state, prev, prev_w, started, out
 ):  # pragma: no cover - compiled
@@ -229,7 +287,8 @@ def _svf_group_kernel(
     c = fade.shape[0]
     n_frames = (n + hop - 1) // hop
     cf = np.empty((n_lanes, N_COEFS))
-    cur = np.empty(N_PARAMS)
+    cf_old = np.empty((n_lanes, N_COEFS))
+    n_fade = np.zeros(n_stages, np.int64)
     buf = np.empty(hop)
     for f in range(n_frames):
         start = f * hop
@@ -237,56 +296,50 @@ def _svf_group_kernel(
         m = stop - start
         for i in range(m):
             buf[i] = x[start + i]
-        changed = False
-        if started[0] != 0:
-            for s in range(n_stages):
+        for s in range(n_stages):
+            changed = False
+            if started[0] != 0:
                 if soft[s] != 0 and weights[f, s] != prev_w[s]:
                     changed = True
                 for j in range(1 + soft[s]):
                     for p in range(N_PARAMS):
                         if params[f, 2 * s + j, p] != prev[2 * s + j, p]:
                             changed = True
-        n_fade = min(c, m) if changed else 0
-        # Fade: sample by sample through the cascade, parameters interpolated per sample.
-        for i in range(n_fade):
-            r = fade[i]
-            v = buf[i]
-            for s in range(n_stages):
-                y = 0.0
-                for j in range(1 + soft[s]):
-                    lane = 2 * s + j
-                    for p in range(N_PARAMS):
-                        old = prev[lane, p]
-                        cur[p] = old + r * (params[f, lane, p] - old)
-                    _lane_coefficients(cur[0], cur[1], cur[2], cur[3], cur[4], cf[lane])
-                    s1 = state[lane, 0]
-                    s2 = state[lane, 1]
-                    yl = cf[lane, 6] * s1 + cf[lane, 7] * s2 + cf[lane, 8] * v
-                    state[lane, 0] = cf[lane, 0] * s1 + cf[lane, 1] * s2 + cf[lane, 4] * v
-                    state[lane, 1] = cf[lane, 2] * s1 + cf[lane, 3] * s2 + cf[lane, 5] * v
-                    if j == 0:
-                        y = yl
-                    else:
-                        ws = prev_w[s] + r * (weights[f, s] - prev_w[s])
-                        y = y + ws * (yl - y)
-                v = y
-            buf[i] = v
-        # The rest of the frame: fixed parameters, stage by stage (hard pairs in one loop).
-        for s in range(n_stages):
+            n_fade[s] = min(c, m) if changed else 0
             for j in range(1 + soft[s]):
                 lane = 2 * s + j
                 p = params[f, lane]
                 _lane_coefficients(p[0], p[1], p[2], p[3], p[4], cf[lane])
+                if changed:
+                    p = prev[lane]
+                    _lane_coefficients(p[0], p[1], p[2], p[3], p[4], cf_old[lane])
+        # Stage by stage: the fade (coefficients interpolated per sample), then the rest of the
+        # frame with fixed coefficients (consecutive hard stages in pairs, in one loop).
         s = 0
         while s < n_stages:
+            lane = 2 * s
+            if n_fade[s] > 0 and soft[s] == 0:
+                _fade_lane(buf, n_fade[s], fade, cf_old, cf, state, lane)
+            elif n_fade[s] > 0:
+                _fade_lanes(
+                    buf, n_fade[s], fade, cf_old, cf, state, lane, soft[s], prev_w[s],
+                    weights[f, s],
+                )  # fmt: skip
             if soft[s] != 0:
-                _steady_soft(buf, n_fade, m, cf, state, 2 * s, weights[f, s])
+                _steady_soft(buf, n_fade[s], m, cf, state, lane, weights[f, s])
                 s += 1
             elif s + 1 < n_stages and soft[s + 1] == 0:
-                _steady_pair(buf, n_fade, m, cf, state, 2 * s, 2 * s + 2)
+                # both stages up to the end of the longer fade, one after the other, then the
+                # rest of the frame together
+                fade_end = max(n_fade[s], n_fade[s + 1])
+                _steady_lane(buf, n_fade[s], fade_end, cf, state, lane)
+                if n_fade[s + 1] > 0:
+                    _fade_lane(buf, n_fade[s + 1], fade, cf_old, cf, state, lane + 2)
+                _steady_lane(buf, n_fade[s + 1], fade_end, cf, state, lane + 2)
+                _steady_pair(buf, fade_end, m, cf, state, lane, lane + 2)
                 s += 2
             else:
-                _steady_lane(buf, n_fade, m, cf, state, 2 * s)
+                _steady_lane(buf, n_fade[s], m, cf, state, lane)
                 s += 1
         for i in range(m):
             out[start + i] = buf[i]
@@ -545,8 +598,11 @@ class IirRenderer:
         hop = self.hop_size
         n = audio.shape[0]
         n_frames = -(-n // hop)
-        x = np.zeros(n_frames * hop, np.float32)
-        x[:n] = audio
+        if n == n_frames * hop:
+            x = np.asarray(audio, np.float32)
+        else:
+            x = np.zeros(n_frames * hop, np.float32)
+            x[:n] = audio
         ctx = {
             "sels": selections,
             "tensors": self.chain.selection_tensors(selections, n_frames),
