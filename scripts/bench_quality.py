@@ -30,7 +30,7 @@ RUNS = [  # (label, dataset, key, ranges)
     ("drive_default", "tanh_drive", "amplitude", 8),
     ("level_keyed", "level_drive", "amplitude", 8),
     ("level_none", "level_drive", "none", None),
-    ("pitch_keyed", "pitch_drive", "pitch", 6),
+    ("pitch_keyed", "pitch_drive", "pitch", 8),
     ("pitch_none", "pitch_drive", "none", None),
 ]
 

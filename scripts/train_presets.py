@@ -28,7 +28,7 @@ PRESETS = {
              "Asymmetric fuzz (biased tanh, 30 dB) into a 2 kHz lowpass"),
     "level_drive": (None, "amplitude", 8,
                     "Level-dependent drive: clean and bright when soft, hard and dark when loud"),
-    "pitch_drive": (None, "pitch", 6,
+    "pitch_drive": (None, "pitch", 8,
                     "Pitch-dependent drive: low notes hard and dark, high notes clean and thin"),
 }  # fmt: skip
 
