@@ -22,18 +22,27 @@ biquad's (tested against ``scipy.signal.sosfilt`` to 1e-6); a real-pole filter (
 DC blocker, ``k > 2``) is the same structure.
 
 Why an SVF: its states are the two integrators' (trapezoidal) charges, whose meaning does not
-depend on the coefficients. For any positive ``g`` and ``k`` -- every stable biquad maps to
-one -- the state update is the Cayley transform of a dissipative matrix, hence a contraction in
-the Euclidean norm of the state, *whatever the sequence of* ``(g, k)``. So the parameters may
-change every sample (interpolated) without the state blowing up or clicking, which direct-form
-biquads do not guarantee. Between frames (``hop_size`` samples), over the first
-``c = crossfade_length(hop)`` (256) samples of a frame, the five parameters move from the
-previous frame's values to the new ones along the same raised cosine that the graph's frame
-filter uses to crossfade filters (``r_i = 0.5 - 0.5 cos(pi (i + 0.5) / c)``); linear
-interpolation keeps ``g, k > 0``, hence stability. The first frame of a fresh render has no
-predecessor (no fade), as in the graph. This differs from the graph's crossfade (which fades
-the *input* between two FIRs, each ringing out on its own) only during transitions; with fixed
-parameters both compute the same filter (the graph up to its 4096-tap truncation).
+depend on the coefficients, and for any ``g, k > 0`` -- every stable biquad maps to one -- the
+state update ``s <- P s + q x`` is the Cayley transform of a dissipative matrix, hence a
+contraction in the Euclidean norm of the state: ``||P||_2 <= 1`` (tested). Per sample it is
+computed expanded, ``y = c.s + d x``, ``s <- P s + q x`` (9 coefficients per lane,
+:func:`_lane_coefficients`). Between frames (``hop_size`` samples), over the first
+``c = crossfade_length(hop)`` (256) samples of a frame, these 9 coefficients move from the
+previous frame's values to the new ones along the raised cosine that the graph's frame filter
+uses to crossfade filters (``r_i = 0.5 - 0.5 cos(pi (i + 0.5) / c)``). A convex combination of
+matrices of norm ``<= 1`` has norm ``<= 1``, so the fade cannot make the filter unstable or
+blow up, whatever the two filters (tested with extreme parameters alternating every frame,
+down to every sample); direct-form coefficients give no such guarantee. The first frame of a
+fresh render has no predecessor (no fade), as in the graph. This differs from the graph's
+crossfade (which fades the *input* between two FIRs, each ringing out on its own) only during
+transitions; with fixed parameters both compute the same filter (the graph up to its 4096-tap
+truncation).
+
+Speed: outside fades the coefficients are fixed, and the lane runs as direct form II (5
+multiply-adds, one in the recursion) in the similar basis ``x = T^-1 s``
+(:func:`_df2_form`: ``T`` maps the controllable canonical form to the SVF, exactly); the
+state is converted back at the end of the segment, so fades always start from the SVF state.
+Two consecutive hard stages share one loop.
 
 Soft edges: a stage with ``soft_width > 0`` runs two SVF lanes on the same input, one per
 neighbouring row (``lower[f]``, ``upper[f]``), and mixes their outputs
@@ -43,9 +52,10 @@ coefficients (which would be a different filter). ``frac`` is faded like the par
 lanes always run for such a stage (also in frames whose selection is hard), so that chunked
 and whole renders agree.
 
-Several consecutive stages of a group run in one pass (sample-outer, stage-inner loop, float64
-state, float32 in and out). State (integrators, previous frame's parameters) carries across
-frames and calls: chunked rendering equals whole-file rendering.
+Several consecutive stages of a group run in one kernel call: frame by frame, each stage over
+the frame's float64 buffer in turn (pairs of hard stages together), float32 in and out. State
+(integrators, previous frame's parameters) carries across frames and calls, and the work done
+depends only on the frame grid: chunked rendering equals whole-file rendering.
 """
 
 from __future__ import annotations
@@ -658,8 +668,8 @@ class IirRenderer:
             "group": 0,
             "n_frames": n_frames,
         }
-        out = self._walk(self.chain, x, ctx)
-        return np.asarray(out, np.float32)[:n]
+        out = np.asarray(self._walk(self.chain, x, ctx), np.float32)[:n]
+        return out if out.flags.writeable else out.copy()
 
     def _walk(self, chain: Any, x: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
         from lactose_audio.chains import Chain, Stage
@@ -697,7 +707,7 @@ class IirRenderer:
         fn = _pointwise_fn(self.chain, tuple(stages), hard, self.sample_rate)
         frames = tf.constant(np.asarray(x, np.float32).reshape(1, ctx["n_frames"], -1))
         out = fn(frames, [ctx["tensors"][i] for i in idx])
-        return out.numpy().reshape(-1)
+        return np.asarray(out).reshape(-1)  # read-only view of the tensor, no copy
 
     def _filter(self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any]) -> np.ndarray:
         gi = ctx["group"]
@@ -715,7 +725,7 @@ class IirRenderer:
         out, self._tails[gi] = _filter_group(
             frames, group, self.sample_rate, self.n_fft, self._tails[gi], tables[gi]
         )
-        return out.numpy().reshape(-1)
+        return np.asarray(out).reshape(-1)
 
 
 __all__ = [

@@ -241,3 +241,19 @@ def test_engine_is_checked():
         render(chain, np.zeros(100, np.float32), SR, engine="fft")
     with pytest.raises(ParameterError, match="engine"):
         RenderStream(chain, SR, engine="fast")
+
+
+def test_state_update_is_a_contraction_for_any_g_k():
+    """Why interpolated coefficients stay stable: every SVF state matrix has norm <= 1, so
+    every convex combination of them (the per-sample fade) does too."""
+    rng = np.random.default_rng(5)
+    row = np.empty(iir.N_COEFS)
+    for g, k in zip(10 ** rng.uniform(-4, 4, 2000), 10 ** rng.uniform(-3, 3, 2000), strict=True):
+        iir._lane_coefficients(g, k, 1.0, 0.0, 0.0, row)
+        assert np.linalg.norm(row[:4].reshape(2, 2), 2) <= 1.0 + 1e-12
+
+
+def test_output_is_writeable_float32():
+    audio = guitar_like(0.5)
+    y = render(Chain([Stage("lowpass"), Stage("tanh")]), audio, SR, engine="iir")
+    assert y.dtype == np.float32 and y.flags.writeable
