@@ -663,7 +663,7 @@ class IirRenderer:
             x[:n] = audio
         ctx = {
             "sels": selections,
-            "tensors": self.chain.selection_tensors(selections, n_frames),
+            "tensors": {},
             "hard": tuple(_is_hard(s) for s in selections),
             "group": 0,
             "n_frames": n_frames,
@@ -697,6 +697,16 @@ class IirRenderer:
             x = chain.mix * x + (1.0 - chain.mix) * dry
         return x
 
+    def _tensors(self, ctx: dict[str, Any], i: int) -> Any:
+        """Stage ``i``'s selection as graph tensors (only for the stages TF runs), memoised."""
+        if i not in ctx["tensors"]:
+            from lactose_audio.chains import _sel_tensors
+
+            stage = self.chain.stages[i]
+            n_padded = ctx["n_frames"] * self.hop_size if stage.control_rate == "sample" else None
+            ctx["tensors"][i] = _sel_tensors(ctx["sels"][i], n_padded)
+        return ctx["tensors"][i]
+
     def _pointwise(self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any]) -> np.ndarray:
         if not stages:
             return x
@@ -706,7 +716,7 @@ class IirRenderer:
         hard = tuple(ctx["hard"][i] for i in idx)
         fn = _pointwise_fn(self.chain, tuple(stages), hard, self.sample_rate)
         frames = tf.constant(np.asarray(x, np.float32).reshape(1, ctx["n_frames"], -1))
-        out = fn(frames, [ctx["tensors"][i] for i in idx])
+        out = fn(frames, [self._tensors(ctx, i) for i in idx])
         return np.asarray(out).reshape(-1)  # read-only view of the tensor, no copy
 
     def _filter(self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any]) -> np.ndarray:
@@ -720,7 +730,9 @@ class IirRenderer:
         from lactose_audio.chains import _filter_group
 
         tables = self.chain.group_tables(self.sample_rate, ctx["hard"])
-        group = [(st, ctx["tensors"][i], ctx["hard"][i]) for st, i in zip(stages, idx, strict=True)]
+        group = [
+            (st, self._tensors(ctx, i), ctx["hard"][i]) for st, i in zip(stages, idx, strict=True)
+        ]
         frames = tf.constant(np.asarray(x, np.float32).reshape(1, ctx["n_frames"], -1))
         out, self._tails[gi] = _filter_group(
             frames, group, self.sample_rate, self.n_fft, self._tails[gi], tables[gi]
