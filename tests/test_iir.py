@@ -230,8 +230,9 @@ def test_extreme_parameters_alternating_stay_bounded(kind, rows, hop):
         group = _alternating_group(kind, rows, hop, soft)
         y = group.process(x, [_alternate(-(-n // hop), soft)])
         assert np.all(np.isfinite(y))
-        # the largest gain of any of these filters is 24 dB (x15.8); 4 sigma noise peaks
-        assert np.abs(y).max() < 16.0 * np.abs(x).max() * 4, np.abs(y).max()
+        # the largest static gain of these filters is 30 dB (x31, a q = 2 shelf's overshoot);
+        # switching every frame (or sample) must not add more than a factor of 2
+        assert np.abs(y).max() < 2.0 * 31.2 * np.abs(x).max(), np.abs(y).max()
         assert np.abs(group.state).max() < 1e3
 
 
