@@ -183,12 +183,19 @@ def train(
 )
 @click.option(
     "--subtype",
-    default="FLOAT",
-    show_default=True,
+    default=None,
     type=click.Choice(["FLOAT", "PCM_16", "PCM_24", "PCM_32"], case_sensitive=False),
-    help="Output sample format; integer formats clip above 0 dBFS (with a warning).",
+    help="Output sample format (default: 32-bit float; 24-bit for FLAC); integer formats "
+    "clip above 0 dBFS (with a warning).",
 )
-def render(preset, input_path, output, mix, channel, subtype) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["iir", "graph"]),
+    default="iir",
+    show_default=True,
+    help="iir: exact recursive filters (fast); graph: exactly the training graph.",
+)
+def render(preset, input_path, output, mix, channel, subtype, engine) -> None:
     """Process INPUT through PRESET (a file or a shipped preset's name) into OUTPUT.
 
     \b
@@ -198,7 +205,15 @@ def render(preset, input_path, output, mix, channel, subtype) -> None:
     from lactose_audio.workflows import render_file
 
     click.echo(
-        render_file(preset, input_path, output, mix=mix, channel=channel, subtype=subtype.upper())
+        render_file(
+            preset,
+            input_path,
+            output,
+            mix=mix,
+            channel=channel,
+            subtype=subtype.upper() if subtype else None,
+            engine=engine,
+        )
     )
 
 

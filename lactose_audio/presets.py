@@ -64,10 +64,15 @@ class Effect:
     coverage: list[dict[str, Any]] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)
 
-    def __call__(self, audio, sample_rate: int, *, mix: float = 1.0):
-        from lactose_audio.render import render
+    def __call__(self, audio, sample_rate: int, *, mix: float = 1.0, engine: str | None = None):
+        """Render ``audio`` (float32 ``[n_samples]``) at ``sample_rate`` Hz.
 
-        return render(self.chain, audio, sample_rate, mix=mix)
+        ``engine``: ``None`` for the default (``"iir"``), or ``"graph"`` for exactly the
+        training graph (see :func:`lactose_audio.render.render`).
+        """
+        from lactose_audio.render import DEFAULT_ENGINE, render
+
+        return render(self.chain, audio, sample_rate, mix=mix, engine=engine or DEFAULT_ENGINE)
 
     def __getitem__(self, index: int):
         return self.chain[index]

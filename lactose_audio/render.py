@@ -8,11 +8,14 @@ samples, and the concatenation of ``process`` outputs and ``flush`` equals
 ``render(chain, audio)`` (to float32 rounding) for any chunk sizes. Pitch keys are computed
 over the whole file (non-causal) and are refused by the streaming processor.
 
-Engines: ``engine="graph"`` (default) runs the training graph as described above;
-``engine="iir"`` (opt-in, :mod:`lactose_audio.iir`) runs the same keys, selections and pointwise
-TF kernels but applies filter groups made only of biquads and DC blockers as exact recursive
-filters (time-varying state-variable filters, numba) instead of frame-wise FFT convolution with
-a truncated FIR; other filter groups (``fir_eq``, plugin filters) keep the graph's frame filter.
+Engines: ``engine="iir"`` (the default for rendering, :mod:`lactose_audio.iir`) runs the same
+keys, selections and pointwise TF kernels as training, but applies filter groups made only of
+biquads and DC blockers as the exact recursive filters their parameters describe
+(time-varying state-variable filters, numba) instead of the frame-wise FFT convolution with a
+truncated FIR that training differentiates; other filter groups (``fir_eq``, plugin filters)
+keep the graph's frame filter. The two engines agree to an ESR of about 2e-5 on guitar-like
+material (``tests/test_iir.py`` bounds it at 1e-3), and ``iir`` renders about twice as fast.
+``engine="graph"`` runs exactly the training graph.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lactose_audio.errors import ParameterError
 from lactose_audio.ranges import select
 
 ENGINES = ("graph", "iir")
+DEFAULT_ENGINE = "iir"
 
 
 def _check_engine(engine: str) -> str:
@@ -63,7 +67,7 @@ def render(
     *,
     block_size: int | None = None,
     mix: float = 1.0,
-    engine: str = "graph",
+    engine: str = DEFAULT_ENGINE,
 ) -> np.ndarray:
     """Process a mono signal with ``chain``.
 
@@ -124,7 +128,7 @@ class RenderStream:
     """
 
     def __init__(
-        self, chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = "graph"
+        self, chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = DEFAULT_ENGINE
     ) -> None:
         self.chain = chain
         self.sample_rate = float(sample_rate)
@@ -201,7 +205,7 @@ class RenderStream:
 
 
 def stream(
-    chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = "graph"
+    chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = DEFAULT_ENGINE
 ) -> RenderStream:
     """``RenderStream(chain, sample_rate, mix, engine)``."""
     return RenderStream(chain, sample_rate, mix, engine)

@@ -22,7 +22,8 @@ def render_file(
     *,
     mix: float = 1.0,
     channel: int | None = None,
-    subtype: str = "FLOAT",
+    subtype: str | None = None,
+    engine: str | None = None,
 ) -> str:
     """Render ``input_path`` through ``preset`` into ``output_path`` (written atomically).
 
@@ -32,7 +33,9 @@ def render_file(
         output_path: where to write; ``.wav``/``.flac``/``.aiff``; 32-bit float by default.
         mix: 0 (input) … 1 (effect).
         channel: 0-based channel of a multi-channel input.
-        subtype: soundfile subtype of the output (``FLOAT``, ``PCM_16``, ``PCM_24``, ...).
+        subtype: soundfile subtype of the output (``FLOAT``, ``PCM_16``, ``PCM_24``, ...);
+            ``None``: 32-bit float (24-bit integer for FLAC, which has no float).
+        engine: render engine (``None``: the default, ``iir``; or ``graph``).
 
     Returns:
         A one-line summary.
@@ -48,7 +51,7 @@ def render_file(
     audio, sample_rate = read_audio(input_path, channel=channel)
     check_signal(audio, str(input_path), "input")
     start = time.perf_counter()
-    out = effect(audio, sample_rate, mix=mix)
+    out = effect(audio, sample_rate, mix=mix, engine=engine)
     seconds = time.perf_counter() - start
     if not np.all(np.isfinite(out)):
         raise DataError(f"{input_path}: the effect produced non-finite samples; nothing written")

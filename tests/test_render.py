@@ -37,35 +37,41 @@ def _keyed_random_stage(name, seed, soft_width=0.0):
     return stage
 
 
-def _check_chunked(chain, x, sizes=BLOCK_SIZES):
-    whole = render(chain, x, SR)
+ENGINES = ["graph", "iir"]
+
+
+def _check_chunked(chain, x, sizes=BLOCK_SIZES, engine="graph"):
+    whole = render(chain, x, SR, engine=engine)
     assert whole.shape == x.shape and np.all(np.isfinite(whole))
     for size in sizes:
-        chunked = render(chain, x, SR, block_size=size)
+        chunked = render(chain, x, SR, block_size=size, engine=engine)
         # float32: different frame counts per call may round a few ulps differently
         np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6, err_msg=f"block {size}")
     return whole
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", sorted(registered_blocks()))
-def test_every_block_chunked_equals_whole(name):
+def test_every_block_chunked_equals_whole(name, engine):
     chain = Chain([_keyed_random_stage(name, seed=3)], hop_size=512)
     x = _signal(6000)
-    _check_chunked(chain, x, sizes=[37, 512, 4096])
+    _check_chunked(chain, x, sizes=[37, 512, 4096], engine=engine)
 
 
-def test_default_chain_chunked_equals_whole_all_sizes():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_default_chain_chunked_equals_whole_all_sizes(engine):
     chain = default_chain(n_ranges=8)
     x = _signal(30000)
     chain.fit_edges(x, SR)
     for i, stage in enumerate(chain):
         stage.set_physical(_keyed_random_stage(stage.block.name, seed=i).physical()[:1])
     chain[1].set_physical(np.array([[24.0 - 2 * k, 0.1, -3.0] for k in range(8)]))
-    whole = _check_chunked(chain, x)
+    whole = _check_chunked(chain, x, engine=engine)
     assert np.abs(whole).max() > 0.05
 
 
-def test_soft_edges_mixed_keys_and_nested_chain_stream():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_soft_edges_mixed_keys_and_nested_chain_stream(engine):
     stages = [
         _keyed_random_stage("gain", 1, soft_width=3.0),
         Stage(
@@ -77,7 +83,7 @@ def test_soft_edges_mixed_keys_and_nested_chain_stream():
     ]
     stages[1].set_physical([[6.0, 0.0, 0.0], [18.0, 0.2, -6.0]])
     chain = Chain(stages, hop_size=1024)
-    _check_chunked(chain, _signal(20000), sizes=[1, 37, 1024, 5000])
+    _check_chunked(chain, _signal(20000), sizes=[1, 37, 1024, 5000], engine=engine)
 
 
 def test_mix_argument_and_stream_object():
