@@ -6,7 +6,7 @@ training differentiates (:meth:`Chain.forward`) and the streaming renderer runs 
 
 Semantics that training and rendering share:
 
-- Frame grid: one ``hop_size`` per chain (default 4096). Frame ``f`` covers samples
+- Frame grid: one ``hop_size`` per chain (default 1024). Frame ``f`` covers samples
   ``[f * hop, (f + 1) * hop)``. The hop is in samples: at another sample rate frames last
   ``hop / sample_rate`` seconds, while Hz parameters are converted at the audio's rate.
 - A stage's *control rate* is ``sample`` when both its block and its key are sample-rate;

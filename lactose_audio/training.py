@@ -67,9 +67,9 @@ class TrainConfig:
         eval_every: validation every this many steps.
         patience: evaluations without improvement before a phase stops early.
         key_rate: ``sample`` or ``frame`` for amplitude keys (``None``: the key's default).
-        hop_size: the chain's frame hop in samples: filters and frame-rate keys change once
-            per frame. 1024 (23 ms at 44.1 kHz) follows a player's dynamics; a larger hop
-            renders faster.
+        hop_size: the chain's frame hop in samples (``None``: the chain default, 1024 = 23 ms
+            at 44.1 kHz, which follows a player's dynamics): filters and frame-rate keys
+            change once per frame.
     """
 
     chain_spec: str | None = None
@@ -89,7 +89,7 @@ class TrainConfig:
     eval_every: int = 20
     patience: int = 15
     key_rate: str | None = None
-    hop_size: int = 1024
+    hop_size: int | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with defaults filled in and every value checked (ParameterError)."""
@@ -114,7 +114,7 @@ class TrainConfig:
             cfg.soft_width = DEFAULT_SOFT_WIDTH.get(cfg.key, 0.0)
         if cfg.budget_seconds is None and cfg.steps is None:
             cfg.budget_seconds = DEFAULT_BUDGET_SECONDS
-        for name in ("batch_size", "segment_samples", "eval_every", "patience", "hop_size"):
+        for name in ("batch_size", "segment_samples", "eval_every", "patience"):
             if int(getattr(cfg, name)) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(cfg, name)}")
         if not 0.0 < cfg.validation_fraction < 0.9:
@@ -189,13 +189,14 @@ def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate
     edges = None
     if cfg.edges is not None:
         edges = RangeEdges(tuple(cfg.edges), key.unit if key is not None else "")
+    options = {} if cfg.hop_size is None else {"hop_size": int(cfg.hop_size)}
     chain = Chain.from_spec(
         cfg.chain_spec,
         key=key,
         n_ranges=cfg.n_ranges,
         edges=edges,
         soft_width=cfg.soft_width,
-        hop_size=cfg.hop_size,
+        **options,
     )
     if cfg.edges is None and any(stage.keyed for stage in chain.stages):
         chain.fit_edges(np.concatenate(list(train_audio)), sample_rate)

@@ -36,8 +36,8 @@ from lactose_audio.errors import ParameterError
 from lactose_audio.params import ParamSpec, format_value, param_names
 
 RATES = ("sample", "frame")
-DEFAULT_HOP_SIZE = 4096
-"""Default chain hop (samples): filters update every 93 ms at 44.1 kHz. See frame_filter."""
+DEFAULT_HOP_SIZE = 1024
+"""Default chain hop (samples): keys and filters update every 23 ms at 44.1 kHz (frame_filter)."""
 REFERENCE_IR_LENGTH = 4096
 """Filter impulse-response length at 44.1 kHz; scaled with the sample rate (ir_length)."""
 
@@ -192,7 +192,7 @@ def fft_size(hop_size: int, sample_rate: float) -> int:
     """FFT size of the frame filter.
 
     ``hop_size + crossfade_length(hop_size) + ir_length(sample_rate)``, rounded up to an even
-    size with prime factors <= 11 (8448 = 2^8 * 3 * 11 at 44.1 kHz with the default hop 4096):
+    size with prime factors <= 11 (8448 = 2^8 * 3 * 11 at 44.1 kHz with hop 4096; 5376 with the default hop 1024):
     a block is the frame plus the faded-out head of the next frame (see :func:`frame_filter`),
     convolved with the FIR without wrap-around.
     """
