@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+from lactose_audio._numba import jit as _jit
 from lactose_audio.errors import ParameterError
 
 __all__ = [
@@ -60,18 +60,7 @@ _FMIN_LIMITS_HZ = (20.0, 1000.0)
 _FMAX_LIMIT_HZ = 4000.0
 
 
-def _jit(func):
-    # cache=True needs a writable cache directory; without one numba refuses at decoration.
-    # fastmath "contract" only lets LLVM fuse a * b + c into one FMA (one rounding instead of
-    # two): it halves the latency of the envelope recursions, and a kernel still gives the
-    # same bits for any chunking (the same instructions run for every sample).
-    try:
-        return njit(cache=True, nogil=True, fastmath={"contract"})(func)
-    except Exception:  # pragma: no cover - depends on the file system
-        return njit(nogil=True, fastmath={"contract"})(func)
-
-
-@_jit
+@_jit(contract=True)
 def _envelope_kernel(x, a_attack, a_release, state, out):  # pragma: no cover - compiled
     fast = state[0]
     slow = state[1]
@@ -85,7 +74,7 @@ def _envelope_kernel(x, a_attack, a_release, state, out):  # pragma: no cover - 
     return out
 
 
-@_jit
+@_jit(contract=True)
 def _frame_means(power, hop, out):  # pragma: no cover - compiled
     # Sequential sum per frame, so chunked and whole computations give the same bits.
     n = power.shape[0]
@@ -99,7 +88,7 @@ def _frame_means(power, hop, out):  # pragma: no cover - compiled
     return out
 
 
-@_jit
+@_jit(contract=True)
 def _frame_power_kernel(x, a_attack, a_release, hop, state, out):  # pragma: no cover - compiled
     # The envelope of _envelope_kernel summed per frame as _frame_means does (same operations in
     # the same order, so the same bits) without storing the per-sample envelope.

@@ -65,20 +65,12 @@ import weakref
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+from lactose_audio._numba import jit as _jit
 from lactose_audio.blocks.base import crossfade_length
 
 N_PARAMS = 5
 """SVF parameters per lane: ``g, k, m0, m1, m2``."""
-
-
-def _jit(func):
-    # cache=True needs a writable cache directory; without one numba refuses at decoration.
-    try:
-        return njit(cache=True, nogil=True, fastmath={"contract"})(func)
-    except Exception:  # pragma: no cover - depends on the file system
-        return njit(nogil=True, fastmath={"contract"})(func)
 
 
 # ---- biquad -> SVF ---------------------------------------------------------------------------
@@ -132,7 +124,7 @@ N_COEFS = 9
 """Expanded coefficients per lane: ``p11, p12, p21, p22, q1, q2, c1, c2, d``."""
 
 
-@_jit
+@_jit(contract=True)
 def _lane_coefficients(g, k, m0, m1, m2, row):  # pragma: no cover - compiled
     a1 = 1.0 / (1.0 + g * (g + k))
     a2 = g * a1
@@ -148,7 +140,7 @@ def _lane_coefficients(g, k, m0, m1, m2, row):  # pragma: no cover - compiled
     row[8] = m0 + m1 * a2 + m2 * a3
 
 
-@_jit
+@_jit(contract=True)
 def _df2_form(cf, lane):  # pragma: no cover - compiled
     """The lane's fixed filter as direct form II, and the change of state basis.
 
@@ -168,7 +160,7 @@ def _df2_form(cf, lane):  # pragma: no cover - compiled
     return a1, a2, e1, e2, q1, t12, q2, t22, q1 * t22 - t12 * q2
 
 
-@_jit
+@_jit(contract=True)
 def _steady_lane(buf, start, stop, cf, state, lane):  # pragma: no cover - compiled
     # One lane, fixed coefficients, in place on buf[start:stop]; state in registers. Runs as
     # direct form II (5 multiply-adds, one in the recursion) in the basis x = T^-1 s and
@@ -203,7 +195,7 @@ def _steady_lane(buf, start, stop, cf, state, lane):  # pragma: no cover - compi
     state[lane, 1] = t21 * x1 + t22 * x2
 
 
-@_jit
+@_jit(contract=True)
 def _steady_pair(buf, start, stop, cf, state, la, lb):  # pragma: no cover - compiled
     # Two lanes in cascade (la then lb) in one loop (their recursions overlap in the CPU),
     # each as direct form II like _steady_lane.
@@ -240,7 +232,7 @@ def _steady_pair(buf, start, stop, cf, state, la, lb):  # pragma: no cover - com
     state[lb, 1] = u21 * z1 + u22 * z2
 
 
-@_jit
+@_jit(contract=True)
 def _steady_soft(buf, start, stop, cf, state, lane, w):  # pragma: no cover - compiled
     # Two lanes (lane, lane + 1) on the same input, outputs mixed (1 - w, w); fixed coefficients.
     s1 = state[lane, 0]
@@ -269,7 +261,7 @@ def _steady_soft(buf, start, stop, cf, state, lane, w):  # pragma: no cover - co
     state[u, 1] = t2
 
 
-@_jit
+@_jit(contract=True)
 def _fade_lane(buf, n_fade, fade, old, new, state, lane):  # pragma: no cover - compiled
     # One hard stage over the fade: each coefficient moves from old[lane] to new[lane].
     s1 = state[lane, 0]
@@ -290,7 +282,7 @@ def _fade_lane(buf, n_fade, fade, old, new, state, lane):  # pragma: no cover - 
     state[lane, 1] = s2
 
 
-@_jit
+@_jit(contract=True)
 def _fade_lanes(buf, n_fade, fade, old, new, state, lane, soft, w_old, w_new):
     # pragma: no cover - compiled
     # A stage over the fade: every coefficient moves from old[lane] to new[lane] along fade
@@ -327,7 +319,7 @@ def _fade_lanes(buf, n_fade, fade, old, new, state, lane, soft, w_old, w_new):
         state[lane + 1, 1] = t2
 
 
-@_jit
+@_jit(contract=True)
 def _svf_group_kernel(
     x, params, weights, soft, fade, hop, state, prev, prev_w, started, out
 ):  # pragma: no cover - compiled

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from numba import njit
 
+from lactose_audio._numba import jit as _jit
 from lactose_audio.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,15 +58,6 @@ def _tf():
 _BLOCK = 1024  # block of the linear count: stays in L1, long enough to vectorise
 _LINEAR_MAX_EDGES = 16  # above this the bucket-table kernel is faster
 _TABLE_SIZE = 4096
-
-
-def _jit(func):
-    # cache=True writes next to the source or in the user cache; where neither is writable
-    # numba refuses at decoration time, so fall back to compiling in memory.
-    try:
-        return njit(cache=True, nogil=True)(func)
-    except Exception:  # pragma: no cover - depends on the file system
-        return njit(nogil=True)(func)
 
 
 @_jit

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
+from oracles import rbj
 
 from lactose_audio._tf import tf
 from lactose_audio.blocks import design_fir, fft_size, get_block
@@ -13,27 +14,6 @@ from lactose_audio.chains import Chain, Stage
 
 SR = 44100.0
 HOP = 4096
-
-
-def rbj(kind, fc, q, gain_db, fs):
-    """Audio EQ Cookbook coefficients (the oracle, written independently), as one SOS row."""
-    w0 = 2 * np.pi * fc / fs
-    c, al, a = np.cos(w0), np.sin(w0) / (2 * q), 10 ** (gain_db / 40)
-    if kind == "lowpass":
-        b, d = [(1 - c) / 2, 1 - c, (1 - c) / 2], [1 + al, -2 * c, 1 - al]
-    elif kind == "highpass":
-        b, d = [(1 + c) / 2, -(1 + c), (1 + c) / 2], [1 + al, -2 * c, 1 - al]
-    elif kind == "bandpass":
-        b, d = [al, 0, -al], [1 + al, -2 * c, 1 - al]
-    elif kind == "peak":
-        b, d = [1 + al * a, -2 * c, 1 - al * a], [1 + al / a, -2 * c, 1 - al / a]
-    else:
-        s, k = 2 * np.sqrt(a) * al, 1 if kind == "lowshelf" else -1
-        b = [a * ((a + 1) - k * (a - 1) * c + s), 2 * k * a * ((a - 1) - k * (a + 1) * c),
-             a * ((a + 1) - k * (a - 1) * c - s)]  # fmt: skip
-        d = [(a + 1) + k * (a - 1) * c + s, -2 * k * ((a - 1) + k * (a + 1) * c),
-             (a + 1) + k * (a - 1) * c - s]  # fmt: skip
-    return np.concatenate([np.array(b) / d[0], np.array(d) / d[0]])[None]
 
 
 KINDS = ["lowpass", "highpass", "bandpass", "peak", "lowshelf", "highshelf"]

@@ -192,7 +192,8 @@ def fft_size(hop_size: int, sample_rate: float) -> int:
     """FFT size of the frame filter.
 
     ``hop_size + crossfade_length(hop_size) + ir_length(sample_rate)``, rounded up to an even
-    size with prime factors <= 11 (8448 = 2^8 * 3 * 11 at 44.1 kHz with hop 4096; 5376 with the default hop 1024):
+    size with prime factors <= 11 (5376 at 44.1 kHz with the default hop 1024; 8448 with hop
+    4096):
     a block is the frame plus the faded-out head of the next frame (see :func:`frame_filter`),
     convolved with the FIR without wrap-around.
     """
