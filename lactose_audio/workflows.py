@@ -165,9 +165,9 @@ def inspect_preset(
         for row in table["rows"]:
             lo, hi = row["from"], row["to"]
             span = (
-                ("-inf" if lo is None else f"{lo:g}")
+                ("-inf" if lo is None else f"{lo:.4g}")
                 + " .. "
-                + ("+inf" if hi is None else f"{hi:g}")
+                + ("+inf" if hi is None else f"{hi:.4g}")
                 + unit
             )
             count = f"{row['count']}{' (!)' if row['flagged'] else ''}"
