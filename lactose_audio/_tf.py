@@ -44,4 +44,42 @@ def _import_tensorflow():
 
 tf = _import_tensorflow()
 
-__all__ = ["tf"]
+_XLA_READY = False
+
+
+def _silence_xla_banner() -> None:
+    """Compile one tiny XLA function with fd 2 muted, once per process.
+
+    The first XLA compilation prints "XLA service ... initialized" and "Compiled cluster using
+    XLA!" lines from C++ (absl) straight to fd 2, whatever the log level; later compilations
+    print nothing.
+    """
+    global _XLA_READY
+    if _XLA_READY:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        tf.function(lambda x: x * 2.0, jit_compile=True)(tf.zeros([2]))
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    _XLA_READY = True
+
+
+def xla_function(fn):
+    """``tf.function(fn, jit_compile=True, reduce_retracing=True)``, quietly.
+
+    XLA fuses a chain of elementwise ops into one pass over memory (a waveshaper's five or six
+    ops, with per-frame controls broadcast for free): about 2x faster than the op-by-op graph
+    on this CPU. It compiles once per input shape (tens of ms), so use it where shapes repeat
+    (rendering), not in training.
+    """
+    _silence_xla_banner()
+    return tf.function(fn, jit_compile=True, reduce_retracing=True)
+
+
+__all__ = ["tf", "xla_function"]

@@ -384,7 +384,18 @@ class Chain:
             One entry per :attr:`stages` item: ``None`` (unkeyed) or a ``Selection`` of arrays
             ``[n_samples]`` (control rate ``sample``) or ``[n_frames]`` (``frame``).
         """
-        audio = _as_audio(audio)
+        return self._selections(_as_audio(audio, finite=False), sample_rate)
+
+    def _selections(self, audio: np.ndarray, sample_rate: float) -> list[Selection | None]:
+        """:meth:`selections` of float32 mono ``audio``, and its finiteness check.
+
+        Computing a key checks that the audio is finite (the frame-rate amplitude key for free:
+        its envelope is finite exactly when every sample is); a chain with no key gets the
+        plain check. Either way one pass over the audio, not two.
+
+        Raises:
+            ParameterError: If ``audio`` has NaN or inf samples.
+        """
         cache: dict[str, np.ndarray] = {}
         out: list[Selection | None] = []
         for stage in self.stages:
@@ -393,6 +404,8 @@ class Chain:
                 continue
             values = self._stage_key_values(stage, audio, sample_rate, cache)
             out.append(select(values, stage.edges, stage.soft_width))
+        if not cache:
+            _check_finite(audio)
         return out
 
     def slice_selections(
@@ -626,13 +639,19 @@ def frame_mean(values: np.ndarray, hop_size: int) -> np.ndarray:
     return out
 
 
-def _as_audio(audio: Any) -> np.ndarray:
+def _as_audio(audio: Any, finite: bool = True) -> np.ndarray:
+    """Mono float32 ``audio``; ``finite=False`` leaves the NaN/inf check to the caller."""
     array = np.asarray(audio, dtype=np.float32)
     if array.ndim != 1:
         raise ParameterError(f"audio must be mono [n_samples], got shape {array.shape}")
+    if finite:
+        _check_finite(array)
+    return array
+
+
+def _check_finite(array: np.ndarray) -> None:
     if not np.all(np.isfinite(array)):
         raise ParameterError("audio must be finite (got NaN or inf samples)")
-    return array
 
 
 def _sel_tensors(sel: Any, n_padded: int | None = None) -> Any:
@@ -642,10 +661,15 @@ def _sel_tensors(sel: Any, n_padded: int | None = None) -> Any:
     lower, upper, frac = sel
 
     def batch(x, dtype):
+        if isinstance(x, np.ndarray):  # numpy first: eager TF ops cost ~50 us each
+            x = x[None] if x.ndim == 1 else x
+            if n_padded is not None and n_padded > x.shape[-1] > 0:
+                # padding samples after the end (cropped later) use the last sample's row
+                x = np.concatenate([x, np.repeat(x[:, -1:], n_padded - x.shape[-1], axis=1)], 1)
+            return tf.convert_to_tensor(x, dtype)
         t = tf.convert_to_tensor(x, dtype)
         t = t[None] if t.shape.rank == 1 else t
         if n_padded is not None and n_padded > t.shape[-1] > 0:
-            # padding samples after the end (cropped later) use the last sample's row
             t = tf.concat([t, tf.repeat(t[:, -1:], n_padded - t.shape[-1], axis=1)], 1)
         return t
 

@@ -283,6 +283,41 @@ def _fade_lane(buf, n_fade, fade, old, new, state, lane):  # pragma: no cover - 
 
 
 @_jit(contract=True)
+def _fade_pair(buf, n_fade, fade, old, new, state, la, lb):  # pragma: no cover - compiled
+    # Two hard stages in cascade (la then lb) over the same fade, in one loop: _fade_lane's
+    # arithmetic for each, with their recursions overlapping in the CPU.
+    s1 = state[la, 0]
+    s2 = state[la, 1]
+    t1 = state[lb, 0]
+    t2 = state[lb, 1]
+    o0, o1, o2, o3, o4 = old[la, 0], old[la, 1], old[la, 2], old[la, 3], old[la, 4]
+    o5, o6, o7, o8 = old[la, 5], old[la, 6], old[la, 7], old[la, 8]
+    d0, d1, d2 = new[la, 0] - o0, new[la, 1] - o1, new[la, 2] - o2
+    d3, d4, d5 = new[la, 3] - o3, new[la, 4] - o4, new[la, 5] - o5
+    d6, d7, d8 = new[la, 6] - o6, new[la, 7] - o7, new[la, 8] - o8
+    e0, e1, e2, e3, e4 = old[lb, 0], old[lb, 1], old[lb, 2], old[lb, 3], old[lb, 4]
+    e5, e6, e7, e8 = old[lb, 5], old[lb, 6], old[lb, 7], old[lb, 8]
+    f0, f1, f2 = new[lb, 0] - e0, new[lb, 1] - e1, new[lb, 2] - e2
+    f3, f4, f5 = new[lb, 3] - e3, new[lb, 4] - e4, new[lb, 5] - e5
+    f6, f7, f8 = new[lb, 6] - e6, new[lb, 7] - e7, new[lb, 8] - e8
+    for i in range(n_fade):
+        r = fade[i]
+        v = buf[i]
+        y = (o6 + r * d6) * s1 + (o7 + r * d7) * s2 + (o8 + r * d8) * v
+        n1 = (o0 + r * d0) * s1 + (o1 + r * d1) * s2 + (o4 + r * d4) * v
+        s2 = (o2 + r * d2) * s1 + (o3 + r * d3) * s2 + (o5 + r * d5) * v
+        s1 = n1
+        buf[i] = (e6 + r * f6) * t1 + (e7 + r * f7) * t2 + (e8 + r * f8) * y
+        n1 = (e0 + r * f0) * t1 + (e1 + r * f1) * t2 + (e4 + r * f4) * y
+        t2 = (e2 + r * f2) * t1 + (e3 + r * f3) * t2 + (e5 + r * f5) * y
+        t1 = n1
+    state[la, 0] = s1
+    state[la, 1] = s2
+    state[lb, 0] = t1
+    state[lb, 1] = t2
+
+
+@_jit(contract=True)
 def _fade_lanes(buf, n_fade, fade, old, new, state, lane, soft, w_old, w_new):
     # pragma: no cover - compiled
     # A stage over the fade: every coefficient moves from old[lane] to new[lane] along fade
@@ -368,6 +403,18 @@ def _svf_group_kernel(
         s = 0
         while s < n_stages:
             lane = 2 * s
+            if (
+                n_fade[s] > 0
+                and soft[s] == 0
+                and s + 1 < n_stages
+                and soft[s + 1] == 0
+                and n_fade[s + 1] == n_fade[s]
+            ):
+                # two hard stages fading together (one shared selection): both in one loop
+                _fade_pair(buf, n_fade[s], fade, cf_old, cf, state, lane, lane + 2)
+                _steady_pair(buf, n_fade[s], m, cf, state, lane, lane + 2)
+                s += 2
+                continue
             if n_fade[s] > 0 and soft[s] == 0:
                 _fade_lane(buf, n_fade[s], fade, cf_old, cf, state, lane)
             elif n_fade[s] > 0:
@@ -579,8 +626,8 @@ _POINTWISE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _pointwise_fn(chain: Any, stages: tuple, hard: tuple, sample_rate: float):
-    """Cached ``tf.function`` running consecutive pointwise stages (the graph's own kernels)."""
-    from lactose_audio._tf import tf
+    """Cached XLA function running consecutive pointwise stages (the graph's own kernels)."""
+    from lactose_audio._tf import xla_function
     from lactose_audio.chains import _pointwise_stage
 
     cache = _POINTWISE.setdefault(chain, {})
@@ -594,7 +641,7 @@ def _pointwise_fn(chain: Any, stages: tuple, hard: tuple, sample_rate: float):
                 x = _pointwise_stage(x, stage, sel, h, sample_rate)
             return x
 
-        entry = (stages, tf.function(run, reduce_retracing=True))  # stages kept: ids stay valid
+        entry = (stages, xla_function(run))  # stages kept: ids stay valid
         cache[key] = entry
     return entry[1]
 

@@ -88,7 +88,7 @@ def render(
         ParameterError: On non-mono or non-finite audio, a bad ``mix``, ``block_size`` or
             ``engine``.
     """
-    audio = _as_audio(audio)
+    audio = _as_audio(audio, finite=block_size is not None)  # else checked with the keys
     mix = _check_mix(mix)
     engine = _check_engine(engine)
     if block_size is not None:
@@ -102,7 +102,7 @@ def render(
         return np.concatenate(parts).astype(np.float32)
     if audio.size == 0:
         return audio.copy()
-    sels = chain.selections(audio, sample_rate)
+    sels = chain._selections(audio, sample_rate)  # also checks that audio is finite
     if engine == "iir":
         from lactose_audio.iir import IirRenderer
 
@@ -112,6 +112,57 @@ def render(
     if mix != 1.0:
         wet = mix * wet + (1.0 - mix) * audio
     return wet.astype(np.float32, copy=False)
+
+
+class SelectionStream:
+    """Every stage's selection, chunk by chunk, from carried key detectors.
+
+    Chunks must start on the frame grid (every one but the last holds whole frames); the
+    selections of the chunks, concatenated, are the whole signal's (keys are streamed bit for
+    bit, :class:`lactose_audio.conditioning.KeyStream`).
+
+    Args:
+        chain: The chain.
+        sample_rate: Hz.
+
+    Raises:
+        ParameterError: If a stage is keyed on pitch (computed over the whole file).
+    """
+
+    def __init__(self, chain: Chain, sample_rate: float) -> None:
+        self.chain = chain
+        self._streams: dict[str, Any] = {}
+        for stage in chain.stages:
+            if not stage.keyed:
+                continue
+            if stage.key.kind == "pitch":
+                raise ParameterError(
+                    f"stage {stage.block.name} is keyed on pitch, which is computed over the "
+                    "whole file; render it with block_size=None"
+                )
+            sig = repr(_key_dict(stage.key))
+            if sig not in self._streams:
+                self._streams[sig] = stage.key.stream(sample_rate, chain.hop_size)
+
+    def __call__(self, audio: np.ndarray, final: bool) -> list[Any]:
+        """Selections (per stage, ``None`` if unkeyed) of ``audio``; ``final`` closes the key."""
+        keys = {}
+        for sig, stream in self._streams.items():
+            values = np.asarray(stream.process(audio), np.float32)
+            if final:
+                extra = np.asarray(stream.flush(), np.float32)
+                values = np.concatenate([values, extra]) if extra.size else values
+            keys[sig] = values
+        sels = []
+        for stage in self.chain.stages:
+            if not stage.keyed:
+                sels.append(None)
+                continue
+            values = keys[repr(_key_dict(stage.key))]
+            if stage.control_rate == "frame" and stage.key.rate == "sample":
+                values = frame_mean(values, self.chain.hop_size)
+            sels.append(select(values, stage.edges, stage.soft_width))
+        return sels
 
 
 class RenderStream:
@@ -143,40 +194,10 @@ class RenderStream:
             self._iir = IirRenderer(chain, self.sample_rate)
         else:
             self._tails = chain.initial_tails(self.sample_rate)
-        self._streams: dict[str, Any] = {}
-        for stage in chain.stages:
-            if not stage.keyed:
-                continue
-            if stage.key.kind == "pitch":
-                raise ParameterError(
-                    f"stage {stage.block.name} is keyed on pitch, which is computed over the "
-                    "whole file; render it with block_size=None"
-                )
-            sig = repr(_key_dict(stage.key))
-            if sig not in self._streams:
-                self._streams[sig] = stage.key.stream(self.sample_rate, chain.hop_size)
-
-    def _keys(self, audio: np.ndarray, final: bool) -> dict[str, np.ndarray]:
-        keys = {}
-        for sig, stream in self._streams.items():
-            values = np.asarray(stream.process(audio), np.float32)
-            if final and hasattr(stream, "flush"):
-                extra = np.asarray(stream.flush(), np.float32)
-                values = np.concatenate([values, extra]) if extra.size else values
-            keys[sig] = values
-        return keys
+        self._selections = SelectionStream(chain, self.sample_rate)
 
     def _process(self, audio: np.ndarray, final: bool) -> np.ndarray:
-        keys = self._keys(audio, final)
-        sels = []
-        for stage in self.chain.stages:
-            if not stage.keyed:
-                sels.append(None)
-                continue
-            values = keys[repr(_key_dict(stage.key))]
-            if stage.control_rate == "frame" and stage.key.rate == "sample":
-                values = frame_mean(values, self.chain.hop_size)
-            sels.append(select(values, stage.edges, stage.soft_width))
+        sels = self._selections(audio, final)
         if self._iir is not None:
             wet = self._iir.process(audio, sels)
         else:
@@ -211,4 +232,4 @@ def stream(
     return RenderStream(chain, sample_rate, mix, engine)
 
 
-__all__ = ["ENGINES", "RenderStream", "render", "stream"]
+__all__ = ["ENGINES", "RenderStream", "SelectionStream", "render", "stream"]

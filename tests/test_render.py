@@ -107,6 +107,21 @@ def test_pitch_keys_are_refused_by_streaming_and_bad_audio_by_render():
         render(Chain.from_spec("gain"), np.zeros((2, 10), np.float32), SR)
     with pytest.raises(ParameterError, match="finite"):
         render(Chain.from_spec("gain"), np.array([0.0, np.nan], np.float32), SR)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("key", ["amplitude", "sample", "none"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_render_refuses_non_finite_audio_whatever_the_keys(engine, key, bad):
+    """Finiteness is checked once, by the key when there is one: every path must refuse."""
+    n_ranges = 1 if key == "none" else 3
+    chain = Chain.from_spec("gain>tanh>lowpass", key=make_key(key), n_ranges=n_ranges)
+    x = np.full(5000, 0.1, np.float32)
+    x[4999] = bad
+    with pytest.raises(ParameterError, match="finite"):
+        render(chain, x, SR, engine=engine)
+    with pytest.raises(ParameterError, match="finite"):
+        render(chain, x, SR, engine=engine, block_size=1000)
     assert render(Chain.from_spec("gain>lowpass"), np.zeros(0, np.float32), SR).shape == (0,)
 
 
