@@ -499,7 +499,7 @@ class Chain:
                     x, sel_iter, sample_rate, n_fft, tail_iter, new_tails, table_iter
                 )
             elif isinstance(item, Stage):
-                x = _pointwise_stage(x, *next(sel_iter), sample_rate)
+                x = _pointwise_stage(x, *next(sel_iter), sample_rate, dry)
         if self.mix != 1.0:
             x = self.mix * x + (1.0 - self.mix) * dry
         return x
@@ -683,23 +683,32 @@ def _is_hard(sel: Any) -> bool:
     return isinstance(frac, np.ndarray) and not frac.any()
 
 
-def _pointwise_stage(x, stage: Stage, sel, hard: bool, sample_rate: float):
-    """A memoryless stage on frames ``[batch, n_frames, hop]``."""
+def _pointwise_stage(x, stage: Stage, sel, hard: bool, sample_rate: float, dry=None):
+    """A memoryless stage on frames ``[batch, n_frames, hop]``.
+
+    ``dry``: the enclosing chain's input frames (same shape), for blocks with ``uses_dry``.
+    """
     block = stage.block
     shape = tf.shape(x)
+
+    def kernel(audio, controls):
+        if not block.uses_dry:
+            return block.kernel(audio, controls, sample_rate)
+        return block.kernel(audio, controls, sample_rate, dry=tf.reshape(dry, tf.shape(audio)))
+
     if sel is None:
         raw = stage.bank.variable[0]
         controls = physical_controls_tf(block.params, raw)
-        return block.kernel(x, controls, sample_rate)
+        return kernel(x, controls)
     rows = stage.bank.gather(Selection(*sel), hard=hard)  # [B, T, P]
     controls = physical_controls_tf(block.params, rows)
     if stage.control_rate == "sample":
         flat = tf.reshape(x, [shape[0], -1])
         controls = {k: tf.broadcast_to(v, tf.shape(flat)) for k, v in controls.items()}
-        return tf.reshape(block.kernel(flat, controls, sample_rate), shape)
+        return tf.reshape(kernel(flat, controls), shape)
     flat = tf.reshape(x, [-1, shape[2]])
     controls = {k: tf.reshape(tf.broadcast_to(v, shape[:2]), [-1, 1]) for k, v in controls.items()}
-    return tf.reshape(block.kernel(flat, controls, sample_rate), shape)
+    return tf.reshape(kernel(flat, controls), shape)
 
 
 def _range_responses(stage: Stage, sample_rate: float, n_fft: int, keyed: bool):

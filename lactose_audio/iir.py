@@ -635,10 +635,10 @@ def _pointwise_fn(chain: Any, stages: tuple, hard: tuple, sample_rate: float):
     entry = cache.get(key)
     if entry is None:
 
-        def run(frames, sels):
+        def run(frames, sels, dry):
             x = frames
             for stage, sel, h in zip(stages, sels, hard, strict=True):
-                x = _pointwise_stage(x, stage, sel, h, sample_rate)
+                x = _pointwise_stage(x, stage, sel, h, sample_rate, dry)
             return x
 
         entry = (stages, xla_function(run))  # stages kept: ids stay valid
@@ -718,7 +718,7 @@ class IirRenderer:
         group: list[Any] = []
         for item in [*chain, None]:
             if isinstance(item, Stage) and item.block.is_linear:
-                x = self._pointwise(x, pointwise, ctx)
+                x = self._pointwise(x, pointwise, ctx, dry)
                 pointwise = []
                 group.append(item)
                 continue
@@ -726,12 +726,12 @@ class IirRenderer:
                 x = self._filter(x, group, ctx)
                 group = []
             if isinstance(item, Chain):
-                x = self._pointwise(x, pointwise, ctx)
+                x = self._pointwise(x, pointwise, ctx, dry)
                 pointwise = []
                 x = self._walk(item, x, ctx)
             elif isinstance(item, Stage):
                 pointwise.append(item)
-        x = self._pointwise(x, pointwise, ctx)
+        x = self._pointwise(x, pointwise, ctx, dry)
         if chain.mix != 1.0:
             x = chain.mix * x + (1.0 - chain.mix) * dry
         return x
@@ -746,7 +746,9 @@ class IirRenderer:
             ctx["tensors"][i] = _sel_tensors(ctx["sels"][i], n_padded)
         return ctx["tensors"][i]
 
-    def _pointwise(self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any]) -> np.ndarray:
+    def _pointwise(
+        self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any], dry: np.ndarray
+    ) -> np.ndarray:
         if not stages:
             return x
         from lactose_audio._tf import tf
@@ -754,8 +756,11 @@ class IirRenderer:
         idx = [self._index[id(st)] for st in stages]
         hard = tuple(ctx["hard"][i] for i in idx)
         fn = _pointwise_fn(self.chain, tuple(stages), hard, self.sample_rate)
-        frames = tf.constant(np.asarray(x, np.float32).reshape(1, ctx["n_frames"], -1))
-        out = fn(frames, [self._tensors(ctx, i) for i in idx])
+        shape = (1, ctx["n_frames"], -1)
+        frames = tf.constant(np.asarray(x, np.float32).reshape(shape))
+        uses_dry = any(st.block.uses_dry for st in stages)
+        dry_frames = tf.constant(np.asarray(dry, np.float32).reshape(shape)) if uses_dry else None
+        out = fn(frames, [self._tensors(ctx, i) for i in idx], dry_frames)
         return np.asarray(out).reshape(-1)  # read-only view of the tensor, no copy
 
     def _filter(self, x: np.ndarray, stages: list[Any], ctx: dict[str, Any]) -> np.ndarray:

@@ -103,6 +103,11 @@ def transfer_curves(stage: Stage, x: Any, sample_rate: float = DEFAULT_SAMPLE_RA
             f"stage {block.name} is a linear filter: it has a frequency response "
             "(magnitude_responses), not a transfer curve"
         )
+    if block.uses_dry:
+        raise ParameterError(
+            f"stage {block.name} blends with the chain's input: it has no transfer curve of "
+            "its own (see its parameter values)"
+        )
     x = _finite_1d(x, "x")
     _check_rate(sample_rate)
     physical = stage.physical()
@@ -208,6 +213,8 @@ def effect_figure(effect_or_chain: Effect | Chain, sample_rate: float | None = N
         labels = range_labels(stage.edges)
         if stage.block.is_linear:
             _draw_response(ax, stage, rate, colors, labels, stage_flagged)
+        elif stage.block.uses_dry:
+            _draw_values(ax, stage, colors, labels, stage_flagged)
         else:
             _draw_transfer(ax, stage, rate, colors, labels, stage_flagged)
         ax.set_title(f"{i + 1}. {_stage_title(stage)}", fontsize=10)
@@ -326,6 +333,31 @@ def _draw_transfer(ax, stage: Stage, rate: float, colors, labels, flagged) -> No
     ax.set_xlim(-1.0, 1.0)
     ax.set_xlabel("input (linear)")
     ax.set_ylabel("output (linear)")
+
+
+def _draw_values(ax, stage: Stage, colors, labels, flagged) -> None:
+    """A stage that blends with the chain's input (``mix``) has no transfer curve of its own:
+    its parameters, one bar per range (hatched: flagged), grouped per parameter."""
+    values = stage.physical()  # [n_ranges, n_params]
+    n_ranges, n_params = values.shape
+    width = 0.8 / n_ranges
+    many = n_ranges > MAX_LEGEND_RANGES
+    for k in range(n_ranges):
+        style = _range_style(k, colors, labels, flagged, many)
+        ax.bar(
+            np.arange(n_params) + (k - (n_ranges - 1) / 2) * width,
+            values[k],
+            width,
+            color=style["color"],
+            hatch="//" if flagged[k] else None,
+            label=style["label"],
+            gid=style["gid"],
+        )
+    specs = stage.block.params
+    ax.set_xticks(np.arange(n_params))
+    ax.set_xticklabels([f"{p.name} ({p.unit})" if p.unit else p.name for p in specs])
+    ax.set_ylim(min(0.0, min(p.minimum for p in specs)), max(p.maximum for p in specs))
+    ax.set_ylabel("value")
 
 
 def _draw_response(ax, stage: Stage, rate: float, colors, labels, flagged) -> None:

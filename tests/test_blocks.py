@@ -63,7 +63,8 @@ def _run(block, audio, **values):
 def test_registry_holds_builtins_and_plugin():
     expected = {
         "gain", "dc_blocker", "tanh", "asym_clip", "hard_clip", "chebyshev", "mlp", "lowpass",
-        "highpass", "bandpass", "peak", "lowshelf", "highshelf", "fir_eq", "test_plugin_fuzz",
+        "highpass", "bandpass", "peak", "lowshelf", "highshelf", "fir_eq", "mix",
+        "test_plugin_fuzz",
     }  # fmt: skip
     assert expected <= set(ALL_BLOCKS)
     with pytest.raises(ParameterError, match="unknown block 'nope'"):
@@ -74,7 +75,8 @@ def test_registry_holds_builtins_and_plugin():
 def test_declared_names_equal_kernel_control_names(name):
     block = get_block(name)
     controls = RecordingDict(block.controls())
-    block.kernel(tf.constant(_noise(64)), controls, SR)
+    audio = tf.constant(_noise(64))
+    block.kernel(audio, controls, SR, **({"dry": 0.5 * audio} if block.uses_dry else {}))
     assert controls.read == set(block.param_names)
 
 
@@ -108,14 +110,24 @@ def _keyed_stage(name, rows):
     return stage
 
 
+def _drive_first(stage):
+    """The stage alone, or after a fixed tanh for blocks that mix with the dry signal (alone,
+    a dry/wet mix of the chain's input with itself is the identity: nothing to learn)."""
+    if not stage.block.uses_dry:
+        return [stage]
+    drive = Stage("tanh")
+    drive.set_physical(np.array([12.0, 0.2, 0.0]))
+    return [drive, stage]
+
+
 def _stage_forward(stage, audio, hop=256):
-    chain = Chain([stage], hop_size=hop)
+    chain = Chain(_drive_first(stage), hop_size=hop)
     n_frames = -(-audio.shape[-1] // hop)
     rng = np.random.default_rng(3)
     length = audio.shape[-1] if stage.control_rate == "sample" else n_frames
     lower = rng.integers(0, stage.n_ranges, length).astype(np.int32)
     sel = Selection(lower, lower, np.zeros(length, np.float32))
-    return chain, [sel]
+    return chain, [None] * (len(chain.stages) - 1) + [sel]
 
 
 @pytest.mark.parametrize("name", ALL_BLOCKS)
@@ -125,9 +137,9 @@ def test_gradients_finite_nonzero_and_reach_only_selected_rows(name):
     stage = _keyed_stage(name, np.broadcast_to(row, (3, len(row))))
     audio = tf.constant(_noise(2048, seed=1))
     chain, sels = _stage_forward(stage, audio)
-    lower = sels[0].lower
-    sels = [Selection(np.where(lower == 2, 1, lower).astype(np.int32), *sels[0][1:])]
-    sels = [Selection(sels[0].lower, sels[0].lower, sels[0].frac)]
+    lower = sels[-1].lower
+    lower = np.where(lower == 2, 1, lower).astype(np.int32)
+    sels = [*sels[:-1], Selection(lower, lower, sels[-1].frac)]
     weights = tf.constant(np.random.default_rng(2).standard_normal((1, 2048)).astype(np.float32))
     with tf.GradientTape() as tape:
         out = chain.forward(audio, sels, SR)
@@ -150,14 +162,18 @@ def test_equal_rows_equal_unconditioned_block(name):
     keyed = chain.forward(audio, sels, SR).numpy()
     plain = Stage(name)
     plain.set_physical(row)
-    unkeyed = Chain([plain], hop_size=256).forward(audio, [None], SR).numpy()
+    plain_chain = Chain(_drive_first(plain), hop_size=256)
+    unkeyed = plain_chain.forward(audio, [None] * len(plain_chain.stages), SR).numpy()
     # Same rows, same values; only SIMD-vs-scalar float32 rounding may differ.
     np.testing.assert_allclose(keyed, unkeyed, rtol=1e-5, atol=1e-5)
     # ... and the unconditioned chain equals the kernel with the same physical values.
     values = dict(zip(block.param_names, stage.physical()[0], strict=True))
-    kernel = block.kernel(tf.constant(audio), block.controls(**values), SR, **(
-        {"hop_size": 256} if block.is_linear else {}
-    )).numpy()  # fmt: skip
+    extra = {"hop_size": 256} if block.is_linear else {}
+    x = tf.constant(audio)
+    if block.uses_dry:
+        extra = {"dry": x}
+        x = plain_chain.stages[0].block(x, SR, drive_db=12.0, bias=0.2, gain_db=0.0)
+    kernel = block.kernel(x, block.controls(**values), SR, **extra).numpy()
     np.testing.assert_allclose(unkeyed, kernel, rtol=1e-5, atol=1e-5)
 
 
@@ -274,3 +290,33 @@ def test_physical_controls_split_matches_declaration():
     controls = physical_controls_tf(block.params, raw)
     assert list(controls) == ["drive_db", "bias", "gain_db"]
     np.testing.assert_allclose(controls["drive_db"].numpy(), [12.0, 12.0])
+
+
+def test_mix_oracle_per_range_and_nested():
+    """y = wet * x + (1 - wet) * dry, dry = the input of the chain the stage sits in."""
+    rng = np.random.default_rng(8)
+    audio = (0.4 * rng.standard_normal((1, 4096))).astype(np.float32)
+    gain = Stage("gain")
+    gain.set_physical(np.array([6.0]))
+    mix = Stage("mix", key=make_key("amplitude"), edges=RangeEdges((-30.0, -10.0), "dBFS"))
+    wets = np.array([0.1, 0.5, 0.9])
+    mix.set_physical(wets[:, None])
+    chain = Chain([gain, mix], hop_size=256)
+    lower = rng.integers(0, 3, 16).astype(np.int32)
+    out = chain.forward(audio, [None, Selection(lower, lower, np.zeros(16, np.float32))], SR)
+    w = np.repeat(wets[lower], 256)[None]
+    g = 10 ** (6.0 / 20.0)
+    np.testing.assert_allclose(out.numpy(), w * g * audio + (1 - w) * audio, atol=1e-6)
+    # nested: the inner chain's input is the dry signal of its mix
+    inner_mix = Stage("mix")
+    inner_mix.set_physical(np.array([0.25]))
+    inner_gain = Stage("gain")
+    inner_gain.set_physical(np.array([-6.0]))
+    outer = Chain([gain, Chain([inner_gain, inner_mix])], hop_size=256)
+    y = outer.forward(audio, [None, None, None], SR).numpy()
+    x_in = g * audio
+    np.testing.assert_allclose(y, 0.25 * x_in / g + 0.75 * x_in, rtol=1e-5, atol=1e-6)
+    # alone it is the identity, and a kernel call without dry= is refused
+    np.testing.assert_allclose(get_block("mix")(audio, SR, wet=0.3).numpy(), audio, atol=1e-7)
+    with pytest.raises(ParameterError, match="dry"):
+        get_block("mix").kernel(tf.constant(audio), get_block("mix").controls(), SR)

@@ -177,3 +177,20 @@ def test_train_refuses_conflicting_options(files, capsys, tmp_path):
         ["train", str(files["dry.wav"]), str(files["wet.wav"]), "--out", str(tmp_path / "p.txt")]
     )
     assert code == 2 and "p.txt" in capsys.readouterr().err
+
+
+def test_render_prints_nothing_to_stderr(files, tmp_path):
+    """TensorFlow, XLA and numba C++ logs are muted: a render is silent on fd 2 (subprocess,
+    because those logs bypass Python's sys.stderr)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "quiet.wav"
+    done = subprocess.run(
+        [sys.executable, "-m", "lactose_audio", "render", str(files["preset.json"]),
+         str(files["dry.wav"]), str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert sf.info(out).frames == sf.info(files["dry.wav"]).frames

@@ -187,6 +187,19 @@ def test_plot_effect_many_ranges_and_sample_key(tmp_path):
     read_png(report.plot_effect(chain, tmp_path / "many.png"))
 
 
+def test_mix_stage_is_drawn_as_its_values(tmp_path):
+    """A dry/wet mix has no transfer curve of its own: one bar per range at its wet value."""
+    chain = Chain.from_spec("tanh>mix", key=make_key("amplitude"), n_ranges=3)
+    wets = np.array([0.2, 0.5, 0.9])
+    chain.stages[1].set_physical(wets[:, None])
+    with pytest.raises(ParameterError, match="no transfer curve"):
+        report.transfer_curves(chain.stages[1], np.linspace(-1, 1, 5))
+    fig = report.effect_figure(chain)
+    bars = {p.get_gid(): p.get_height() for p in fig.axes[1].patches}
+    assert bars == pytest.approx({f"range-{k}": w for k, w in enumerate(wets)})
+    read_png(report.plot_effect(chain, tmp_path / "mix.png"))
+
+
 def test_plot_effect_rejects_mismatched_coverage(tmp_path, chain):
     bad = Effect(chain=chain, coverage=[{"counts": [1, 1, 1], "flagged": [False, True]}] * 3)
     with pytest.raises(ParameterError, match="coverage\\[0\\].flagged"):

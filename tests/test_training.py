@@ -211,3 +211,22 @@ def test_cli_ctrl_c_exits_130_after_saving(drive_pair, tmp_path, monkeypatch, ca
     assert code == 130, err
     assert "saved the best preset so far" in err and err.count("\n") == 1
     assert load_preset(out).training["steps"] == 25
+
+
+def test_learned_dry_wet_mix_recovers_a_parallel_drive(tmp_path):
+    """A parallel drive (30 % of a tanh drive + 70 % of the dry signal) is learned by
+    ``tanh>mix``: the dry share is identifiable, so the learned wet is close to 0.3."""
+    rng = np.random.default_rng(12)
+    sr = 44100
+    n = 6 * sr
+    level = np.repeat(rng.uniform(0.05, 0.8, n // 4410 + 1), 4410)[:n]
+    dry = (level * np.sin(2 * np.pi * 196.0 * np.arange(n) / sr)).astype(np.float32)
+    dry += (0.02 * rng.standard_normal(n)).astype(np.float32)
+    wet = (0.3 * np.tanh(10.0 * dry) + 0.7 * dry).astype(np.float32)
+    pair = pair_from_arrays(dry, wet, sr, latency=0, name="parallel")
+    config = TrainConfig(chain_spec="tanh>mix", key="none", steps=200, seed=0)
+    train(pair, config, out=tmp_path / "parallel.json")
+    effect = load_preset(tmp_path / "parallel.json")
+    learned_wet = effect.chain.stages[1].physical()[0, 0]
+    assert abs(learned_wet - 0.3) < 0.05, learned_wet
+    assert esr(wet, effect(dry, sr)) < 0.01

@@ -2,7 +2,8 @@
 
 Importing this package registers the built-in blocks: waveshapers (``tanh``, ``asym_clip``,
 ``hard_clip``, ``chebyshev``, ``mlp``), filters (``lowpass``, ``highpass``, ``bandpass``,
-``peak``, ``lowshelf``, ``highshelf``, ``fir_eq``) and utility (``gain``, ``dc_blocker``).
+``peak``, ``lowshelf``, ``highshelf``, ``fir_eq``) and utility (``gain``, ``dc_blocker``,
+``mix``).
 """
 
 from __future__ import annotations

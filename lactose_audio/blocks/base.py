@@ -23,6 +23,10 @@ Rates:
 - ``"frame"`` blocks that subclass :class:`LinearFilter` are linear time-varying filters
   defined by their frequency response; their parameters change once per frame. Chains fuse
   consecutive linear filters into one FFT pass (see :func:`frame_filter`).
+
+A memoryless block that also needs the *dry* signal (the input of the chain it sits in, e.g.
+the dry/wet ``mix``) sets ``uses_dry = True``; chains then call
+``kernel(audio, controls, sample_rate, dry=dry)`` with ``dry`` shaped like ``audio``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class Block:
     name: ClassVar[str] = ""
     params: ClassVar[tuple[ParamSpec, ...]] = ()
     rate: ClassVar[str] = "sample"
+    uses_dry: ClassVar[bool] = False
+    """True if the kernel takes ``dry=`` (the input of the enclosing chain), like ``mix``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -98,7 +104,10 @@ class Block:
     ) -> tf.Tensor:  # convenience for notebooks and tests
         """Run the kernel with fixed physical values (defaults for those not given)."""
         controls = self.controls(**values)
-        return self.kernel(tf.convert_to_tensor(audio, tf.float32), controls, sample_rate)
+        audio = tf.convert_to_tensor(audio, tf.float32)
+        if self.uses_dry:  # alone, the block's input is also the chain's input
+            return self.kernel(audio, controls, sample_rate, dry=audio)
+        return self.kernel(audio, controls, sample_rate)
 
     def controls(self, **values: float) -> dict[str, tf.Tensor]:
         """Validated constant physical controls: declared defaults updated by ``values``.

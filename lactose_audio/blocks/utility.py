@@ -1,9 +1,15 @@
-"""Utility blocks: gain and DC blocker.
+"""Utility blocks: gain, DC blocker and the learned dry/wet mix.
 
-Dry/wet mix is not a block (a block only sees its own input): it is the chain's ``mix``
-(``Chain(..., mix=0.5)``: ``y = mix * chain(x) + (1 - mix) * x``, where ``x`` is the chain's
-input), so a nested chain gives the mix of any sub-chain, and ``render(..., mix=)`` mixes the
-whole chain with the file's dry signal. See :mod:`lactose_audio.chains`.
+Two kinds of dry/wet mix:
+
+- the ``mix`` *block*, a stage like any other: ``y = wet * x + (1 - wet) * dry`` where ``x`` is
+  the stage's input and ``dry`` the input of the chain it sits in; ``wet`` is learned, one
+  value per range (``"gain>tanh>mix"`` learns a parallel drive whose blend follows the level);
+- the chain's fixed ``mix`` setting (``Chain(..., mix=0.5)``, ``render(..., mix=)``,
+  ``lactose render --mix``), the user's knob applied on top, never trained.
+
+Nest a chain to mix a sub-chain only. The dry path has no delay: every block of the toolkit is
+causal with zero latency, so the two paths are aligned.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Mapping
 from lactose_audio._tf import tf
 from lactose_audio.blocks.base import Block, LinearFilter
 from lactose_audio.blocks.waveshapers import db_gain_tf
+from lactose_audio.errors import ParameterError
 from lactose_audio.params import ParamSpec
 
 
@@ -49,4 +56,23 @@ class DCBlocker(LinearFilter):
         return (one - z1) / (one - tf.complex(pole, tf.zeros_like(pole)) * z1)
 
 
-__all__ = ["DCBlocker", "Gain"]
+class Mix(Block):
+    """Learned dry/wet mix: ``y = wet * x + (1 - wet) * dry`` (``dry``: the chain's input).
+
+    ``wet`` is a fraction in ``[0, 1]`` (0: only the dry signal, 1: only this stage's input),
+    starting at 0.5. Used alone (``Mix()(x, sample_rate)``) its input is also the dry signal,
+    so it is the identity.
+    """
+
+    name = "mix"
+    rate = "sample"
+    uses_dry = True
+    params = (ParamSpec("wet", "", 0.0, 1.0, "linear", 0.5),)
+
+    def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float, dry=None):
+        if dry is None:
+            raise ParameterError("the mix block needs the dry signal (dry=): use it in a chain")
+        return dry + controls["wet"] * (audio - dry)
+
+
+__all__ = ["DCBlocker", "Gain", "Mix"]
