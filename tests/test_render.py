@@ -77,9 +77,17 @@ def test_soft_edges_mixed_keys_and_nested_chain_stream(engine):
         Stage(
             "tanh", key=make_key("amplitude", rate="sample"), edges=RangeEdges((-20.0,), "dBFS")
         ),  # fmt: skip
+        _keyed_random_stage("mix", 7, soft_width=3.0),  # learned dry/wet: dry = chain input
         _keyed_random_stage("lowpass", 2, soft_width=3.0),
         _keyed_random_stage("peak", 4),
-        Chain([_keyed_random_stage("highshelf", 5), Stage("dc_blocker")], mix=0.7),
+        Chain(
+            [
+                _keyed_random_stage("highshelf", 5),
+                Stage("dc_blocker"),
+                _keyed_random_stage("mix", 6),
+            ],
+            mix=0.7,
+        ),
     ]
     stages[1].set_physical([[6.0, 0.0, 0.0], [18.0, 0.2, -6.0]])
     chain = Chain(stages, hop_size=1024)
