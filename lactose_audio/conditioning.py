@@ -80,39 +80,34 @@ ENVELOPE_BLOCK = 16
 
 
 @_jit(contract=True)
+def _sum_blocks(x, begin, n_blocks, q, q_begin):  # pragma: no cover - compiled
+    # q[q_begin + b] = mean square of x[begin + 16 b : begin + 16 (b + 1)], b < n_blocks. Each
+    # block's sum runs in one fixed order (pairs, then a tree), so a block gives the same bits
+    # wherever it sits; the loop vectorises across blocks.
+    for b in range(n_blocks):
+        j = begin + 16 * b
+        t0 = np.float64(x[j]) ** 2 + np.float64(x[j + 8]) ** 2
+        t1 = np.float64(x[j + 1]) ** 2 + np.float64(x[j + 9]) ** 2
+        t2 = np.float64(x[j + 2]) ** 2 + np.float64(x[j + 10]) ** 2
+        t3 = np.float64(x[j + 3]) ** 2 + np.float64(x[j + 11]) ** 2
+        t4 = np.float64(x[j + 4]) ** 2 + np.float64(x[j + 12]) ** 2
+        t5 = np.float64(x[j + 5]) ** 2 + np.float64(x[j + 13]) ** 2
+        t6 = np.float64(x[j + 6]) ** 2 + np.float64(x[j + 14]) ** 2
+        t7 = np.float64(x[j + 7]) ** 2 + np.float64(x[j + 15]) ** 2
+        q[q_begin + b] = (((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7))) * 0.0625
+
+
+@_jit(contract=True)
 def _block_powers(x, hop, q):  # pragma: no cover - compiled
     # Mean square of every full ENVELOPE_BLOCK (16-sample) block of every frame, blocks cut
-    # from each frame's start: q[f * (hop // 16) + b]. Each block's sum runs in one fixed order
-    # (pairs, then a tree), so a block gives the same bits wherever it sits; the loop over
-    # blocks vectorises across blocks.
+    # from each frame's start: q[f * (hop // 16) + b].
     n = x.shape[0]
     nb = hop // 16
-    if hop % 16 == 0:  # blocks are contiguous from 0: one flat loop
-        for k in range(n // 16):
-            j = 16 * k
-            t0 = np.float64(x[j]) ** 2 + np.float64(x[j + 8]) ** 2
-            t1 = np.float64(x[j + 1]) ** 2 + np.float64(x[j + 9]) ** 2
-            t2 = np.float64(x[j + 2]) ** 2 + np.float64(x[j + 10]) ** 2
-            t3 = np.float64(x[j + 3]) ** 2 + np.float64(x[j + 11]) ** 2
-            t4 = np.float64(x[j + 4]) ** 2 + np.float64(x[j + 12]) ** 2
-            t5 = np.float64(x[j + 5]) ** 2 + np.float64(x[j + 13]) ** 2
-            t6 = np.float64(x[j + 6]) ** 2 + np.float64(x[j + 14]) ** 2
-            t7 = np.float64(x[j + 7]) ** 2 + np.float64(x[j + 15]) ** 2
-            q[k] = (((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7))) * 0.0625
+    if hop % 16 == 0:  # the blocks of all frames are contiguous: one long loop
+        _sum_blocks(x, 0, n // 16, q, 0)
         return q
     for f in range((n + hop - 1) // hop):
-        begin = f * hop
-        for b in range(min(nb, (n - begin) // 16)):
-            j = begin + 16 * b
-            t0 = np.float64(x[j]) ** 2 + np.float64(x[j + 8]) ** 2
-            t1 = np.float64(x[j + 1]) ** 2 + np.float64(x[j + 9]) ** 2
-            t2 = np.float64(x[j + 2]) ** 2 + np.float64(x[j + 10]) ** 2
-            t3 = np.float64(x[j + 3]) ** 2 + np.float64(x[j + 11]) ** 2
-            t4 = np.float64(x[j + 4]) ** 2 + np.float64(x[j + 12]) ** 2
-            t5 = np.float64(x[j + 5]) ** 2 + np.float64(x[j + 13]) ** 2
-            t6 = np.float64(x[j + 6]) ** 2 + np.float64(x[j + 14]) ** 2
-            t7 = np.float64(x[j + 7]) ** 2 + np.float64(x[j + 15]) ** 2
-            q[f * nb + b] = (((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7))) * 0.0625
+        _sum_blocks(x, f * hop, min(nb, (n - f * hop) // 16), q, f * nb)
     return q
 
 

@@ -262,22 +262,33 @@ def _steady_soft(buf, start, stop, cf, state, lane, w):  # pragma: no cover - co
 
 
 @_jit(contract=True)
+def _fade_ends(old, new, lane):  # pragma: no cover - compiled
+    # A lane's 9 coefficients at the start of the fade and their change over it.
+    o = (old[lane, 0], old[lane, 1], old[lane, 2], old[lane, 3], old[lane, 4],
+         old[lane, 5], old[lane, 6], old[lane, 7], old[lane, 8])  # fmt: skip
+    d = (new[lane, 0] - o[0], new[lane, 1] - o[1], new[lane, 2] - o[2],
+         new[lane, 3] - o[3], new[lane, 4] - o[4], new[lane, 5] - o[5],
+         new[lane, 6] - o[6], new[lane, 7] - o[7], new[lane, 8] - o[8])  # fmt: skip
+    return o, d
+
+
+@_jit(contract=True)
+def _fade_step(o, d, r, s1, s2, v):  # pragma: no cover - compiled
+    # One sample of a lane whose coefficients are o + r d: returns (output, s1', s2').
+    y = (o[6] + r * d[6]) * s1 + (o[7] + r * d[7]) * s2 + (o[8] + r * d[8]) * v
+    n1 = (o[0] + r * d[0]) * s1 + (o[1] + r * d[1]) * s2 + (o[4] + r * d[4]) * v
+    n2 = (o[2] + r * d[2]) * s1 + (o[3] + r * d[3]) * s2 + (o[5] + r * d[5]) * v
+    return y, n1, n2
+
+
+@_jit(contract=True)
 def _fade_lane(buf, n_fade, fade, old, new, state, lane):  # pragma: no cover - compiled
     # One hard stage over the fade: each coefficient moves from old[lane] to new[lane].
+    o, d = _fade_ends(old, new, lane)
     s1 = state[lane, 0]
     s2 = state[lane, 1]
-    o0, o1, o2, o3, o4 = old[lane, 0], old[lane, 1], old[lane, 2], old[lane, 3], old[lane, 4]
-    o5, o6, o7, o8 = old[lane, 5], old[lane, 6], old[lane, 7], old[lane, 8]
-    d0, d1, d2 = new[lane, 0] - o0, new[lane, 1] - o1, new[lane, 2] - o2
-    d3, d4, d5 = new[lane, 3] - o3, new[lane, 4] - o4, new[lane, 5] - o5
-    d6, d7, d8 = new[lane, 6] - o6, new[lane, 7] - o7, new[lane, 8] - o8
     for i in range(n_fade):
-        r = fade[i]
-        v = buf[i]
-        buf[i] = (o6 + r * d6) * s1 + (o7 + r * d7) * s2 + (o8 + r * d8) * v
-        n1 = (o0 + r * d0) * s1 + (o1 + r * d1) * s2 + (o4 + r * d4) * v
-        s2 = (o2 + r * d2) * s1 + (o3 + r * d3) * s2 + (o5 + r * d5) * v
-        s1 = n1
+        buf[i], s1, s2 = _fade_step(o, d, fade[i], s1, s2, buf[i])
     state[lane, 0] = s1
     state[lane, 1] = s2
 
@@ -286,31 +297,16 @@ def _fade_lane(buf, n_fade, fade, old, new, state, lane):  # pragma: no cover - 
 def _fade_pair(buf, n_fade, fade, old, new, state, la, lb):  # pragma: no cover - compiled
     # Two hard stages in cascade (la then lb) over the same fade, in one loop: _fade_lane's
     # arithmetic for each, with their recursions overlapping in the CPU.
+    oa, da = _fade_ends(old, new, la)
+    ob, db = _fade_ends(old, new, lb)
     s1 = state[la, 0]
     s2 = state[la, 1]
     t1 = state[lb, 0]
     t2 = state[lb, 1]
-    o0, o1, o2, o3, o4 = old[la, 0], old[la, 1], old[la, 2], old[la, 3], old[la, 4]
-    o5, o6, o7, o8 = old[la, 5], old[la, 6], old[la, 7], old[la, 8]
-    d0, d1, d2 = new[la, 0] - o0, new[la, 1] - o1, new[la, 2] - o2
-    d3, d4, d5 = new[la, 3] - o3, new[la, 4] - o4, new[la, 5] - o5
-    d6, d7, d8 = new[la, 6] - o6, new[la, 7] - o7, new[la, 8] - o8
-    e0, e1, e2, e3, e4 = old[lb, 0], old[lb, 1], old[lb, 2], old[lb, 3], old[lb, 4]
-    e5, e6, e7, e8 = old[lb, 5], old[lb, 6], old[lb, 7], old[lb, 8]
-    f0, f1, f2 = new[lb, 0] - e0, new[lb, 1] - e1, new[lb, 2] - e2
-    f3, f4, f5 = new[lb, 3] - e3, new[lb, 4] - e4, new[lb, 5] - e5
-    f6, f7, f8 = new[lb, 6] - e6, new[lb, 7] - e7, new[lb, 8] - e8
     for i in range(n_fade):
         r = fade[i]
-        v = buf[i]
-        y = (o6 + r * d6) * s1 + (o7 + r * d7) * s2 + (o8 + r * d8) * v
-        n1 = (o0 + r * d0) * s1 + (o1 + r * d1) * s2 + (o4 + r * d4) * v
-        s2 = (o2 + r * d2) * s1 + (o3 + r * d3) * s2 + (o5 + r * d5) * v
-        s1 = n1
-        buf[i] = (e6 + r * f6) * t1 + (e7 + r * f7) * t2 + (e8 + r * f8) * y
-        n1 = (e0 + r * f0) * t1 + (e1 + r * f1) * t2 + (e4 + r * f4) * y
-        t2 = (e2 + r * f2) * t1 + (e3 + r * f3) * t2 + (e5 + r * f5) * y
-        t1 = n1
+        y, s1, s2 = _fade_step(oa, da, r, s1, s2, buf[i])
+        buf[i], t1, t2 = _fade_step(ob, db, r, t1, t2, y)
     state[la, 0] = s1
     state[la, 1] = s2
     state[lb, 0] = t1
