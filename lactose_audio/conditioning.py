@@ -356,7 +356,7 @@ def compute_key(
       mean square ``q`` updates ``fast <- a_A^m fast + (1 - a_A^m) q`` (``slow`` likewise) and
       weighs ``max(fast, slow)`` by ``m``. This is the per-sample envelope's ballistics at
       block resolution (exact for block-wise constant power; within 0.1 dB of the frame mean
-      of ``p`` on music) at a fifth of its cost; the partial last frame averages what it has.
+      of ``p`` on music) at under a third of its cost; a partial last frame averages what it has.
     - ``pitch``: per frame, MIDI note of the f0 track (see :func:`pitch_track`).
 
     Args:
