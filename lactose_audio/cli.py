@@ -17,8 +17,7 @@ import click
 
 from lactose_audio import __version__
 from lactose_audio.errors import LactoseError, TrainingInterrupted
-
-KEYS = ("none", "sample", "amplitude", "pitch")
+from lactose_audio.train_config import KEY_KINDS as KEYS
 
 
 def _parse_edges(text: str | None) -> list[float] | None:
@@ -62,13 +61,15 @@ def cli() -> None:
     "--chain",
     "chain_spec",
     default=None,
-    help="Chain spec, e.g. 'gain>tanh>lowpass>highpass' (default: the default chain).",
+    help="Chain spec, e.g. 'highpass>gain>tanh>lowpass>highpass'; 'auto' (default) searches "
+    "a family of drive structures; 'default' is gain>tanh>lowpass>highpass.",
 )
 @click.option(
     "--key",
-    type=click.Choice(KEYS),
+    type=click.Choice((*KEYS, "auto")),
     default=None,
-    help="What selects the range: none, sample, amplitude (dBFS) or pitch (MIDI).",
+    help="What selects the range: none, sample, amplitude (dBFS), pitch (MIDI) or auto "
+    "(default: none, amplitude or pitch, whichever validates clearly best).",
 )
 @click.option(
     "--ranges",
@@ -108,6 +109,9 @@ def cli() -> None:
     help="Latency of wet vs dry in samples (default: found by cross-correlation).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as one JSON object (no bar)."
+)
 def train(
     dry,
     wet,
@@ -125,6 +129,7 @@ def train(
     resample,
     latency,
     quiet,
+    as_json,
 ) -> None:
     """Learn an effect from DRY and WET recordings and write a preset.
 
@@ -159,9 +164,12 @@ def train(
         channel=channel,
         resample=resample,
         latency=latency,
-        progress=not quiet,
+        progress=not (quiet or as_json),
     )
-    click.echo(result.summary())
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        click.echo(result.summary())
 
 
 @cli.command()

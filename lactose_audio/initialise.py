@@ -1,0 +1,150 @@
+"""Data-driven initialisation of a chain before it is fitted.
+
+A chain left at its declared defaults can start far from the effect — at unity drive, with an
+output level several dB off — and a local optimiser started there may walk to the trivial
+"output nothing" point (ESR 1) instead of the effect. Before the first phase, the fitter sets:
+
+- the **drive**: the first ``gain`` stage before the first nonlinear stage is tried at a grid
+  of gains (:data:`DRIVE_GRID_DB`), which together sweep the effect's amplitude transfer
+  curve; the best one on the training data is kept;
+- the **output level**, for every drive tried: the last stage whose ``gain_db`` scales the
+  output (a ``gain`` block, or a ``tanh``/``asym_clip`` output gain followed only by linear
+  stages) is set to the least-squares level. The training loss (ESR + pre-emphasised ESR) is
+  a quadratic ``L(g) = 2 - 2 b g + c g^2`` in the output's linear gain ``g``, so two
+  evaluations give ``b``, ``c``, the optimal ``g* = b / c`` and its loss ``2 - b^2 / c``.
+
+Every evaluation is the full-batch objective that the refinement then minimises
+(:class:`lactose_audio.refine.Objective`), so no extra graph is built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+#: Drive gains tried (dB), spanning clean to heavily saturated for -45..0 dBFS material.
+DRIVE_GRID_DB = (-6.0, 6.0, 18.0, 30.0)
+#: Blocks whose ``gain_db`` is a pure output scale.
+OUTPUT_GAIN_BLOCKS = ("gain", "tanh", "asym_clip")
+_ZERO_OUTPUT_LOSS = 2.0  # ESR + pre-emphasis ESR of a silent prediction
+
+
+def _flat_offsets(chain: Any) -> list[int]:
+    offsets, total = [], 0
+    for stage in chain.stages:
+        offsets.append(total)
+        total += int(np.prod(stage.bank.numpy().shape))
+    return offsets
+
+
+def _knob(chain: Any, offsets: list[int], index: int, name: str) -> tuple[Any, list[int]] | None:
+    """The parameter spec and the flat indices of every row of ``stages[index].name``."""
+    stage = chain.stages[index]
+    names = stage.block.param_names
+    if name not in names:
+        return None
+    column = names.index(name)
+    n_params = stage.bank.numpy().shape[1]
+    rows = range(stage.bank.numpy().shape[0])
+    return stage.block.params[column], [offsets[index] + r * n_params + column for r in rows]
+
+
+def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, list[int]] | None]:
+    """``(drive, level)``: each ``(ParamSpec, flat indices)`` or ``None`` if the chain has none.
+
+    Drive: the ``gain_db`` of the first ``gain`` stage before the first nonlinear stage.
+    Level: the ``gain_db`` of the last stage in :data:`OUTPUT_GAIN_BLOCKS` that only linear
+    stages follow (a learned ``mix`` mixes in the dry signal, so nothing after it is a pure
+    output scale).
+    """
+    stages = chain.stages
+    offsets = _flat_offsets(chain)
+    nonlinear = [i for i, s in enumerate(stages) if not s.block.is_linear and s.block.name != "gain"]
+    drive = None
+    if nonlinear:
+        for i in range(nonlinear[0]):
+            if stages[i].block.name == "gain":
+                drive = _knob(chain, offsets, i, "gain_db")
+                break
+    level = None
+    for i in range(len(stages) - 1, -1, -1):
+        if stages[i].block.name in OUTPUT_GAIN_BLOCKS:
+            level = _knob(chain, offsets, i, "gain_db")
+            break
+        if not stages[i].block.is_linear:
+            break
+    if level is not None and drive is not None and level[1] == drive[1]:
+        level = None  # a lone gain stage: the drive grid already covers it
+    return drive, level
+
+
+def _set(x: np.ndarray, knob: tuple[Any, list[int]], physical: float) -> None:
+    spec, indices = knob
+    value = float(np.clip(physical, spec.minimum, spec.maximum))
+    x[indices] = float(spec.to_raw_np(value))
+
+
+def _physical(x: np.ndarray, knob: tuple[Any, list[int]]) -> float:
+    spec, indices = knob
+    return float(spec.to_physical_np(x[indices[0]]))
+
+
+def _level_match(objective: Any, x: np.ndarray, level: tuple[Any, list[int]]) -> float:
+    """Set ``level`` in ``x`` to the least-squares output level; return the loss there."""
+    current = _physical(x, level)
+    loss1, _ = objective(x)
+    trial = x.copy()
+    _set(trial, level, current + 20.0 * math.log10(2.0))
+    doubled = _physical(trial, level) - current
+    if doubled < 3.0:  # at the top of the knob's range: keep it
+        return loss1
+    factor = 10.0 ** (doubled / 20.0)
+    loss2, _ = objective(trial)
+    # L(g) = a - 2 b g + c g^2 with L(0) = a, L(1) = loss1, L(factor) = loss2.
+    a = _ZERO_OUTPUT_LOSS
+    m = np.array([[-2.0, 1.0], [-2.0 * factor, factor**2]])
+    b, c = np.linalg.solve(m, np.array([loss1 - a, loss2 - a]))
+    if not (c > 0 and b > 0):
+        return loss1
+    gain = b / c
+    _set(x, level, current + 20.0 * math.log10(gain))
+    return float(a - b * b / c)
+
+
+def initialise(objective: Any) -> dict[str, float]:
+    """Set the drive and output level of ``objective``'s chain from the training data.
+
+    Args:
+        objective: the full-batch :class:`~lactose_audio.refine.Objective` of the chain; the
+            chain's banks are updated in place (every row alike).
+
+    Returns:
+        What was chosen: ``{"drive_db": ..., "level_db": ..., "loss": ...}`` (the keys of the
+        knobs the chain has), or ``{}`` when the chain has neither knob.
+    """
+    chain = objective.chain
+    drive, level = find_knobs(chain)
+    if drive is None and level is None:
+        return {}
+    start = objective.get()
+    best_loss, best_x = objective(start)[0], start.copy()
+    grid = DRIVE_GRID_DB if drive is not None else (None,)
+    for drive_db in grid:
+        x = start.copy()
+        if drive_db is not None:
+            _set(x, drive, drive_db)
+        if level is not None:
+            loss = _level_match(objective, x, level)
+        else:
+            loss, _ = objective(x)
+        if math.isfinite(loss) and loss < best_loss:
+            best_loss, best_x = loss, x.copy()
+    objective.set(best_x)
+    chosen = {"loss": float(best_loss)}
+    if drive is not None:
+        chosen["drive_db"] = _physical(best_x, drive)
+    if level is not None:
+        chosen["level_db"] = _physical(best_x, level)
+    return chosen

@@ -1,0 +1,187 @@
+"""Full-batch second-order refinement of a chain's banks (L-BFGS).
+
+A gray-box chain has a few dozen parameters per range, so its optimum should be *reached*, not
+approached by noisy first-order steps. After a stochastic warm-up (Adam on random segments),
+the fitter minimises the deterministic training loss — ESR plus pre-emphasised ESR over fixed
+segments tiling the training audio (:func:`lactose_audio.sampling.full_batch`) — with
+L-BFGS-B (``scipy.optimize``, float64 on the raw bank values, gradients from TensorFlow).
+
+Separated updates hold here too: the gradient of a gathered row comes only from the samples
+whose key selected it, so with hard edges each range's rows are refined on that range's data
+only; rows that no segment selected have zero gradient and do not move.
+
+The optimiser can be stopped between iterations (a wall-clock deadline, a step budget, Ctrl-C
+through the caller's callback): the best point evaluated so far is kept, never a worse one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Raw (pre-sigmoid) values are kept within +-RAW_BOUND: sigmoid(15) = 1 - 3e-7, beyond which
+#: a parameter sits on its declared bound and its gradient vanishes anyway.
+RAW_BOUND = 15.0
+
+
+class _Stop(Exception):
+    """Raised inside the objective to end the optimiser between evaluations."""
+
+
+@dataclass
+class RefineResult:
+    """What one refinement did.
+
+    Attributes:
+        loss: best training loss reached (ESR + pre-emphasis ESR over the full batch).
+        start_loss: the loss at the starting point.
+        iterations: L-BFGS iterations completed.
+        evaluations: loss-and-gradient evaluations.
+        converged: the optimiser met its tolerance (the optimum of this start is reached).
+        line_search_failed: the line search found no decrease (float32 noise floor, or a
+            kink); a restart from the best point may still gain.
+    """
+
+    loss: float
+    start_loss: float
+    iterations: int
+    evaluations: int
+    converged: bool
+    line_search_failed: bool = False
+
+
+class Objective:
+    """The full-batch loss of a chain as a function of its flattened raw bank values.
+
+    Args:
+        chain: the chain whose ``trainable_variables`` are optimised (assigned in place).
+        batch: a :class:`~lactose_audio.sampling.Batch` (fixed segments).
+        sample_rate: Hz.
+        context: warm-up samples at the start of each segment (not in the loss).
+    """
+
+    def __init__(self, chain: Any, batch: Any, sample_rate: int, context: int) -> None:
+        from lactose_audio._tf import tf
+        from lactose_audio.losses import DEFAULT_PRE_EMPHASIS, esr_tf
+
+        self.tf = tf
+        self.chain = chain
+        self.variables = list(chain.trainable_variables)
+        self.shapes = [tuple(v.shape) for v in self.variables]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        dry = tf.constant(batch.dry)
+        wet = tf.constant(batch.wet)
+        sels = batch.selections
+        variables = self.variables
+
+        @tf.function(autograph=False)
+        def value_and_gradient():
+            with tf.GradientTape() as tape:
+                prediction = chain.forward(dry, sels, sample_rate)[:, context:]
+                loss = esr_tf(wet, prediction) + esr_tf(wet, prediction, DEFAULT_PRE_EMPHASIS)
+            grads = tape.gradient(loss, variables)
+            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in
+                     zip(grads, variables, strict=True)]
+            return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+
+        self._fn = value_and_gradient
+        self.evaluations = 0
+
+    def get(self) -> np.ndarray:
+        """The current raw values, flattened, float64."""
+        return np.concatenate([v.numpy().reshape(-1) for v in self.variables]).astype(np.float64)
+
+    def set(self, x: np.ndarray) -> None:
+        """Assign flattened raw values to the chain's banks."""
+        offset = 0
+        for v, shape, size in zip(self.variables, self.shapes, self.sizes, strict=True):
+            v.assign(np.asarray(x[offset : offset + size], np.float32).reshape(shape))
+            offset += size
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(loss, gradient)`` at ``x`` (assigns ``x`` to the banks)."""
+        self.set(x)
+        loss, grad = self._fn()
+        self.evaluations += 1
+        return float(loss), grad.numpy().astype(np.float64)
+
+
+def lbfgs(
+    objective: Objective,
+    max_iterations: int,
+    should_stop: Callable[[], bool] | None = None,
+    on_iteration: Callable[[float], None] | None = None,
+) -> RefineResult:
+    """Minimise ``objective`` from the chain's current values with L-BFGS-B.
+
+    Args:
+        objective: an :class:`Objective`; the chain holds the best point on return.
+        max_iterations: upper bound on L-BFGS iterations.
+        should_stop: polled before every evaluation; True ends the run (deadline, budget).
+        on_iteration: called after each iteration with the current loss (the caller counts
+            steps, validates, checkpoints; it may raise KeyboardInterrupt).
+
+    Returns:
+        :class:`RefineResult`. A non-finite loss ends the run at the best finite point.
+    """
+    from scipy.optimize import minimize
+
+    x0 = np.clip(objective.get(), -RAW_BOUND, RAW_BOUND)
+    best = {"loss": math.inf, "x": x0.copy()}
+    state = {"iterations": 0, "last": math.inf}
+    evaluations0 = objective.evaluations
+
+    def fun(x):
+        if should_stop is not None and should_stop():
+            raise _Stop
+        loss, grad = objective(x)
+        if not (math.isfinite(loss) and np.all(np.isfinite(grad))):
+            raise _Stop
+        if loss < best["loss"]:
+            best["loss"], best["x"] = loss, x.copy()
+        state["last"] = loss
+        return loss, grad
+
+    def callback(intermediate_result=None):
+        state["iterations"] += 1
+        objective.set(best["x"])  # the accepted iterate is the best point evaluated
+        if on_iteration is not None:
+            on_iteration(best["loss"])
+
+    start_loss, _ = objective(x0)
+    best["loss"] = start_loss if math.isfinite(start_loss) else math.inf
+    status = -1
+    try:
+        if max_iterations > 0:
+            result = minimize(
+                fun,
+                x0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(-RAW_BOUND, RAW_BOUND)] * x0.size,
+                callback=callback,
+                options={
+                    "maxiter": int(max_iterations),
+                    "maxcor": 20,
+                    "ftol": 1e-10,
+                    "gtol": 1e-9,
+                    "maxls": 30,
+                },
+            )
+            status = int(result.status)
+    except _Stop:
+        status = -1
+    finally:
+        objective.set(best["x"])
+    return RefineResult(
+        loss=float(best["loss"]),
+        start_loss=float(start_loss),
+        iterations=state["iterations"],
+        evaluations=objective.evaluations - evaluations0,
+        converged=status == 0,
+        line_search_failed=status == 2,
+    )

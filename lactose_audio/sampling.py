@@ -1,0 +1,232 @@
+"""Training data as the fitter sees it: tracks, segments, full batches and coverage.
+
+A *track* is one dry/wet pair with its selections computed once over the whole dry signal and
+split by time (the last ``validation_fraction`` is held out). Training reads *segments*:
+``context + segment`` dry samples starting on the chain's frame grid, the first ``context``
+of which only warm the filters' state, and the ``segment`` wet samples they predict.
+
+- :class:`SegmentSampler` draws random batches for the stochastic (Adam) phase, with
+  probability proportional to the segment's RMS, so near-silent segments (whose ESR is a ratio
+  of two tiny numbers) do not dominate while quiet passages keep their share.
+- :func:`full_batch` lays fixed segments over the whole training part (every segment that is
+  not silent, evenly thinned to at most ``max_segments``) for the deterministic second-order
+  refinement (:mod:`lactose_audio.refine`): its loss is the training ESR itself, not a noisy
+  estimate of it.
+
+numpy only: no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lactose_audio.errors import ParameterError
+
+
+@dataclass
+class Track:
+    """One pair prepared for training.
+
+    Attributes:
+        dry: float32 ``[n_samples]``.
+        wet: float32 ``[n_samples]``, aligned to ``dry``.
+        selections: per chain stage, from ``chain.selections(dry)``.
+        train_end: first validation sample, a multiple of the hop.
+        n_samples: length of the pair.
+    """
+
+    dry: np.ndarray
+    wet: np.ndarray
+    selections: list[Any]
+    train_end: int
+    n_samples: int
+
+
+@dataclass
+class Batch:
+    """Segments stacked for one graph call.
+
+    Attributes:
+        dry: float32 ``[n_segments, context + segment]``.
+        wet: float32 ``[n_segments, segment]``.
+        selections: per stage ``None`` or a selection of arrays ``[n_segments, T]``.
+    """
+
+    dry: np.ndarray
+    wet: np.ndarray
+    selections: list[Any]
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.dry.shape[0])
+
+
+def train_end(n_samples: int, validation_fraction: float, hop_size: int) -> int:
+    """The first validation sample of a pair: the one train/validation split of the fitter.
+
+    Args:
+        n_samples: length of the pair.
+        validation_fraction: share of the end held out, in ``(0, 0.9)``.
+        hop_size: the chain's frame hop; the split falls on the frame grid.
+    """
+    return int(round(n_samples * (1.0 - validation_fraction) / hop_size)) * hop_size
+
+
+def prepare_tracks(pairs: Sequence[Any], chain: Any, validation_fraction: float) -> list[Track]:
+    """Tracks of ``pairs`` for ``chain`` (selections over the whole dry signal, split by time)."""
+    hop = chain.hop_size
+    return [
+        Track(
+            dry=pair.dry,
+            wet=pair.wet,
+            selections=chain.selections(pair.dry, pair.sample_rate),
+            train_end=train_end(pair.n_samples, validation_fraction, hop),
+            n_samples=pair.n_samples,
+        )
+        for pair in pairs
+    ]
+
+
+def context_samples(chain: Any, sample_rate: int) -> int:
+    """Warm-up samples before each segment: the filters' impulse response, in whole frames."""
+    from lactose_audio.blocks.base import ir_length
+
+    hop = chain.hop_size
+    return -(-ir_length(sample_rate) // hop) * hop
+
+
+def unconditioned(selections: Sequence[Any]) -> list[Any]:
+    """Selections that pick row 0 everywhere (the unconditioned phase), same shapes."""
+    return [None if s is None else type(s)(*(np.zeros_like(a) for a in s)) for s in selections]
+
+
+def stack(per_segment: Sequence[Sequence[Any]]) -> list[Any]:
+    """Per-segment selection lists -> one list of stacked selections ``[n_segments, T]``."""
+    stacked = []
+    for per_stage in zip(*per_segment, strict=True):
+        if per_stage[0] is None:
+            stacked.append(None)
+        else:
+            arrays = (np.stack(a) for a in zip(*per_stage, strict=True))
+            stacked.append(type(per_stage[0])(*arrays))
+    return stacked
+
+
+class SegmentSampler:
+    """Random RMS-weighted segments of the training parts (seeded by the caller's ``rng``).
+
+    Args:
+        chain: the chain (hop size, ``slice_selections``).
+        tracks: from :func:`prepare_tracks`.
+        context: warm-up samples before each segment (a multiple of the hop).
+        segment: loss samples per segment (a multiple of the hop).
+
+    Raises:
+        ParameterError: if a track's training part is shorter than one segment with context.
+    """
+
+    def __init__(self, chain: Any, tracks: list[Track], context: int, segment: int) -> None:
+        self.chain, self.tracks = chain, tracks
+        self.context, self.segment, self.hop = context, segment, chain.hop_size
+        n = context + segment
+        self.weights = []
+        for track in tracks:
+            n_starts = (track.train_end - n) // self.hop + 1
+            if n_starts < 1:
+                raise ParameterError("a training part is shorter than one segment with context")
+            energy = np.concatenate([[0.0], np.cumsum(track.wet.astype(np.float64) ** 2)])
+            starts = np.arange(n_starts) * self.hop
+            rms = np.sqrt((energy[starts + n] - energy[starts + context]) / segment)
+            self.weights.append(rms + 1e-3 * float(rms.max() or 1.0))
+        totals = np.array([w.sum() for w in self.weights])
+        self.track_p = totals / totals.sum()
+        self.start_p = [w / w.sum() for w in self.weights]
+
+    def segment_at(self, track: Track, start: int, row0: bool) -> tuple[Any, Any, list[Any]]:
+        """``(dry, wet, selections)`` of the segment whose context starts at ``start``."""
+        n = self.context + self.segment
+        sels = self.chain.slice_selections(track.selections, start, n)
+        if row0:
+            sels = unconditioned(sels)
+        return track.dry[start : start + n], track.wet[start + self.context : start + n], sels
+
+    def batch(self, rng: np.random.Generator, batch_size: int, row0: bool) -> Batch:
+        """``batch_size`` random segments; ``row0``: every keyed stage uses its row 0."""
+        dry, wet, sels = [], [], []
+        for _ in range(batch_size):
+            index = int(rng.choice(len(self.tracks), p=self.track_p))
+            start = int(rng.choice(len(self.start_p[index]), p=self.start_p[index])) * self.hop
+            d, w, s = self.segment_at(self.tracks[index], start, row0)
+            dry.append(d)
+            wet.append(w)
+            sels.append(s)
+        return Batch(np.stack(dry), np.stack(wet), stack(sels))
+
+    def full_batch(self, max_segments: int, row0: bool) -> Batch:
+        """Fixed segments tiling every training part (see :func:`full_batch`)."""
+        return full_batch(self, max_segments, row0)
+
+
+def full_batch(sampler: SegmentSampler, max_segments: int, row0: bool) -> Batch:
+    """Non-overlapping segments over every training part, deterministic.
+
+    Segments whose RMS is below 1 % of the loudest one are dropped (they carry no ESR), the
+    rest are thinned evenly (in time order) to at most ``max_segments``.
+
+    Args:
+        sampler: gives the tracks, segment geometry and weights.
+        max_segments: upper bound on the number of segments (memory and time per evaluation).
+        row0: every keyed stage uses its row 0 (unconditioned phase).
+
+    Returns:
+        :class:`Batch` with the segments in track and time order.
+    """
+    stride = sampler.segment // sampler.hop
+    candidates = []
+    for index, weights in enumerate(sampler.weights):
+        for k in range(0, len(weights), stride):
+            candidates.append((index, k, float(weights[k])))
+    loudest = max(w for _, _, w in candidates)
+    kept = [(i, k) for i, k, w in candidates if w >= 0.01 * loudest]
+    if len(kept) > max_segments:
+        picks = np.linspace(0, len(kept) - 1, max_segments).round().astype(int)
+        kept = [kept[p] for p in picks]
+    dry, wet, sels = [], [], []
+    for index, k in kept:
+        d, w, s = sampler.segment_at(sampler.tracks[index], k * sampler.hop, row0)
+        dry.append(d)
+        wet.append(w)
+        sels.append(s)
+    return Batch(np.stack(dry), np.stack(wet), stack(sels))
+
+
+def coverage_counts(chain: Any, tracks: list[Track], min_fraction: float) -> list[dict[str, Any]]:
+    """Per stage: how many training samples/frames each range received, and flags.
+
+    A keyed stage's range is flagged when it received less than ``min_fraction`` of the
+    stage's training samples (frames): it keeps the unconditioned fit.
+    """
+    from lactose_audio.ranges import coverage
+
+    out = []
+    for index, stage in enumerate(chain.stages):
+        counts = np.zeros(stage.n_ranges, np.int64)
+        for track in tracks:
+            sel = track.selections[index]
+            stop = (
+                track.train_end
+                if stage.control_rate == "sample"
+                else (track.train_end // chain.hop_size)
+            )
+            if sel is None:
+                counts[0] += stop
+                continue
+            counts += coverage(np.asarray(sel.lower)[:stop], stage.n_ranges)
+        total = max(int(counts.sum()), 1)
+        flagged = [bool(c < min_fraction * total) for c in counts] if stage.keyed else [False]
+        out.append({"counts": [int(c) for c in counts], "flagged": flagged})
+    return out

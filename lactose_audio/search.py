@@ -1,0 +1,250 @@
+"""Structure and key selection: ``--chain auto`` and ``--key auto``.
+
+The candidate family (:data:`FAMILY`) covers the structures of drive pedals and amps:
+
+| name | chain | for |
+|---|---|---|
+| ``drive_tone`` | ``gain>tanh>lowpass>highpass`` | a drive then a tone filter (the old default) |
+| ``pre_filter`` | ``highpass>gain>tanh>lowpass>highpass`` | a filter before the drive (Wiener–Hammerstein), biased tanh: asymmetry with its DC removed |
+| ``hard_clip`` | ``highpass>gain>hard_clip>gain>lowpass>highpass`` | clippers (diodes to ground, op-amp rails) |
+| ``mlp`` | ``highpass>gain>mlp>gain>lowpass>highpass`` | any memoryless curve (fuzz, rectifiers, even harmonics) |
+| ``two_stage`` | ``highpass>gain>tanh>lowpass>gain>tanh>lowpass>highpass`` | two drive stages with a tone filter between (amps, stacked pedals) |
+| ``eq_drive`` | ``highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass`` | a drive with EQ around it and a steep (24 dB/oct) tone filter |
+| ``parallel`` | ``highpass>gain>tanh>lowpass>mix`` | a drive blended with the clean signal (learned dry/wet) |
+
+Search (successive halving, all within the run's budget, seconds or steps):
+
+1. every candidate is initialised from the data (drive grid, least-squares level) and refined
+   unconditioned with L-BFGS on a small full batch (:data:`SCREEN_SEGMENTS` segments) for an
+   equal short slice (:data:`SCREEN_SHARE` of the structure budget);
+2. the best :data:`FINALISTS` by validation ESR continue on the full batch for the rest of the
+   structure budget; the best one by validation ESR is the structure;
+3. the key: with ``--key auto`` the structure is refined per range with an ``amplitude`` key and
+   with a ``pitch`` key, each from the unconditioned fit; a keyed model is kept only if its
+   validation ESR is at most :data:`KEY_MARGIN` times the unconditioned one (a clear gain, not
+   noise), otherwise the key is ``none``. A given key (``--key amplitude``) is refined the same
+   way without the comparison.
+
+The preset's training metadata records the ranking (``training.search``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lactose_audio.errors import ParameterError
+from lactose_audio.train_config import AUTO
+
+FAMILY = (
+    ("drive_tone", "gain>tanh>lowpass>highpass"),
+    ("pre_filter", "highpass>gain>tanh>lowpass>highpass"),
+    ("hard_clip", "highpass>gain>hard_clip>gain>lowpass>highpass"),
+    ("mlp", "highpass>gain>mlp>gain>lowpass>highpass"),
+    ("two_stage", "highpass>gain>tanh>lowpass>gain>tanh>lowpass>highpass"),
+    ("eq_drive", "highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass"),
+    ("parallel", "highpass>gain>tanh>lowpass>mix"),
+)
+#: Keys tried by ``--key auto`` after ``none``.
+AUTO_KEYS = ("amplitude", "pitch")
+#: A keyed model must reach at most this fraction of the unconditioned validation ESR.
+KEY_MARGIN = 0.8
+#: Share of the structure budget spent screening every candidate.
+SCREEN_SHARE = 0.45
+SCREEN_SEGMENTS = 12
+FINALISTS = 2
+#: Share of the whole budget for the structure when a key is also fitted.
+STRUCTURE_SHARE = 0.55
+#: The least budget a search can use meaningfully.
+MIN_SECONDS_PER_CANDIDATE = 4.0
+MIN_STEPS_PER_CANDIDATE = 10
+
+
+@dataclass
+class Outcome:
+    """The search's winner and its ranking.
+
+    Attributes:
+        trainer: the winning fit (unconditioned, or keyed when a key won).
+        chain_spec: its chain spec.
+        key: its key kind.
+        ranking: per fitted candidate ``{"name", "chain", "key", "val_esr", "steps",
+            "seconds"}``, best first.
+        steps: optimisation steps of the whole search.
+        seconds: wall-clock seconds of the whole search.
+    """
+
+    trainer: Any
+    chain_spec: str
+    key: str
+    ranking: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def minimum_budget(cfg: Any) -> tuple[float, int]:
+    """``(seconds, steps)`` the search needs at least for ``cfg`` (a resolved config)."""
+    n = len(FAMILY) if cfg.chain_spec == AUTO else 0
+    keys = len(AUTO_KEYS) if cfg.key == AUTO else (0 if cfg.key == "none" else 1)
+    screen = n / (SCREEN_SHARE * (STRUCTURE_SHARE if keys else 1.0))
+    units = max(screen, keys / (1 - STRUCTURE_SHARE) if keys else 0.0, 1.0)
+    return units * MIN_SECONDS_PER_CANDIDATE, int(math.ceil(units * MIN_STEPS_PER_CANDIDATE))
+
+
+def check_budget(cfg: Any) -> None:
+    """Refuse a budget too short for the search, saying how long it needs (ParameterError)."""
+    seconds, steps = minimum_budget(cfg)
+    what = "--chain auto" if cfg.chain_spec == AUTO else "--key auto"
+    if cfg.budget_seconds is not None and cfg.budget_seconds < seconds:
+        raise ParameterError(
+            f"{what} needs --budget-seconds of at least {seconds:.0f} (got "
+            f"{cfg.budget_seconds:g}); give more time, or pin --chain and --key"
+        )
+    if cfg.steps is not None and cfg.steps < steps:
+        raise ParameterError(
+            f"{what} needs --steps of at least {steps} (got {cfg.steps}); give more steps, "
+            "or pin --chain and --key"
+        )
+
+
+class _Budget:
+    """Slices of the run's budget: seconds (wall clock since the search began) and/or steps."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.seconds, self.steps = cfg.budget_seconds, cfg.steps
+        self.t0 = time.perf_counter()
+
+    def slice(self, trainer: Any, share: float) -> tuple[float | None, int | None]:
+        """Totals for ``trainer``'s config giving it ``share`` of the whole budget more."""
+        seconds = None if self.seconds is None else trainer.elapsed + share * self.seconds
+        steps = None if self.steps is None else trainer.step + max(int(share * self.steps), 1)
+        if seconds is not None:  # never past the whole run's wall-clock budget
+            left = self.seconds - (time.perf_counter() - self.t0)
+            seconds = min(seconds, trainer.elapsed + max(left, 0.0))
+        return seconds, steps
+
+
+def search(
+    pairs: list[Any],
+    cfg: Any,
+    sample_rate: int,
+    make_trainer: Callable[[Any], Any],
+    run: Callable[[Any], None],
+) -> Outcome:
+    """Choose the chain and/or the key within ``cfg``'s budget.
+
+    Args:
+        pairs: training pairs.
+        cfg: resolved config with ``chain_spec`` and/or ``key`` equal to ``"auto"``.
+        sample_rate: Hz.
+        make_trainer: builds a :class:`~lactose_audio.trainer.Trainer` for a resolved config
+            (chain built and its edges placed on the training data).
+        run: runs a trainer (progress, callbacks, Ctrl-C handling are the caller's).
+
+    Returns:
+        :class:`Outcome`.
+    """
+    check_budget(cfg)
+    budget = _Budget(cfg)
+    fixed_key = cfg.key if cfg.key != AUTO else None
+    keyed_after = fixed_key not in ("none",)
+    structure_share = STRUCTURE_SHARE if keyed_after else 1.0
+    ranking: list[dict[str, Any]] = []
+    done_steps = 0
+
+    def unconditioned_cfg(spec: str, segments: int):
+        return dataclasses.replace(
+            cfg, chain_spec=spec, key="none", n_ranges=1, edges=None, soft_width=0.0,
+            refine_segments=segments,
+        )
+
+    # 1-2. the structure: screen every candidate, then the finalists on the full batch.
+    if cfg.chain_spec == AUTO:
+        family = list(FAMILY)
+        trainers = {}
+        share = SCREEN_SHARE * structure_share / len(family)
+        for name, spec in family:
+            trainer = make_trainer(unconditioned_cfg(spec, SCREEN_SEGMENTS))
+            trainer.extend(*budget.slice(trainer, share))
+            run(trainer)
+            trainers[name] = trainer
+        order = sorted(trainers, key=lambda n: trainers[n].best_esr)
+        finalists = order[:FINALISTS]
+        share = (1.0 - SCREEN_SHARE) * structure_share / len(finalists)
+        for name in finalists:
+            trainer = trainers[name]
+            trainer.cfg = dataclasses.replace(trainer.cfg, refine_segments=cfg.refine_segments)
+            trainer._objective = None  # the full batch from here on
+            trainer.converged = False
+            if trainer.stage == "done":
+                trainer.stage = "refine"
+            trainer.extend(*budget.slice(trainer, share))
+            run(trainer)
+        for name, trainer in trainers.items():
+            ranking.append(_entry(name, dict(family)[name], "none", trainer))
+            done_steps += trainer.step
+        ranking.sort(key=_rank)
+        best_name = ranking[0]["name"]
+        spec, base = dict(family)[best_name], trainers[best_name]
+    else:
+        spec = cfg.chain_spec
+        base = make_trainer(unconditioned_cfg(spec, cfg.refine_segments))
+        base.extend(*budget.slice(base, structure_share))
+        run(base)
+        ranking.append(_entry("given", spec, "none", base))
+        done_steps += base.step
+
+    # 3. the key.
+    winner, key = base, "none"
+    keys = AUTO_KEYS if fixed_key is None else ((fixed_key,) if keyed_after else ())
+    uncond_esr = base.best_esr
+    for index, kind in enumerate(keys):
+        left = len(keys) - index
+        keyed_cfg = dataclasses.replace(
+            cfg, chain_spec=spec, key=kind, soft_width=None, edges=cfg.edges
+        ).resolved()
+        trainer = make_trainer(keyed_cfg)
+        trainer.begin_ranges(base.best_values, uncond_esr)
+        seconds = steps = None
+        if budget.seconds is not None:
+            seconds = max(budget.seconds - (time.perf_counter() - budget.t0), 0.0) / left
+        if budget.steps is not None:
+            steps = max((budget.steps - done_steps) // left, 1)
+        trainer.extend(seconds, steps)
+        run(trainer)
+        done_steps += trainer.step
+        ranking.append(_entry(kind, spec, kind, trainer))
+        if fixed_key is not None:
+            winner, key = trainer, kind
+        elif trainer.best_esr <= KEY_MARGIN * uncond_esr and (
+            winner is base or trainer.best_esr < winner.best_esr
+        ):
+            winner, key = trainer, kind
+    ranking.sort(key=_rank)
+    return Outcome(
+        trainer=winner,
+        chain_spec=spec,
+        key=key,
+        ranking=ranking,
+        steps=done_steps,
+        seconds=time.perf_counter() - budget.t0,
+    )
+
+
+def _rank(entry: dict[str, Any]) -> float:
+    return math.inf if entry["val_esr"] is None else entry["val_esr"]
+
+
+def _entry(name: str, spec: str, key: str, trainer: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "chain": spec,
+        "key": key,
+        "val_esr": float(trainer.best_esr) if math.isfinite(trainer.best_esr) else None,
+        "steps": int(trainer.step),
+        "seconds": round(float(trainer.elapsed), 2),
+    }
