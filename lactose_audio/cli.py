@@ -23,6 +23,13 @@ from lactose_audio.schema import MAX_RANGES
 KEYS = ("none", "sample", "amplitude", "pitch")
 
 
+def _finite(ctx, param, value):
+    """Option callback: refuse NaN (which passes click's range checks)."""
+    if value is not None and value != value:
+        raise click.BadParameter(f"{value} is not a number", ctx=ctx, param=param)
+    return value
+
+
 def _parse_edges(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -83,6 +90,7 @@ def cli() -> None:
 @click.option(
     "--budget-seconds",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite,
     default=None,
     help="Wall-clock training budget in seconds.",
 )
@@ -173,6 +181,7 @@ def train(
 @click.option(
     "--mix",
     type=click.FloatRange(0.0, 1.0),
+    callback=_finite,
     default=1.0,
     show_default=True,
     help="Dry/wet mix: 0 is the input, 1 the effect.",
@@ -368,8 +377,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:  # one line, like every other refusal
+        where = exc.ctx.command_path if exc.ctx is not None else "lactose"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"lactose: error: {message} (see '{where} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"lactose: error: {' '.join(exc.format_message().split())}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("lactose: interrupted", err=True)
