@@ -7,7 +7,6 @@ Each case builds its own malformed file or argument in ``tmp_path``. The CLI run
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
