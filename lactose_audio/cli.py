@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import click
 
 from lactose_audio import __version__
-from lactose_audio.errors import LactoseError, TrainingInterrupted
+from lactose_audio.errors import DataError, LactoseError, TrainingInterrupted
 from lactose_audio.schema import MAX_RANGES
 
 KEYS = ("none", "sample", "amplitude", "pitch")
@@ -285,6 +285,8 @@ def _render_folder(
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)
+    if not (result.written or result.skipped or result.failed):
+        raise DataError(f"{in_dir}: no files match {pattern or DEFAULT_PATTERN!r} (see --pattern)")
     click.echo(result.summary())
     for _, problem in result.failed:
         click.echo(f"lactose: error: {problem}", err=True)

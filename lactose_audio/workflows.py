@@ -335,7 +335,7 @@ def render_files(
     Args:
         preset: a preset file, a shipped preset's name, or a loaded ``Effect``.
         inputs: a folder (searched recursively for ``pattern``) or a list of audio files.
-        out_dir: output folder (created if missing).
+        out_dir: output folder (created when the first file is written).
         executor: any :class:`concurrent.futures.Executor` (``ProcessPoolExecutor``, a Dask
             ``Client.get_executor()``, Ray's executor...); ``None`` renders in this process.
             Workers get the preset's text and build it once per process
@@ -400,7 +400,6 @@ def render_files(
             result.skipped.append(dst)
         else:
             tasks.append((str(src), str(dst)))
-    out_root.mkdir(exist_ok=True)
 
     destination = dict(tasks)
     bar = tqdm(

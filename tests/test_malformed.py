@@ -504,6 +504,13 @@ def _(f):
     return argv, "out", "does not exist"
 
 
+@case("render-folder-nothing-matches")
+def _(f):
+    f.wav("takes/a.wav")
+    argv = ["render", f.good_preset(), f.root / "takes", f.root / "out", "--pattern", "*.flac"]
+    return argv, "takes", "no files match '*.flac'"
+
+
 @case("render-folder-bad-preset")
 def _(f):
     f.wav("takes/a.wav")
