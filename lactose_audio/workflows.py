@@ -362,7 +362,12 @@ def render_files(
     if isinstance(inputs, str | os.PathLike):
         folder = Path(inputs)
         if not folder.is_dir():
-            raise DataError(f"{folder}: no such folder")
+            what = (
+                "is a file, not a folder (pass a list of files)"
+                if folder.exists()
+                else "no such folder"
+            )
+            raise DataError(f"{folder}: {what}")
         files = find_inputs(folder, pattern)
         root = folder if root is None else root
     else:
