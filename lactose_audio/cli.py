@@ -11,13 +11,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import click
 
 from lactose_audio import __version__
-from lactose_audio.errors import LactoseError, TrainingInterrupted
+from lactose_audio.errors import DataError, LactoseError, TrainingInterrupted
+from lactose_audio.schema import MAX_RANGES
 from lactose_audio.train_config import KEY_KINDS as KEYS
+
+
+def _finite(ctx, param, value):
+    """Option callback: refuse NaN (which passes click's range checks)."""
+    if value is not None and value != value:
+        raise click.BadParameter(f"{value} is not a number", ctx=ctx, param=param)
+    return value
 
 
 def _parse_edges(text: str | None) -> list[float] | None:
@@ -74,7 +83,7 @@ def cli() -> None:
 @click.option(
     "--ranges",
     "n_ranges",
-    type=click.IntRange(1, 256),
+    type=click.IntRange(1, MAX_RANGES),
     default=None,
     help="Number of ranges; edges from quantiles of the training key.",
 )
@@ -82,6 +91,7 @@ def cli() -> None:
 @click.option(
     "--budget-seconds",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite,
     default=None,
     help="Wall-clock training budget in seconds.",
 )
@@ -174,11 +184,12 @@ def train(
 
 @cli.command()
 @click.argument("preset")
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.argument("output", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.argument("output", type=click.Path())
 @click.option(
     "--mix",
     type=click.FloatRange(0.0, 1.0),
+    callback=_finite,
     default=1.0,
     show_default=True,
     help="Dry/wet mix: 0 is the input, 1 the effect.",
@@ -203,26 +214,92 @@ def train(
     show_default=True,
     help="iir: exact recursive filters (fast); graph: exactly the training graph.",
 )
-def render(preset, input_path, output, mix, channel, subtype, engine) -> None:
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Folder rendering: worker processes (default 1).",
+)
+@click.option(
+    "--pattern",
+    default=None,
+    help="Folder rendering: files to render, searched recursively (default '*.wav').",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Folder rendering: replace outputs that already exist."
+)
+def render(
+    preset, input_path, output, mix, channel, subtype, engine, jobs, pattern, overwrite
+) -> None:
     """Process INPUT through PRESET (a file or a shipped preset's name) into OUTPUT.
+
+    INPUT may be a folder: every file matching --pattern under it is rendered into the
+    folder OUTPUT, mirroring the tree; existing outputs are kept unless --overwrite; a file
+    that fails is reported at the end without stopping the others (exit code 2).
 
     \b
     Example:
       lactose render my_drive.json guitar_di.wav out.wav --mix 0.8
+      lactose render my_drive.json takes/ rendered/ --jobs 2
     """
+    subtype = subtype.upper() if subtype else None
+    if os.path.isdir(input_path):
+        _render_folder(
+            preset, input_path, output, mix, channel, subtype, engine, jobs, pattern, overwrite
+        )
+        return
+    given = [
+        n for n, v in (("--jobs", jobs), ("--pattern", pattern), ("--overwrite", overwrite)) if v
+    ]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)}: only for folder rendering, and {input_path} is not a folder"
+        )
     from lactose_audio.workflows import render_file
 
     click.echo(
         render_file(
-            preset,
-            input_path,
-            output,
-            mix=mix,
-            channel=channel,
-            subtype=subtype.upper() if subtype else None,
-            engine=engine,
+            preset, input_path, output, mix=mix, channel=channel, subtype=subtype, engine=engine
         )
     )
+
+
+def _render_folder(
+    preset, in_dir, out_dir, mix, channel, subtype, engine, jobs, pattern, overwrite
+):
+    from lactose_audio.workflows import DEFAULT_PATTERN, render_files
+
+    executor = None
+    if jobs is not None and jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a forked copy of a process that runs TensorFlow or numba threads can hang
+        executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        result = render_files(
+            preset,
+            in_dir,
+            out_dir,
+            executor,
+            pattern=pattern or DEFAULT_PATTERN,
+            mix=mix,
+            channel=channel,
+            subtype=subtype,
+            engine=engine,
+            overwrite=overwrite,
+            progress=None,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    if not (result.written or result.skipped or result.failed):
+        raise DataError(f"{in_dir}: no files match {pattern or DEFAULT_PATTERN!r} (see --pattern)")
+    click.echo(result.summary())
+    for _, problem in result.failed:
+        click.echo(f"lactose: error: {problem}", err=True)
+    if result.failed:
+        raise click.exceptions.Exit(2)
 
 
 @cli.command(name="eval")
@@ -286,18 +363,37 @@ def presets() -> None:
         click.echo(f"{name:<16} {description}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one ``lactose: warning: ...`` line on stderr (no source file and line)."""
+    text = str(message).splitlines()[0] if str(message) else category.__name__
+    click.echo(f"lactose: warning: {text}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 2 bad input, 1 internal error)."""
+    with warnings.catch_warnings():  # restores the previous formatter when done
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
-        cli.main(
+        code = cli.main(
             args=list(argv) if argv is not None else None,
             prog_name="lactose",
             standalone_mode=False,
         )
+        if isinstance(code, int):  # a click.exceptions.Exit raised by a command
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:  # one line, like every other refusal
+        where = exc.ctx.command_path if exc.ctx is not None else "lactose"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"lactose: error: {message} (see '{where} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"lactose: error: {' '.join(exc.format_message().split())}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("lactose: interrupted", err=True)

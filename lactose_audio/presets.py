@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lactose_audio.errors import LactoseError, PresetError
+from lactose_audio.schema import check_document, check_size, check_text, is_integer
 
 FORMAT = "lactose-audio-preset"
 VERSION = 1
@@ -28,16 +29,6 @@ SUFFIX = ".json"
 #: Where shipped presets are looked up by name: $LACTOSE_PRESETS_PATH (os.pathsep-separated
 #: folders), then the ``presets/`` folder of the source tree.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
-_TOP_LEVEL = (
-    "format",
-    "version",
-    "name",
-    "description",
-    "sample_rate",
-    "chain",
-    "coverage",
-    "training",
-)
 
 
 @dataclass
@@ -85,14 +76,16 @@ class Effect:
 
     @property
     def ranges(self) -> list[dict[str, Any]]:
-        """Per stage: block name, key kind, unit and inner edges (``[]`` for one range)."""
+        """Per stage (depth-first through nested chains, the order of ``coverage``): block
+        name, key kind (``"none"`` for an unkeyed stage), unit and inner edges (``[]`` for one
+        range)."""
         out = []
-        for stage in self.chain:
+        for stage in self.chain.stages:
             edges = stage.edges
             out.append(
                 {
                     "block": stage.block.name,
-                    "key": stage.key.kind,
+                    "key": key_kind(stage),
                     "unit": edges.unit,
                     "edges": [float(e) for e in edges.edges],
                     "n_ranges": edges.n_ranges,
@@ -115,6 +108,11 @@ class Effect:
             "coverage": self.coverage,
             "training": self.training,
         }
+
+
+def key_kind(stage: Any) -> str:
+    """The kind of a stage's key: ``"none"`` for an unkeyed stage (its key is ``None``)."""
+    return "none" if stage.key is None else str(stage.key.kind)
 
 
 def _reject_constant(name: str) -> float:
@@ -159,33 +157,19 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
             f"{document.get('format')!r}, expected {FORMAT!r})"
         )
     version = document.get("version")
-    if version != VERSION:
+    if not is_integer(version) or version != VERSION:
         raise PresetError(
             f"{source}: unknown preset version {version!r}; this lactose_audio "
             f"reads version {VERSION}"
         )
-    unknown = sorted(set(document) - set(_TOP_LEVEL))
-    if unknown:
-        raise PresetError(f"{source}: unknown field(s) {', '.join(unknown)}")
-    for key in _TOP_LEVEL:
-        if key not in document:
-            raise PresetError(f"{source}: missing field {key!r}")
     _check_finite(document, source)
-    for key in ("name", "description"):
-        if not isinstance(document[key], str):
-            raise PresetError(f"{source}: {key} must be a string")
+    check_document(document, source)
     sample_rate = document["sample_rate"]
-    if (
-        not isinstance(sample_rate, int)
-        or isinstance(sample_rate, bool)
-        or not (1000 <= sample_rate <= 768000)
-    ):
+    if not is_integer(sample_rate) or not (1000 <= sample_rate <= 768000):
         raise PresetError(
             f"{source}: sample_rate must be an integer between 1000 Hz and "
             f"768000 Hz, got {sample_rate!r}"
         )
-    if not isinstance(document["training"], dict):
-        raise PresetError(f"{source}: training must be an object")
 
     from lactose_audio.chains import Chain
 
@@ -199,9 +183,13 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
         raise PresetError(f"{source}: chain: malformed ({type(exc).__name__}: {exc})") from None
 
     coverage = document["coverage"]
-    if not isinstance(coverage, list) or len(coverage) != len(chain):
-        raise PresetError(f"{source}: coverage must list one entry per stage ({len(chain)})")
-    for i, (entry, stage) in enumerate(zip(coverage, chain, strict=True)):
+    stages = chain.stages  # depth-first through nested chains
+    if not isinstance(coverage, list) or len(coverage) != len(stages):
+        raise PresetError(
+            f"{source}: coverage must list one entry per stage, nested ones included "
+            f"({len(stages)}), got {len(coverage) if isinstance(coverage, list) else 'no list'}"
+        )
+    for i, (entry, stage) in enumerate(zip(coverage, stages, strict=True)):
         n_ranges = stage.edges.n_ranges
         if not isinstance(entry, dict) or set(entry) != {"counts", "flagged"}:
             raise PresetError(f"{source}: coverage[{i}] must be {{counts, flagged}}")
@@ -269,13 +257,24 @@ def load_preset(path_or_name: str | os.PathLike) -> Effect:
     """
     path = resolve(path_or_name)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+        check_size(path.stat().st_size, str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PresetError(
+            f"{path}: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}); "
+            "a preset is a UTF-8 JSON file"
+        ) from None
+    check_text(text, str(path))
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise PresetError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise PresetError(f"{path}: JSON nested too deeply") from None
     return validate_document(document, str(path))
 
 

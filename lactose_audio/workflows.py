@@ -1,18 +1,28 @@
 """File-level operations behind ``lactose render``, ``lactose eval`` and ``lactose inspect``.
 
 Each takes paths, validates them (one-line :class:`~lactose_audio.errors.LactoseError`
-on bad input), calls the library and returns what the CLI prints.
+on bad input), calls the library and returns what the CLI prints. :func:`render_files`
+renders many files, in this process or on any ``concurrent.futures.Executor``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sys
+from collections.abc import Iterable
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lactose_audio.errors import DataError
+from lactose_audio.errors import DataError, LactoseError, ParameterError
+
+#: Files :func:`render_files` picks from a folder by default.
+DEFAULT_PATTERN = "*.wav"
 
 
 def render_file(
@@ -43,13 +53,14 @@ def render_file(
     import time
 
     from lactose_audio.audio_io import check_output_path, read_audio, write_audio
-    from lactose_audio.data import check_signal
     from lactose_audio.presets import load_preset
 
     check_output_path(output_path)
+    check_not_input(output_path, input_path)
     effect = load_preset(preset)
+    # Silence, DC and one-sample files are valid input: the effect's output for them is
+    # well defined (only training pairs must carry signal, lactose_audio.data.check_signal).
     audio, sample_rate = read_audio(input_path, channel=channel)
-    check_signal(audio, str(input_path), "input")
     start = time.perf_counter()
     out = effect(audio, sample_rate, mix=mix, engine=engine)
     seconds = time.perf_counter() - start
@@ -63,6 +74,19 @@ def render_file(
         f"wrote {output_path} ({duration:.2f} s at {sample_rate} Hz, peak {peak_db:.1f} dBFS, "
         f"rendered {speed:.0f}x real time)"
     )
+
+
+def check_not_input(output_path: str | os.PathLike, input_path: str | os.PathLike) -> None:
+    """Refuse writing over the input file (one-line ParameterError).
+
+    Raises:
+        ParameterError: ``output_path`` is ``input_path`` (same file, or same path).
+    """
+    same = os.path.abspath(output_path) == os.path.abspath(input_path)
+    if not same and os.path.exists(output_path) and os.path.exists(input_path):
+        same = os.path.samefile(output_path, input_path)
+    if same:
+        raise ParameterError(f"{output_path}: the output would overwrite the input file")
 
 
 def evaluate_files(
@@ -185,9 +209,12 @@ def inspect_preset(
 
 
 def stage_tables(effect) -> list[dict[str, Any]]:
-    """Per stage: block, key, unit, parameter names, and one row per range."""
+    """Per stage (depth-first through nested chains, the order of ``effect.coverage``):
+    block, key, unit, parameter names, and one row per range."""
+    from lactose_audio.presets import key_kind
+
     tables = []
-    for index, stage in enumerate(effect.chain):
+    for index, stage in enumerate(effect.chain.stages):
         edges = [float(e) for e in stage.edges.edges]
         bounds = [None, *edges, None]
         values = stage.physical()  # [n_ranges, n_params], physical units
@@ -208,10 +235,196 @@ def stage_tables(effect) -> list[dict[str, Any]]:
         tables.append(
             {
                 "block": stage.block.name,
-                "key": stage.key.kind,
+                "key": key_kind(stage),
                 "unit": stage.edges.unit,
                 "params": {p.name: p.unit for p in stage.block.params},
                 "rows": rows,
             }
         )
     return tables
+
+
+# ---- many files -------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    """What :func:`render_files` did.
+
+    Attributes:
+        written: output files written.
+        skipped: outputs that existed and were kept (``overwrite=False``).
+        failed: ``(input file, one-line problem)`` for every file that could not be rendered.
+    """
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: how many files were written, skipped and failed."""
+        text = f"rendered {len(self.written)} file(s)"
+        if self.skipped:
+            text += f", skipped {len(self.skipped)} existing (--overwrite to replace them)"
+        if self.failed:
+            text += f", {len(self.failed)} failed"
+        return text
+
+
+@functools.lru_cache(maxsize=4)
+def effect_from_text(text: str, source: str = "preset"):
+    """The :class:`~lactose_audio.presets.Effect` of a preset's JSON text, cached per process.
+
+    :func:`render_files` sends the preset's text (not a path) to its workers, so a worker on
+    another machine needs no copy of the file, and each worker process parses and builds the
+    preset once, whatever the number of files it renders.
+    """
+    from lactose_audio.presets import validate_document
+
+    return validate_document(json.loads(text), source)
+
+
+def _render_task(
+    text: str, source: str, src: str, dst: str, options: dict[str, Any]
+) -> tuple[str, str | None]:
+    """Render one file in a worker: ``(src, None)`` on success, else ``(src, problem)``."""
+    from lactose_audio.audio_io import read_audio, write_audio
+
+    try:
+        effect = effect_from_text(text, source)
+        audio, sample_rate = read_audio(src, channel=options["channel"])
+        out = effect(audio, sample_rate, mix=options["mix"], engine=options["engine"])
+        if not np.all(np.isfinite(out)):
+            raise DataError(f"{src}: the effect produced non-finite samples; nothing written")
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        write_audio(dst, out, sample_rate, subtype=options["subtype"])
+    except LactoseError as exc:
+        message = str(exc)
+        return src, message if src in message else f"{src}: {message}"
+    except Exception as exc:  # one bad file must not stop the others; reported with the rest
+        return src, f"{src}: internal error: {type(exc).__name__}: {exc}"
+    return src, None
+
+
+def find_inputs(folder: str | os.PathLike, pattern: str = DEFAULT_PATTERN) -> list[Path]:
+    """Files under ``folder`` (recursively) whose name matches ``pattern``, sorted."""
+    return sorted(p for p in Path(folder).rglob(pattern) if p.is_file())
+
+
+def render_files(
+    preset: Any,
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    executor: Executor | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    pattern: str = DEFAULT_PATTERN,
+    mix: float = 1.0,
+    channel: int | None = None,
+    subtype: str | None = None,
+    engine: str | None = None,
+    overwrite: bool = False,
+    progress: bool | None = False,
+) -> BatchResult:
+    """Render many files through ``preset`` into ``out_dir``, mirroring their folder tree.
+
+    Each output has the input's path relative to ``root`` and its extension, and is written
+    atomically. A file that fails (unreadable, not audio, NaN...) is reported in the result
+    and does not stop the others.
+
+    Args:
+        preset: a preset file, a shipped preset's name, or a loaded ``Effect``.
+        inputs: a folder (searched recursively for ``pattern``) or a list of audio files.
+        out_dir: output folder (created when the first file is written).
+        executor: any :class:`concurrent.futures.Executor` (``ProcessPoolExecutor``, a Dask
+            ``Client.get_executor()``, Ray's executor...); ``None`` renders in this process.
+            Workers get the preset's text and build it once per process
+            (:func:`effect_from_text`).
+        root: the folder the outputs mirror; default: ``inputs`` if it is a folder, else the
+            files' common folder.
+        pattern: glob for the files of a folder, e.g. ``"*.flac"``.
+        mix, channel, subtype, engine: as for :func:`render_file`.
+        overwrite: replace existing outputs (default: keep them, listed as skipped).
+        progress: ``True`` shows a progress bar on stderr, ``None`` only on a terminal.
+
+    Returns:
+        A :class:`BatchResult`.
+
+    Raises:
+        PresetError: the preset is invalid (checked once, before any file).
+        ParameterError: ``out_dir`` is a file or the input folder, or a bad option.
+        DataError: ``inputs`` is not a folder (nor a list of files).
+    """
+    from tqdm import tqdm
+
+    from lactose_audio.presets import dumps, load_preset
+
+    if isinstance(inputs, str | os.PathLike):
+        folder = Path(inputs)
+        if not folder.is_dir():
+            what = (
+                "is a file, not a folder (pass a list of files)"
+                if folder.exists()
+                else "no such folder"
+            )
+            raise DataError(f"{folder}: {what}")
+        files = find_inputs(folder, pattern)
+        root = folder if root is None else root
+    else:
+        files = [Path(p) for p in inputs]
+        if root is None:
+            parents = [os.path.abspath(p.parent) for p in files]
+            root = os.path.commonpath(parents) if parents else "."
+    root, out_root = Path(root).resolve(), Path(out_dir)
+    if out_root.exists() and not out_root.is_dir():
+        raise ParameterError(f"{out_dir}: is a file, expected an output folder")
+    if out_root.resolve() == root:
+        raise ParameterError(f"{out_dir}: the output folder is the input folder")
+    if not out_root.parent.is_dir():
+        raise ParameterError(f"{out_dir}: folder {out_root.parent} does not exist")
+    if subtype is not None:
+        subtype = str(subtype).upper()
+    if not 0.0 <= float(mix) <= 1.0:
+        raise ParameterError(f"mix must be between 0 and 1, got {mix}")
+    effect = preset if hasattr(preset, "to_document") else load_preset(preset)
+    text = dumps(effect.to_document())
+    source = str(preset) if isinstance(preset, str | os.PathLike) else effect.name
+    options = {"mix": float(mix), "channel": channel, "subtype": subtype, "engine": engine}
+
+    result = BatchResult()
+    tasks: list[tuple[str, str]] = []
+    out_resolved = out_root.resolve()
+    for src in files:
+        full = src.resolve()
+        if full.is_relative_to(out_resolved):
+            continue  # an earlier run's outputs inside the input folder
+        if not full.is_relative_to(root):
+            raise ParameterError(f"{src}: is not inside the root folder {root}")
+        dst = out_root / full.relative_to(root)
+        if dst.exists() and not overwrite:
+            result.skipped.append(dst)
+        else:
+            tasks.append((str(src), str(dst)))
+
+    destination = dict(tasks)
+    bar = tqdm(
+        total=len(tasks),
+        unit="file",
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+    )
+    with bar:
+        if executor is None:
+            outcomes = (_render_task(text, source, s, d, options) for s, d in tasks)
+        else:
+            futures = [executor.submit(_render_task, text, source, s, d, options) for s, d in tasks]
+            outcomes = (f.result() for f in as_completed(futures))
+        for src, problem in outcomes:
+            if problem is None:
+                result.written.append(Path(destination[src]))
+            else:
+                result.failed.append((Path(src), problem))
+            bar.update(1)
+    result.written.sort()
+    result.failed.sort()
+    return result

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from lactose_audio import cli
 from lactose_audio.chains import Chain, make_key
-from lactose_audio.presets import Effect, save_preset
+from lactose_audio.presets import Effect, load_preset, save_preset
 
 SR = 44100
 
@@ -99,7 +101,6 @@ def test_eval_refuses_bad_pairs(files, capsys, dry, wet, name, problem):
         ("missing.wav", "no such file"),
         ("text.wav", "audio"),
         ("nan.wav", "non-finite"),
-        ("silent.wav", "silent"),
         ("stereo.wav", "channel"),
     ],
 )
@@ -194,3 +195,74 @@ def test_render_prints_nothing_to_stderr(files, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert sf.info(out).frames == sf.info(files["dry.wav"]).frames
+
+
+@pytest.mark.parametrize("samples", [np.zeros(SR, np.float32), np.array([0.25], np.float32)])
+def test_render_accepts_silence_and_one_sample(tmp_path, samples):
+    """Silence (and a one-sample file) is valid input: the output is the effect's output for
+    it. Oracle: gain -> tanh in closed form, y = g_out * (tanh(x * g * d + b) - tanh(b))."""
+    chain = Chain.from_spec("gain>tanh")
+    chain[0].set_physical([6.0])
+    chain[1].set_physical([12.0, 0.2, -3.0])
+    coverage = [{"counts": [1], "flagged": [False]}] * 2
+    preset = save_preset(Effect(chain=chain, coverage=coverage), tmp_path / "p.json")
+    source, out = tmp_path / "in.wav", tmp_path / "o.wav"
+    sf.write(source, samples, SR, subtype="FLOAT")
+    assert cli.main(["render", str(preset), str(source), str(out)]) == 0
+    rendered, sr = sf.read(out, dtype="float32")
+    db = lambda v: 10 ** (v / 20)  # noqa: E731
+    expected = db(-3.0) * (np.tanh(samples * db(6.0) * db(12.0) + 0.2) - np.tanh(0.2))
+    assert sr == SR and rendered.shape == samples.shape
+    np.testing.assert_allclose(rendered, expected, atol=1e-5)
+
+
+def _nested_effect() -> Effect:
+    """gain keyed on amplitude (2 ranges), then a nested unkeyed lowpass chain at mix 0.5."""
+    key = make_key("amplitude")
+    chain = Chain.from_spec("gain", key=key, n_ranges=2)
+    chain.append(Chain([Chain.from_spec("lowpass")[0]], mix=0.5))
+    coverage = [{"counts": [3, 4], "flagged": [False, True]}, {"counts": [7], "flagged": [False]}]
+    return Effect(chain=chain, name="nested", description="n", coverage=coverage)
+
+
+def test_effect_ranges_on_unkeyed_and_nested_presets():
+    ranges = load_preset("tanh_drive").ranges
+    assert [r["key"] for r in ranges] == ["none"] * 4
+    assert all(r["edges"] == [] and r["n_ranges"] == 1 for r in ranges)
+    nested = _nested_effect().ranges
+    assert [(r["block"], r["key"], r["n_ranges"]) for r in nested] == [
+        ("gain", "amplitude", 2),
+        ("lowpass", "none", 1),
+    ]
+
+
+@pytest.mark.parametrize("preset", ["tanh_drive", "nested"])
+def test_inspect_text_json_and_plot_on_unkeyed_and_nested(preset, tmp_path, capsys):
+    if preset == "nested":
+        preset = str(save_preset(_nested_effect(), tmp_path / "nested.json"))
+    effect = load_preset(preset)
+    assert cli.main(["inspect", preset]) == 0
+    text = capsys.readouterr().out
+    for i, stage in enumerate(effect.chain.stages):
+        assert f"[{i}] {stage.block.name}" in text
+    assert cli.main(["inspect", preset, "--json"]) == 0
+    tables = json.loads(capsys.readouterr().out)["stages"]
+    assert [t["key"] for t in tables] == [r["key"] for r in effect.ranges]
+    assert [t["rows"][-1]["count"] for t in tables] == [c["counts"][-1] for c in effect.coverage]
+    plot = tmp_path / "plot.png"
+    assert cli.main(["inspect", preset, "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_warnings_print_as_one_lactose_line(files, tmp_path, capsys):
+    """A clipping warning is one `lactose: warning:` line, not file:line plus a source line."""
+    chain = Chain.from_spec("gain")
+    chain[0].set_physical([12.0])
+    preset = save_preset(Effect(chain=chain, coverage=[{"counts": [1], "flagged": [False]}]),
+                         tmp_path / "loud.json")  # fmt: skip
+    out = tmp_path / "o.wav"
+    code = cli.main(["render", str(preset), str(files["dry.wav"]), str(out), "--subtype", "PCM_16"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.startswith("lactose: warning: ") and err.count("\n") == 1, err
+    assert "clipped" in err and "o.wav" in err and ".py:" not in err

@@ -22,6 +22,7 @@ from lactose_audio.presets import (
     save_preset,
     validate_document,
 )
+from lactose_audio.schema import json_depth
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -183,3 +184,32 @@ def test_stage_params_are_per_range_physical_values():
     assert list(params) == ["drive_db", "bias", "gain_db"]
     np.testing.assert_allclose(params["drive_db"], effect[1].physical()[:, 0])
     assert len(params["drive_db"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["chain"]["stages"][1]["ranges"][0].update(drive_db="12"), "finite number"),
+        (lambda d: d["chain"]["stages"][1]["ranges"][0].update(drive_db=True), "a boolean"),
+        (lambda d: d["chain"].update(hop_size=10**12), "hop_size must be an integer between"),
+        (lambda d: d["chain"]["stages"][0]["edges"].update(extra=[]), "unknown field"),
+        (lambda d: d["chain"]["stages"][0]["key"].update(extra=1), "stages\\[0\\].key"),
+    ],
+)
+def test_strict_types_and_limits(mutate, message):
+    document = _document()
+    mutate(document)
+    with pytest.raises(PresetError, match=message):
+        validate_document(document, "p.json")
+
+
+def test_json_depth_ignores_brackets_inside_strings():
+    assert json_depth('{"a": "[[[[{{{{", "b": [[1]]}') == 3
+    assert json_depth('["\\"[", {}]') == 2
+
+
+def test_nested_coverage_is_per_stage_depth_first(tmp_path):
+    chain = Chain([Chain.from_spec("gain>tanh"), Chain.from_spec("lowpass")])
+    effect = Effect(chain=chain, coverage=[{"counts": [1], "flagged": [False]}] * 3)
+    loaded = load_preset(save_preset(effect, tmp_path / "n.json"))
+    assert len(loaded.coverage) == len(loaded.chain.stages) == 3 and len(loaded.ranges) == 3
