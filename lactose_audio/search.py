@@ -54,13 +54,13 @@ AUTO_KEYS = ("amplitude", "pitch")
 #: A keyed model must reach at most this fraction of the unconditioned validation ESR.
 KEY_MARGIN = 0.8
 #: Share of the structure budget spent screening every candidate.
-SCREEN_SHARE = 0.45
+SCREEN_SHARE = 0.5
 SCREEN_SEGMENTS = 12
 FINALISTS = 2
 #: Share of the whole budget for the structure when a key is also fitted.
-STRUCTURE_SHARE = 0.55
+STRUCTURE_SHARE = 0.6
 #: The least budget a search can use meaningfully.
-MIN_SECONDS_PER_CANDIDATE = 4.0
+MIN_SECONDS_PER_CANDIDATE = 2.5
 MIN_STEPS_PER_CANDIDATE = 10
 
 

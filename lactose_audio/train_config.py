@@ -1,8 +1,8 @@
 """What to fit and how long (:class:`TrainConfig`), and what a fit produced (:class:`TrainResult`).
 
 Defaults: ``chain_spec="auto"`` and ``key="auto"`` — the structure and the key are searched
-(:mod:`lactose_audio.search`) within the budget, 60 s of wall-clock time when neither a budget
-nor a step count is given.
+(:mod:`lactose_audio.search`) within the budget: 120 s of wall-clock time when neither a
+budget nor a step count is given (60 s for a pinned chain and key).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ AUTO = "auto"
 #: Today's hand-made default chain (``--chain default``), kept as a candidate of the search.
 DEFAULT_SPEC = "gain>tanh>lowpass>highpass"
 DEFAULT_BUDGET_SECONDS = 60.0
+#: The default budget when the chain or the key is searched.
+DEFAULT_SEARCH_BUDGET_SECONDS = 120.0
 DEFAULT_N_RANGES = 8
 #: The key kinds a fit can be conditioned on (``auto`` chooses among none/amplitude/pitch).
 KEY_KINDS = ("none", "sample", "amplitude", "pitch")
@@ -50,7 +52,8 @@ class TrainConfig:
         edges: explicit inner edges in the key's unit (instead of ``n_ranges``; needs an
             explicit key).
         soft_width: soft-edge band in the key's unit (``None``: per-kind default).
-        budget_seconds: wall-clock budget (``None`` and no ``steps``: 60 s).
+        budget_seconds: wall-clock budget (``None`` and no ``steps``: 120 s when the chain or
+            the key is searched, else 60 s).
         steps: maximum optimisation steps (Adam steps and L-BFGS iterations) of the whole run;
             without ``budget_seconds`` the run is deterministic for a seed.
         seed: seeds the segment sampler and TensorFlow.
@@ -66,6 +69,10 @@ class TrainConfig:
         key_rate: ``sample`` or ``frame`` for amplitude keys (``None``: the key's default).
         hop_size: the chain's frame hop in samples (``None``: 1024, 23 ms at 44.1 kHz).
         refine_segments: most segments in the full batch of the L-BFGS refinement.
+        warmup_share: share of each phase's budget for the Adam warm-up on random segments
+            before the refinement (default 0: from the data-driven start, L-BFGS reaches the
+            optimum of a gray-box chain sooner; a warm-up can help chains with many
+            parameters, such as ``mlp``).
     """
 
     chain_spec: str | None = None
@@ -87,6 +94,7 @@ class TrainConfig:
     key_rate: str | None = None
     hop_size: int | None = None
     refine_segments: int = 48
+    warmup_share: float = 0.0
 
     @property
     def searching(self) -> bool:
@@ -124,10 +132,14 @@ class TrainConfig:
         if cfg.soft_width is None and cfg.key != AUTO:
             cfg.soft_width = DEFAULT_SOFT_WIDTH.get(cfg.key, 0.0)
         if cfg.budget_seconds is None and cfg.steps is None:
-            cfg.budget_seconds = DEFAULT_BUDGET_SECONDS
+            cfg.budget_seconds = (
+                DEFAULT_SEARCH_BUDGET_SECONDS if cfg.searching else DEFAULT_BUDGET_SECONDS
+            )
         for name in ("batch_size", "segment_samples", "eval_every", "patience", "refine_segments"):
             if int(getattr(cfg, name)) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+        if not 0.0 <= cfg.warmup_share <= 1.0:
+            raise ParameterError(f"warmup_share must be in [0, 1], got {cfg.warmup_share}")
         if not 0.0 < cfg.validation_fraction < 0.9:
             raise ParameterError(
                 f"validation_fraction must be between 0 and 0.9, got {cfg.validation_fraction}"

@@ -13,7 +13,7 @@ Each phase runs two stages:
 
 - ``adam``: Adam on random RMS-weighted segments (loss: ESR + pre-emphasised ESR + a weighted
   multi-resolution STFT distance), learning rate decaying tenfold, for at most
-  :data:`ADAM_SHARE` of the phase's budget, ended earlier when the validation ESR has not
+  ``warmup_share`` of the phase's budget (default 0), ended earlier when the validation ESR has not
   improved for ``patience`` evaluations — it only has to bring the parameters into the basin;
 - ``refine``: L-BFGS on the full batch (:mod:`lactose_audio.refine`), restarted from the best
   point while a restart still gains, until it converges or the phase's budget ends. A run
@@ -44,8 +44,6 @@ from lactose_audio.sampling import (
     unconditioned,
 )
 
-#: Share of a phase's budget (time or steps) the stochastic warm-up may use at most.
-ADAM_SHARE = 0.0
 #: Share of a keyed chain's budget spent on the unconditioned phase.
 UNCONDITIONED_SHARE = 0.5
 #: A refinement restart that gains less than this (relative) ends the refine stage.
@@ -202,9 +200,9 @@ class Trainer:
         step0, elapsed0 = self.phase_start
         fractions = []
         if seconds is not None:
-            fractions.append((self.elapsed - elapsed0) / max(ADAM_SHARE * (seconds - elapsed0), 1e-9))
+            fractions.append((self.elapsed - elapsed0) / max(self.cfg.warmup_share * (seconds - elapsed0), 1e-9))
         if steps is not None:
-            fractions.append((self.step - step0) / max(ADAM_SHARE * (steps - step0), 1))
+            fractions.append((self.step - step0) / max(self.cfg.warmup_share * (steps - step0), 1))
         return float(min(max(max(fractions), 0.0), 1.0))
 
     def _learning_rate(self) -> float:
@@ -287,7 +285,7 @@ class Trainer:
                 self._initialise()
             while True:
                 if self.stage == "adam":
-                    if self._used(ADAM_SHARE) or self.evals_since_best >= self.cfg.patience:
+                    if self._used(self.cfg.warmup_share) or self.evals_since_best >= self.cfg.patience:
                         self._evaluate_if_new()
                         self._set_values(self.best_values)
                         self.stage = "refine"

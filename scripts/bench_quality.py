@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         result = train(
             pair,
             TrainConfig(
-                key=key, n_ranges=n_ranges, budget_seconds=args.budget_seconds, seed=args.seed
+                chain_spec="default",  # the key's effect, on the hand-made default chain
+                key=key,
+                n_ranges=n_ranges,
+                budget_seconds=args.budget_seconds,
+                seed=args.seed,
             ),
         )
         esr[label] = result.validation_esr

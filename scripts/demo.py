@@ -2,12 +2,13 @@
 
 1. builds the ``level_drive`` dry/wet pair (a drive that is clean when played softly and
    hard and dark when played loud) with ``scripts/make_datasets.py``;
-2. ``lactose train`` learns it with the default chain keyed on amplitude (8 ranges), with a
+2. ``lactose train`` learns it with the default options (``--chain auto --key auto``: the
+   structure and the key are searched within the budget), with a
    report of plots;
 3. ``lactose render`` processes a new take (different notes) through the learned preset;
 4. ``lactose eval`` and ``lactose inspect`` print the ESR and the per-range parameters.
 
-    python scripts/demo.py [--out demo_out] [--budget-seconds 60]
+    python scripts/demo.py [--out demo_out] [--budget-seconds 90]
 
 Every step is the real command line, run in-process and echoed so you can re-run it.
 """
@@ -40,7 +41,7 @@ def _run(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "demo_out")
-    parser.add_argument("--budget-seconds", type=float, default=60.0)
+    parser.add_argument("--budget-seconds", type=float, default=90.0)
     args = parser.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     preset = out / f"{DATASET}.json"
     report = out / "report"
-    print("\n== 2. train (default chain gain>tanh>lowpass>highpass, amplitude key, 8 ranges)")
+    print("\n== 2. train (--chain auto --key auto: the structure and the key are searched)")
     _run(
         [
             "train",
