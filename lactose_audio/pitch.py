@@ -171,12 +171,15 @@ def _frame_acf(yp: np.ndarray, n_frames: int, s: _Setup) -> tuple[np.ndarray, np
     conj_a = np.conj(spec_a)
     total = np.zeros((n_frames, n_fft // 2 + 1), dtype=np.complex128)
     starts = np.arange(n_blocks)[:, None] * hop
+    full = [j for j in range(n_blocks_frame) if (j + 1) * hop - 1 + lag <= s.frame_length - 1]
+    if full:  # block b with its n_fft-sample partner yp[256 b : 256 b + n_fft], once per block
+        n_used = n_frames + full[-1]
+        cross = conj_a[:n_used] * np.fft.rfft(yp[starts[:n_used] + np.arange(n_fft)], axis=1)
     for j in range(n_blocks_frame):
         follow = n_blocks_frame - j  # samples from block j to the frame end: follow * hop
         sel = slice(j, j + n_frames)
-        if (j + 1) * hop - 1 + lag <= s.frame_length - 1:  # every partner inside the frame
-            seg = yp[starts[sel] + np.arange(n_fft)[None, :]]
-            total += conj_a[sel] * np.fft.rfft(seg, axis=1)
+        if j in full:
+            total += cross[sel]
         elif follow == 1:
             total += conj_a[sel] * spec_a[sel]
         else:
@@ -210,9 +213,12 @@ def _observation_kernel(
     trough = np.empty(n_lags, dtype=np.int64)
     probs = np.empty(n_lags)
     obs = np.zeros(n_bins)
-    fact = np.empty(n_lags + 1)
-    for n in range(1, n_lags + 1):
-        fact[n] = (1.0 - np.exp(-boltzmann)) / (1.0 - np.exp(-boltzmann * n))
+    first_below = np.empty(n_lags, dtype=np.int64)
+    fact = np.empty(n_lags + 1)  # scipy.stats.boltzmann.pmf(k, lambda, n) = fact[n] decay[k]
+    decay = np.empty(n_lags + 1)
+    for n in range(n_lags + 1):
+        fact[n] = (1.0 - np.exp(-boltzmann)) / (1.0 - np.exp(-boltzmann * n)) if n else 0.0
+        decay[n] = np.exp(-boltzmann * n)
     for t in range(acf.shape[0]):
         diff[0] = 0.0
         for k in range(1, max_period + 1):
@@ -243,23 +249,24 @@ def _observation_kernel(
             for r in range(1, n_tr):
                 if yin[trough[r]] < yin[trough[gmin]]:
                     gmin = r
-            for q in range(n_thr):
-                thr = thresholds[q]
+            # trough r lies below thresholds q >= first_below[r] (thresholds ascend)
+            lowest = n_thr
+            for r in range(n_tr):
+                q = 0
+                while q < n_thr and not yin[trough[r]] < thresholds[q]:
+                    q += 1
+                first_below[r] = q
+                lowest = min(lowest, q)
+            for q in range(lowest, n_thr):
                 below = 0
                 for r in range(n_tr):
-                    if yin[trough[r]] < thr:
-                        below += 1
-                if below == 0:
-                    continue
+                    below += first_below[r] <= q
                 pos = 0
                 for r in range(n_tr):
-                    if yin[trough[r]] < thr:
-                        probs[r] += fact[below] * np.exp(-boltzmann * pos) * beta_probs[q]
+                    if first_below[r] <= q:  # Boltzmann prior of its rank among those below
+                        probs[r] += fact[below] * decay[pos] * beta_probs[q]
                         pos += 1
-            n_not_below = 0
-            for q in range(n_thr):
-                if not yin[trough[gmin]] < thresholds[q]:
-                    n_not_below += 1
+            n_not_below = first_below[gmin]
             probs[gmin] += no_trough_prob * beta_prefix[n_not_below]
             for r in range(n_tr):
                 if probs[r] == 0.0:
@@ -351,15 +358,19 @@ def _viterbi_kernel(log_v, log_u, value, log_same, log_switch, log_tiny, values_
                     if c > best[j]:
                         best[j] = c
                         arg[j] = pre_idx[o + j - half - 1]
-                for d in range(-half, half + 1):
+                for d in range(-half, half + 1):  # the band: slices so that LLVM vectorises
                     lo = max(0, -d)
                     hi = min(n, n - d)
-                    row = table[d + half]
-                    for j in range(lo, hi):
-                        c = value[o + j + d] + row[j]
-                        if c > best[j]:
-                            best[j] = c
-                            arg[j] = o + j + d
+                    val = value[o + lo + d : o + hi + d]
+                    row = table[d + half, lo:hi]
+                    bb = best[lo:hi]
+                    aa = arg[lo:hi]
+                    first = o + lo + d
+                    for j in range(hi - lo):
+                        c = val[j] + row[j]
+                        take = c > bb[j]
+                        bb[j] = c if take else bb[j]
+                        aa[j] = first + j if take else aa[j]
                 for j in range(0, n - half - 1):  # out of band, above
                     c = suf_val[o + j + half + 1] + log_tiny
                     if c > best[j]:
