@@ -308,13 +308,37 @@ class KeySpec:
             raise ParameterError(f"unknown key settings {unknown}; allowed: {sorted(known)}")
         return cls(**data)
 
-    def stream(self, sample_rate: float, hop_size: int = 512) -> KeyStream:
-        """A stateful key computer for chunked rendering (``none``, ``sample``, ``amplitude``).
+    def stream(
+        self, sample_rate: float, hop_size: int = 512, lookahead_seconds: float | None = None
+    ) -> Any:
+        """A stateful key computer for chunked rendering.
+
+        ``none``, ``sample``, ``amplitude``: a :class:`KeyStream` (keys of the frames each chunk
+        completes, no look-ahead). ``pitch``: a
+        :class:`~lactose_audio.pitch_key.PitchKeyStream`, whose keys come out up to
+        ``lookahead_seconds`` (default
+        :data:`~lactose_audio.pitch_key.DEFAULT_LOOKAHEAD_SECONDS`, 2 s) + 0.1 s after their
+        audio and equal the whole-take key when no gap is longer than that.
 
         Raises:
-            ParameterError: For ``pitch`` (pyin needs the whole signal), or bad rate/hop.
+            ParameterError: On a bad sample rate, hop or look-ahead.
         """
-        return KeyStream(self, sample_rate, hop_size)
+        if self.kind != "pitch":
+            return KeyStream(self, sample_rate, hop_size)
+        from lactose_audio import pitch_key
+
+        _check_audio(np.zeros(0, np.float32), sample_rate, hop_size)
+        if lookahead_seconds is None:
+            lookahead_seconds = pitch_key.DEFAULT_LOOKAHEAD_SECONDS
+        if isinstance(lookahead_seconds, bool) or not (
+            isinstance(lookahead_seconds, int | float) and 0.05 <= lookahead_seconds <= 3600
+        ):
+            raise ParameterError(
+                f"lookahead_seconds must be between 0.05 s and 3600 s, got {lookahead_seconds!r}"
+            )
+        return pitch_key.PitchKeyStream(
+            sample_rate, hop_size, self.fmin_hz, self.fmax_hz, UNVOICED_MIDI, lookahead_seconds
+        )
 
 
 def _check_audio(audio: Any, sample_rate: Any, hop_size: Any, finite: bool = True) -> np.ndarray:
@@ -409,7 +433,7 @@ def pitch_track(
     last voiced one hold the last voiced pitch, and with nothing voiced the key is
     :data:`UNVOICED_MIDI` everywhere. The track is then linearly interpolated (in MIDI) to the
     centres of the frames ``[f * hop_size, (f + 1) * hop_size)``, i.e.
-    ``(f + 0.5) * hop_size / sample_rate`` s (:func:`lactose_audio.pitch.key_from_track`).
+    ``(f + 0.5) * hop_size / sample_rate`` s (:func:`lactose_audio.pitch_key.key_from_track`).
 
     Args:
         audio: ``[n_samples]`` float32 mono signal.
@@ -425,7 +449,7 @@ def pitch_track(
     Raises:
         ParameterError: On an unknown ``tracker``.
     """
-    from lactose_audio import pitch
+    from lactose_audio import pitch, pitch_key
 
     if tracker not in ("fast", "pyin"):
         raise ParameterError(f"tracker must be 'fast' or 'pyin', got {tracker!r}")
@@ -437,7 +461,7 @@ def pitch_track(
     run = pitch.track if tracker == "fast" else pitch.pyin_track
     f0, voiced = run(y16, fmin_hz, fmax_hz)
     frame_length = pitch.frame_length_for(pitch.snap_fmin(fmin_hz))
-    return pitch.key_from_track(
+    return pitch_key.key_from_track(
         f0, voiced, frame_length, n_frames, hop_size, sample_rate, UNVOICED_MIDI
     )
 
@@ -462,10 +486,7 @@ class KeyStream:
 
     def __init__(self, spec: KeySpec, sample_rate: float, hop_size: int = 512) -> None:
         if spec.kind == "pitch":
-            raise ParameterError(
-                "the pitch key cannot be streamed (pyin needs the whole signal); "
-                "use compute_key on the whole file"
-            )
+            raise ParameterError("the pitch key streams through KeySpec.stream (PitchKeyStream)")
         _check_audio(np.zeros(0, np.float32), sample_rate, hop_size)
         self.spec = spec
         self.sample_rate = sample_rate
