@@ -80,6 +80,8 @@ class _Setup:
     half: int  # transition band half-width, bins
     log_same: np.ndarray  # [2 half + 1, n_bins] log(p_stay * T[j + d, j] + tiny)
     log_switch: np.ndarray  # [2 half + 1, n_bins] log(p_switch * T[j + d, j] + tiny)
+    from_same: np.ndarray  # [n_bins, 2 half + 1] log_same by predecessor: [i, i - j + half]...
+    from_switch: np.ndarray  # ... as log(p * T[i, i - half + e] + tiny), e = 0 .. 2 half
     log_tiny: float
     log_init: float
 
@@ -127,6 +129,12 @@ def _setup(fmin_hz: float, fmax_hz: float) -> _Setup:
         j = np.arange(max(0, -d), min(n_bins, n_bins - d))
         log_same[d + half, j] = np.log(stay * trans[j + d, j] + _TINY)
         log_switch[d + half, j] = np.log(switch * trans[j + d, j] + _TINY)
+    from_same = np.full((n_bins, 2 * half + 1), np.log(_TINY))
+    from_switch = from_same.copy()
+    for e in range(2 * half + 1):  # by predecessor i: target j = i - half + e
+        i = np.arange(max(0, half - e), min(n_bins, n_bins + half - e))
+        from_same[i, e] = log_same[2 * half - e, i - half + e]
+        from_switch[i, e] = log_switch[2 * half - e, i - half + e]
     n_fft = 1 << int(math.ceil(math.log2(PITCH_HOP + max_period + 1)))
     return _Setup(
         fmin=fmin,
@@ -142,6 +150,8 @@ def _setup(fmin_hz: float, fmax_hz: float) -> _Setup:
         half=half,
         log_same=log_same,
         log_switch=log_switch,
+        from_same=from_same,
+        from_switch=from_switch,
         log_tiny=float(np.log(_TINY)),
         log_init=float(np.log(1.0 / (2 * n_bins) + _TINY)),
     )
@@ -174,7 +184,12 @@ def _frame_acf(yp: np.ndarray, n_frames: int, s: _Setup) -> tuple[np.ndarray, np
     full = [j for j in range(n_blocks_frame) if (j + 1) * hop - 1 + lag <= s.frame_length - 1]
     if full:  # block b with its n_fft-sample partner yp[256 b : 256 b + n_fft], once per block
         n_used = n_frames + full[-1]
-        cross = conj_a[:n_used] * np.fft.rfft(yp[starts[:n_used] + np.arange(n_fft)], axis=1)
+        if n_fft == 2 * hop:  # the partner is blocks b and b + 1: A_b + (-1)^k A_(b+1)
+            sign = np.where(np.arange(n_fft // 2 + 1) % 2 == 0, 1.0, -1.0)
+            partner = spec_a[:n_used] + sign * spec_a[1 : n_used + 1]
+        else:
+            partner = np.fft.rfft(yp[starts[:n_used] + np.arange(n_fft)], axis=1)
+        cross = conj_a[:n_used] * partner
     for j in range(n_blocks_frame):
         follow = n_blocks_frame - j  # samples from block j to the frame end: follow * hop
         sel = slice(j, j + n_frames)
@@ -287,8 +302,9 @@ def _observation_kernel(
         for b in range(n_bins):
             voiced += obs[b]
         voiced = min(max(voiced, 0.0), 1.0)
-        for b in range(n_bins):
-            log_v[t, b] = np.log(obs[b] + tiny)
+        log_tiny = np.log(tiny)
+        for b in range(n_bins):  # log(0 + tiny) is log_tiny: no log for the empty bins
+            log_v[t, b] = np.log(obs[b] + tiny) if obs[b] != 0.0 else log_tiny
         log_u[t] = np.log((1.0 - voiced) / n_bins + tiny)
     return log_v, log_u
 
@@ -311,22 +327,40 @@ def _observations(yp: np.ndarray, n_frames: int, s: _Setup) -> tuple[np.ndarray,
 
 
 @_jit
-def _viterbi_kernel(log_v, log_u, value, log_same, log_switch, log_tiny, values_out, ptr_out):  # pragma: no cover - compiled
+def _viterbi_kernel(
+    log_v, log_u, value, log_same, log_switch, from_same, from_switch, log_tiny, values_out,
+    ptr_out,
+):  # pragma: no cover - compiled
     # librosa.sequence._viterbi on pyin's 2 n_bins states (voiced bins, then unvoiced bins) with
     # log_trans = log(kron([[stay, switch], [switch, stay]], T) + tiny), T banded (|i - j| <=
     # half). Per target j the candidates value[i] + log_trans[i, j] are visited in ascending i
     # and replaced only when strictly larger, so ties keep the first index like np.argmax;
     # out-of-band candidates (log_trans = log(tiny)) come from running maxima.
+    # Sparse predecessors: a group whose states are mostly far below the best (voiced bins with
+    # no pitch candidate) visits only its live states (value >= best - 300); a skipped state
+    # i cannot win (or tie) target j when the live best exceeds max(skipped) + max(log_trans)
+    # -- checked per target, and the rare target that fails is recomputed over every state.
     n = log_v.shape[1]
     half = (log_same.shape[0] - 1) // 2
+    width = 2 * half + 1
+    l_max = -np.inf
+    for e in range(width):
+        for j in range(n):
+            l_max = max(l_max, log_same[e, j], log_switch[e, j])
     pre_val = np.empty(2 * n)
     pre_idx = np.empty(2 * n, dtype=np.int64)
     suf_val = np.empty(2 * n)
     suf_idx = np.empty(2 * n, dtype=np.int64)
     best = np.empty(n)
     arg = np.empty(n, dtype=np.int64)
+    live = np.empty(2 * n, dtype=np.int64)
+    n_live = np.zeros(2, dtype=np.int64)
     for t in range(log_v.shape[0]):
-        for g in range(2):  # running maxima of each group (first index of the max)
+        top = -np.inf
+        for i in range(2 * n):
+            top = max(top, value[i])
+        skipped = -np.inf
+        for g in range(2):  # running maxima of each group (first index of the max); live sets
             o = g * n
             pre_val[o] = value[o]
             pre_idx[o] = o
@@ -346,6 +380,22 @@ def _viterbi_kernel(log_v, log_u, value, log_same, log_switch, log_tiny, values_
                 else:
                     suf_val[o + i] = suf_val[o + i + 1]
                     suf_idx[o + i] = suf_idx[o + i + 1]
+            k = 0
+            group_skipped = -np.inf
+            for i in range(n):
+                if value[o + i] >= top - 300.0:
+                    live[o + k] = i
+                    k += 1
+                else:
+                    group_skipped = max(group_skipped, value[o + i])
+            if 2 * k > n:  # dense enough: visit every state of the group
+                k = n
+                for i in range(n):
+                    live[o + i] = i
+            else:
+                skipped = max(skipped, group_skipped)
+            n_live[g] = k
+        bound = skipped + l_max
         for target in range(2):  # voiced targets, then unvoiced targets
             for j in range(n):
                 best[j] = -np.inf
@@ -353,29 +403,62 @@ def _viterbi_kernel(log_v, log_u, value, log_same, log_switch, log_tiny, values_
             for g in range(2):  # voiced predecessors first (smaller indices)
                 o = g * n
                 table = log_same if g == target else log_switch
+                from_table = from_same if g == target else from_switch
                 for j in range(half + 1, n):  # out of band, below
                     c = pre_val[o + j - half - 1] + log_tiny
                     if c > best[j]:
                         best[j] = c
                         arg[j] = pre_idx[o + j - half - 1]
-                for d in range(-half, half + 1):  # the band: slices so that LLVM vectorises
-                    lo = max(0, -d)
-                    hi = min(n, n - d)
-                    val = value[o + lo + d : o + hi + d]
-                    row = table[d + half, lo:hi]
-                    bb = best[lo:hi]
-                    aa = arg[lo:hi]
-                    first = o + lo + d
-                    for j in range(hi - lo):
-                        c = val[j] + row[j]
-                        take = c > bb[j]
-                        bb[j] = c if take else bb[j]
-                        aa[j] = first + j if take else aa[j]
+                if n_live[g] == n:  # the band by diagonals: slices so that LLVM vectorises
+                    for d in range(-half, half + 1):
+                        lo = max(0, -d)
+                        hi = min(n, n - d)
+                        val = value[o + lo + d : o + hi + d]
+                        row = table[d + half, lo:hi]
+                        bb = best[lo:hi]
+                        aa = arg[lo:hi]
+                        first = o + lo + d
+                        for j in range(hi - lo):
+                            c = val[j] + row[j]
+                            take = c > bb[j]
+                            bb[j] = c if take else bb[j]
+                            aa[j] = first + j if take else aa[j]
+                else:  # the band from each live predecessor, in ascending order
+                    for q in range(n_live[g]):
+                        i = live[o + q]
+                        lo = max(0, i - half)
+                        hi = min(n, i + half + 1)
+                        v = value[o + i]
+                        row = from_table[i, lo - (i - half) : hi - (i - half)]
+                        bb = best[lo:hi]
+                        aa = arg[lo:hi]
+                        for e in range(hi - lo):
+                            c = v + row[e]
+                            take = c > bb[e]
+                            bb[e] = c if take else bb[e]
+                            aa[e] = o + i if take else aa[e]
                 for j in range(0, n - half - 1):  # out of band, above
                     c = suf_val[o + j + half + 1] + log_tiny
                     if c > best[j]:
                         best[j] = c
                         arg[j] = suf_idx[o + j + half + 1]
+            for j in range(n):
+                if best[j] > bound:
+                    continue
+                # a skipped state might win: every candidate, in index order (dense decode)
+                b = -np.inf
+                a = 0
+                for g in range(2):
+                    table = log_same if g == target else log_switch
+                    for i in range(n):
+                        d = i - j
+                        lt = table[d + half, j] if -half <= d <= half else log_tiny
+                        c = value[g * n + i] + lt
+                        if c > b:
+                            b = c
+                            a = g * n + i
+                best[j] = b
+                arg[j] = a
             o = target * n
             for j in range(n):
                 emit = log_v[t, j] if target == 0 else log_u[t]
@@ -423,8 +506,8 @@ def _forward(log_v, log_u, value, s: _Setup) -> tuple[np.ndarray, np.ndarray]:
     values = np.empty((n_steps, 2 * s.n_bins))
     ptr = np.empty((n_steps, 2 * s.n_bins), dtype=np.int64)
     if n_steps:
-        _viterbi_kernel(log_v, log_u, value.copy(), s.log_same, s.log_switch, s.log_tiny,
-                        values, ptr)
+        _viterbi_kernel(log_v, log_u, value.copy(), s.log_same, s.log_switch, s.from_same,
+                        s.from_switch, s.log_tiny, values, ptr)
     return values, ptr
 
 

@@ -59,7 +59,7 @@ def main() -> None:
 
     from make_datasets import make_pair
 
-    from lactose_audio import conditioning, pitch
+    from lactose_audio import conditioning, pitch, pitch_key
     from lactose_audio.conditioning import KeySpec
     from lactose_audio.losses import esr
     from lactose_audio.presets import load_preset
@@ -89,8 +89,8 @@ def main() -> None:
     track_same = (v_fast == v_ref) & (~v_ref | (f_fast == f_ref))
     # output frames the reference calls voiced: the nearest tracker frame, eroded
     frame_length = pitch.frame_length_for(pitch.snap_fmin(spec.fmin_hz))
-    eroded = pitch._erode(v_ref, frame_length // (2 * pitch.PITCH_HOP))
-    centre = pitch.frame_times(0, fast_key.size, hop, sr)
+    eroded = pitch_key._erode(v_ref, frame_length // (2 * pitch.PITCH_HOP))
+    centre = pitch_key.frame_times(0, fast_key.size, hop, sr)
     nearest = np.minimum(np.rint(centre / (pitch.PITCH_HOP / pitch.PITCH_SAMPLE_RATE)),
                          eroded.size - 1).astype(int)
     voiced_frames = eroded[nearest]
