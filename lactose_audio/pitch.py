@@ -482,22 +482,30 @@ def _trace(ptr, state, out):  # pragma: no cover - compiled
 
 
 @_jit
-def _merge_point(ptr):  # pragma: no cover - compiled
-    # Latest frame t (index into ptr rows) at which the survivor paths of every state of the
-    # last row pass through one state; -1 if they have not merged. Returns (t, that state).
+def _agreed_prefix(ptr, n_bins, codes):  # pragma: no cover - compiled
+    # Trace the survivor path of every state of the last row of ptr back through the window;
+    # codes[t] = the common output of frame t on all of them (the voiced state, or -1 when all
+    # are unvoiced), -2 where they differ. Returns how many leading frames agree: those frames
+    # are what the whole-take decode outputs, whichever state it ends in.
     m = ptr.shape[0]
     k = ptr.shape[1]
     states = np.arange(k)
-    for t in range(m - 1, 0, -1):
-        first = ptr[t, states[0]]
-        same = True
-        for s in range(k):
-            states[s] = ptr[t, states[s]]
-            if states[s] != first:
-                same = False
-        if same:
-            return t - 1, first
-    return -1, 0
+    for t in range(m - 1, -1, -1):
+        first = states[0]
+        code = first if first < n_bins else -1
+        for s in range(1, k):
+            other = states[s] if states[s] < n_bins else -1
+            if other != code:
+                code = -2
+                break
+        codes[t] = code
+        if t > 0:
+            for s in range(k):
+                states[s] = ptr[t, states[s]]
+    n_agree = 0
+    while n_agree < m and codes[n_agree] != -2:
+        n_agree += 1
+    return n_agree
 
 
 def _forward(log_v, log_u, value, s: _Setup) -> tuple[np.ndarray, np.ndarray]:

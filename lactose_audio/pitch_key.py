@@ -15,8 +15,8 @@ from lactose_audio.pitch import PITCH_HOP, PITCH_SAMPLE_RATE
 
 __all__ = ["PitchKeyStream", "key_from_track", "DEFAULT_LOOKAHEAD_SECONDS"]
 
-#: Default look-ahead of the streaming pitch key, s: a frame's key is final at most this long
-#: (plus :data:`LATENCY_SECONDS`) after its audio.
+#: Default look-ahead of the streaming pitch key, s: the longest gap that still takes the next
+#: note's pitch, and the longest a Viterbi decision may wait (see :class:`PitchKeyStream`).
 DEFAULT_LOOKAHEAD_SECONDS = 2.0
 
 
@@ -130,8 +130,11 @@ class PitchKeyStream:
       voiced frames are all removed by erosion (no voiced run of 5 frames) keeps the eroded
       flags here, where the whole-take key falls back to the raw ones.
 
-    Latency: a frame's key is returned at most ``lookahead_seconds`` + 0.1 s (frame, erosion,
-    interpolation, resampler) of audio after the frame.
+    Latency (audio fed after a frame before its key is returned): ~0.1-0.2 s inside notes
+    and silences (the 64 ms tracker frame, erosion, interpolation, and the few frames the
+    survivor paths take to agree at a note onset); in a gap, until the next note is decided or
+    ``lookahead_seconds``. Each of the two waits (the Viterbi decision, the gap) is bounded by
+    ``lookahead_seconds``, so at most ``2 * lookahead_seconds + 0.1`` s.
 
     Args:
         sample_rate: Hz.
@@ -220,30 +223,30 @@ class PitchKeyStream:
 
     def _decide(self, final: bool) -> None:
         w = self._window
+        n_bins = self._setup.n_bins
         if w.shape[0] == 0:
             return
-        if final:
-            k, state = w.shape[0], int(np.argmax(self._value))
-        else:
-            k, state = pitch._merge_point(w)
-            k += 1  # frames _n_dec .. _n_dec + k - 1 are decided, ending in `state`
-            if k == 0 and w.shape[0] > self._lag:  # not merged within the look-ahead: force
-                k = w.shape[0] - self._lag
-                path = pitch._trace(w, int(np.argmax(self._value)), np.empty(w.shape[0], np.int64))
-                self._emit_states(path[:k])
-                self._window = w[k:]
-                return
-            if k == 0:
-                return
-        path = pitch._trace(w[:k], state, np.empty(k, np.int64))
-        self._emit_states(path)
-        self._window = w[k:]
+        if final:  # the whole-take decode: back from the best last state
+            path = pitch._trace(w, int(np.argmax(self._value)), np.empty(w.shape[0], np.int64))
+            self._emit(np.where(path < n_bins, path, -1))
+            self._window = w[:0]
+            return
+        codes = np.empty(w.shape[0], np.int64)
+        k = pitch._agreed_prefix(w, n_bins, codes)
+        if k == 0 and w.shape[0] > self._lag:  # undecided beyond the look-ahead: force
+            k = w.shape[0] - self._lag
+            path = pitch._trace(w, int(np.argmax(self._value)), np.empty(w.shape[0], np.int64))
+            codes = np.where(path < n_bins, path, -1)
+        if k:
+            self._emit(codes[:k])
+            self._window = w[k:]
 
-    def _emit_states(self, states: np.ndarray) -> None:
+    def _emit(self, codes: np.ndarray) -> None:
+        """Append decided tracker frames: ``codes`` = voiced state, or -1 (unvoiced)."""
         s = self._setup
-        self._n_dec += states.size
-        voiced = states < s.n_bins
-        midi = np.where(voiced, hz_to_midi(s.freqs[states % s.n_bins]), 0.0)
+        self._n_dec += codes.size
+        voiced = codes >= 0
+        midi = np.where(voiced, hz_to_midi(s.freqs[np.maximum(codes, 0)]), 0.0)
         self._raw = np.concatenate([self._raw, voiced])
         self._raw_midi = np.concatenate([self._raw_midi, midi])
 
