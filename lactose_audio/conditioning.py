@@ -315,10 +315,10 @@ class KeySpec:
 
         ``none``, ``sample``, ``amplitude``: a :class:`KeyStream` (keys of the frames each chunk
         completes, no look-ahead). ``pitch``: a
-        :class:`~lactose_audio.pitch_key.PitchKeyStream`, whose keys come out up to
-        ``lookahead_seconds`` (default
-        :data:`~lactose_audio.pitch_key.DEFAULT_LOOKAHEAD_SECONDS`, 2 s) + 0.1 s after their
-        audio and equal the whole-take key when no gap is longer than that.
+        :class:`~lactose_audio.pitch_key.PitchKeyStream`: keys come out as they become final
+        (~0.1-0.2 s after their audio; in a gap up to ``lookahead_seconds``, default
+        :data:`~lactose_audio.pitch_key.DEFAULT_LOOKAHEAD_SECONDS` = 2 s) and equal the
+        whole-take key bit for bit when no gap is longer than the look-ahead.
 
         Raises:
             ParameterError: On a bad sample rate, hop or look-ahead.

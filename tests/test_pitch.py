@@ -231,6 +231,18 @@ def test_stream_random_chunks_at_16_khz_and_odd_hop() -> None:
     np.testing.assert_array_equal(stitched, whole)
 
 
+def test_stream_equals_whole_with_the_long_frame() -> None:
+    # fmin 30 Hz: 2048-sample tracker frames, lags beyond one block (the truncated partners)
+    x = np.concatenate([_note("saw", _hz(m), 0.4, SR) for m in (28, 33, 40, 31)])
+    spec = KeySpec("pitch", fmin_hz=30.0)
+    whole = compute_key(spec, x, SR, 256)
+    stitched, _ = _stream(spec, x, SR, 256, [3001] * (x.size // 3001))
+    np.testing.assert_array_equal(stitched, whole)
+    f0, voiced = pitch.track(pitch._resample(x, SR), 30.0, FMAX)
+    f0_ref, voiced_ref = pitch.pyin_track(pitch._resample(x, SR), 30.0, FMAX)
+    assert ((voiced == voiced_ref) & (~voiced_ref | (f0 == f0_ref))).mean() >= 0.99
+
+
 def test_stream_look_ahead_bound_and_long_gaps() -> None:
     # a 3 s gap with a 1 s look-ahead: the gap holds the first note's pitch until 1 s (plus
     # the erosion and frame context) before the second note, then takes the second note's
@@ -253,9 +265,9 @@ def test_stream_look_ahead_bound_and_long_gaps() -> None:
     fed = np.arange(1, returned.size + 1) * chunk / SR
     due = np.floor((fed - 2 * 1.0 - 0.1) * SR / 512).clip(0)
     assert np.all(returned >= due)
-    # in the gap's middle (all decided at once), only the gap's own look-ahead
+    # in the gap's middle (decided at once): the gap's look-ahead + frame context (0.15 s)
     mid = (fed > 2.0) & (fed < 3.4)
-    assert np.all(returned[mid] >= np.floor((fed[mid] - 1.0 - 0.1) * SR / 512))
+    assert np.all(returned[mid] >= np.floor((fed[mid] - 1.0 - 0.15) * SR / 512))
 
 
 def test_stream_silence_empty_and_validation() -> None:
