@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lactose_audio import pitch  # noqa: F401  (tracker)
+from lactose_audio import pitch, pitch_viterbi
 from lactose_audio.pitch import PITCH_HOP, PITCH_SAMPLE_RATE
 
 __all__ = ["PitchKeyStream", "key_from_track", "DEFAULT_LOOKAHEAD_SECONDS"]
@@ -18,7 +18,6 @@ __all__ = ["PitchKeyStream", "key_from_track", "DEFAULT_LOOKAHEAD_SECONDS"]
 #: Default look-ahead of the streaming pitch key, s: the longest gap that still takes the next
 #: note's pitch, and the longest a Viterbi decision may wait (see :class:`PitchKeyStream`).
 DEFAULT_LOOKAHEAD_SECONDS = 2.0
-
 
 
 def hz_to_midi(f0_hz: np.ndarray) -> np.ndarray:
@@ -197,8 +196,9 @@ class PitchKeyStream:
             self._n16 += y16.size
         if final:
             n_track = 1 + self._n16 // PITCH_HOP
-            need = max(PITCH_HOP * (n_track - 1) + self._extent,
-                       s.frame_length + self._n16)  # both pads, as pitch._padded
+            need = max(
+                PITCH_HOP * (n_track - 1) + self._extent, s.frame_length + self._n16
+            )  # both pads, as pitch._padded
             have = self._n_obs * PITCH_HOP + self._yp.size
             if need > have:
                 self._yp = np.concatenate([self._yp, np.zeros(need - have)])
@@ -227,15 +227,19 @@ class PitchKeyStream:
         if w.shape[0] == 0:
             return
         if final:  # the whole-take decode: back from the best last state
-            path = pitch._trace(w, int(np.argmax(self._value)), np.empty(w.shape[0], np.int64))
+            path = pitch_viterbi._trace(
+                w, int(np.argmax(self._value)), np.empty(w.shape[0], np.int64)
+            )
             self._emit(np.where(path < n_bins, path, -1))
             self._window = w[:0]
             return
         codes = np.empty(w.shape[0], np.int64)
-        k = pitch._agreed_prefix(w, n_bins, codes)
+        k = pitch_viterbi._agreed_prefix(w, n_bins, codes)
         if k == 0 and w.shape[0] > self._lag:  # undecided beyond the look-ahead: force
             k = w.shape[0] - self._lag
-            path = pitch._trace(w, int(np.argmax(self._value)), np.empty(w.shape[0], np.int64))
+            path = pitch_viterbi._trace(
+                w, int(np.argmax(self._value)), np.empty(w.shape[0], np.int64)
+            )
             codes = np.where(path < n_bins, path, -1)
         if k:
             self._emit(codes[:k])
@@ -318,4 +322,3 @@ class PitchKeyStream:
         self._decide(final=True)
         self._erode_and_fill(final=True)
         return self._outputs(final=True)
-

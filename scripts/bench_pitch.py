@@ -60,7 +60,6 @@ def main() -> None:
     from make_datasets import make_pair
 
     from lactose_audio import conditioning, pitch, pitch_key
-    from lactose_audio.conditioning import KeySpec
     from lactose_audio.losses import esr
     from lactose_audio.presets import load_preset
     from lactose_audio.ranges import range_index
@@ -91,8 +90,9 @@ def main() -> None:
     frame_length = pitch.frame_length_for(pitch.snap_fmin(spec.fmin_hz))
     eroded = pitch_key._erode(v_ref, frame_length // (2 * pitch.PITCH_HOP))
     centre = pitch_key.frame_times(0, fast_key.size, hop, sr)
-    nearest = np.minimum(np.rint(centre / (pitch.PITCH_HOP / pitch.PITCH_SAMPLE_RATE)),
-                         eroded.size - 1).astype(int)
+    nearest = np.minimum(
+        np.rint(centre / (pitch.PITCH_HOP / pitch.PITCH_SAMPLE_RATE)), eroded.size - 1
+    ).astype(int)
     voiced_frames = eroded[nearest]
 
     from lactose_audio.render import render
@@ -155,22 +155,31 @@ def main() -> None:
         ("pitch key, fast tracker", f"{t_fast * 1e3:9.1f} ms", f"{args.seconds / t_fast:8.0f}x"),
         ("fast tracker, first call", f"{t_first * 1e3:9.1f} ms", ""),
         ("render, key included", f"{t_render * 1e3:9.1f} ms", f"{args.seconds / t_render:8.0f}x"),
-        ("render, key precomputed", f"{t_render_nokey * 1e3:9.1f} ms",
-         f"{args.seconds / t_render_nokey:8.0f}x"),
+        (
+            "render, key precomputed",
+            f"{t_render_nokey * 1e3:9.1f} ms",
+            f"{args.seconds / t_render_nokey:8.0f}x",
+        ),
     ]
     print(f"pitch_drive take: {args.seconds:g} s, seed {args.seed}, hop {hop}")
     print(f"{'':28s}{'time':>12s}{'x real time':>12s}")
     for name, t, x in rows:
         print(f"{name:28s}{t:>12s}{x:>12s}")
     print(f"speed-up fast vs pyin: {t_pyin / t_fast:.0f}x")
-    print(f"same range: {result['range_agreement_voiced_pct']:.2f} % of voiced frames, "
-          f"{result['range_agreement_all_pct']:.2f} % of all; same track: "
-          f"{result['track_agreement_pct']:.2f} %")
-    print(f"ESR ({args.esr_seconds:g} s default take): fast {esr_fast:.5f}, pyin {esr_pyin:.5f} "
-          f"({result['esr_change_pct']:+.2f} %)")
-    print(f"stream (chunks of {args.chunk}, look-ahead {stream.lookahead_seconds:g} s): "
-          f"{result['stream_agreement_pct']:.2f} % same range, bit-equal: "
-          f"{result['stream_equal']}")
+    print(
+        f"same range: {result['range_agreement_voiced_pct']:.2f} % of voiced frames, "
+        f"{result['range_agreement_all_pct']:.2f} % of all; same track: "
+        f"{result['track_agreement_pct']:.2f} %"
+    )
+    print(
+        f"ESR ({args.esr_seconds:g} s default take): fast {esr_fast:.5f}, pyin {esr_pyin:.5f} "
+        f"({result['esr_change_pct']:+.2f} %)"
+    )
+    print(
+        f"stream (chunks of {args.chunk}, look-ahead {stream.lookahead_seconds:g} s): "
+        f"{result['stream_agreement_pct']:.2f} % same range, bit-equal: "
+        f"{result['stream_equal']}"
+    )
 
 
 if __name__ == "__main__":

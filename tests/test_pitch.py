@@ -222,7 +222,10 @@ def test_stream_random_chunks_at_16_khz_and_odd_hop() -> None:
     sr = pitch.PITCH_SAMPLE_RATE
     rng = np.random.default_rng(8)
     x = np.concatenate(
-        [_note(k, _hz(m), 0.5, sr) for k, m in zip(INSTRUMENTS * 2, [45, 52, 60, 67, 72, 50, 41, 64])]
+        [
+            _note(k, _hz(m), 0.5, sr)
+            for k, m in zip(INSTRUMENTS * 2, [45, 52, 60, 67, 72, 50, 41, 64], strict=True)
+        ]
     )
     x = np.concatenate([np.zeros(3000, np.float32), x, np.zeros(5000, np.float32)])
     spec = KeySpec("pitch")
