@@ -189,7 +189,9 @@ class PitchKeyStream:
         self._n_out = 0  # output frames returned
 
     # ---- the stages ---------------------------------------------------------------------
-    def _observe(self, y16: np.ndarray, final: bool) -> None:
+    def _observe(self, y16: np.ndarray, final: bool) -> int:
+        """Buffer ``y16``, run the observations and the Viterbi forward pass over every tracker
+        frame it completes; returns how many."""
         s = self._setup
         if y16.size:
             self._yp = np.concatenate([self._yp, y16.astype(np.float64)])
@@ -206,7 +208,7 @@ class PitchKeyStream:
         else:
             n_new = max(0, (self._yp.size - self._extent) // PITCH_HOP + 1)
         if n_new <= 0:
-            return
+            return 0
         log_v, log_u = pitch._observations(self._yp, n_new, s)
         self._yp = self._yp[n_new * PITCH_HOP :]
         rows = np.zeros((0, 2 * s.n_bins), np.int64)
@@ -220,6 +222,7 @@ class PitchKeyStream:
             rows = np.concatenate([rows, ptr])
         self._window = np.concatenate([self._window, rows])
         self._n_obs += n_new
+        return n_new
 
     def _decide(self, final: bool) -> None:
         w = self._window
@@ -306,7 +309,8 @@ class PitchKeyStream:
         x = np.asarray(chunk, dtype=np.float32)
         self._n_in += x.size
         y16 = x if self._resampler is None else self._resampler.resample_chunk(x, last=False)
-        self._observe(np.asarray(y16, np.float32), final=False)
+        if self._observe(np.asarray(y16, np.float32), final=False) == 0:
+            return np.zeros(0, np.float32)  # no new tracker frame: nothing new is final
         self._decide(final=False)
         self._erode_and_fill(final=False)
         return self._outputs(final=False)
