@@ -423,8 +423,8 @@ def pitch_track(
     (2048 when ``fmin_hz`` needs it), hop 256 = 16 ms, max transition rate 100 octaves/s,
     0.25-semitone bins starting at ``fmin_hz`` snapped down to a whole MIDI note (in-tune notes
     fall on a bin). ``tracker="fast"`` (default) is :mod:`lactose_audio.pitch`'s
-    re-implementation (same maths, ~0.1 s per minute of audio); ``tracker="pyin"`` calls
-    ``librosa.pyin`` itself (the reference, ~20x slower). Clean notes come out within 0.25
+    re-implementation (same maths, ~0.17 s per minute of audio); ``tracker="pyin"`` calls
+    ``librosa.pyin`` itself (the reference, ~10x slower). Clean notes come out within 0.25
     semitone (in-tune ones usually exact); note changes are seen with up to ~60 ms lag.
 
     Unvoiced policy: voiced frames within half a pyin frame (32 ms) of an unvoiced one count

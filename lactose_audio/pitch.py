@@ -433,7 +433,7 @@ def track(y16: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, 
 
 
 def pyin_track(y16: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    """The same track from ``librosa.pyin`` itself (the reference; ~20x slower than :func:`track`).
+    """The same track from ``librosa.pyin`` itself (the reference; ~10x slower than :func:`track`).
 
     Settings: frame :func:`frame_length_for` (64 ms), hop 16 ms, 0.25-semitone bins from
     ``snap_fmin(fmin_hz)``, max transition rate 100 octaves/s, ``center=True``.
