@@ -46,14 +46,8 @@ FLOOR_DB = -120.0
 _FLOOR_POWER = 10.0 ** (FLOOR_DB / 10.0)
 #: Pitch key of a signal with no voiced frame at all (MIDI 60 = C4, 261.63 Hz).
 UNVOICED_MIDI = 60.0
-#: Rate the audio is resampled to before pitch tracking, Hz.
+#: Rate the audio is resampled to before pitch tracking, Hz (see lactose_audio.pitch).
 PITCH_SAMPLE_RATE = 16000
-_PITCH_HOP = 256  # pyin hop at PITCH_SAMPLE_RATE: 16 ms
-_PITCH_RESOLUTION = 0.25  # semitones per pyin pitch bin
-# pyin's default (35.92 octaves/s) forbids jumps of more than 7 semitones per 16 ms hop, which
-# turns an octave leap between notes into an octave error; 100 octaves/s allows 19 semitones
-# per hop at the same cost (the Viterbi transition matrix is dense either way).
-_PITCH_MAX_TRANSITION_RATE = 100.0
 
 _NOT_FINITE = "audio must be finite (got NaN or inf samples)"
 _ATTACK_LIMITS_MS = (0.0, 10_000.0)
@@ -314,13 +308,37 @@ class KeySpec:
             raise ParameterError(f"unknown key settings {unknown}; allowed: {sorted(known)}")
         return cls(**data)
 
-    def stream(self, sample_rate: float, hop_size: int = 512) -> KeyStream:
-        """A stateful key computer for chunked rendering (``none``, ``sample``, ``amplitude``).
+    def stream(
+        self, sample_rate: float, hop_size: int = 512, lookahead_seconds: float | None = None
+    ) -> Any:
+        """A stateful key computer for chunked rendering.
+
+        ``none``, ``sample``, ``amplitude``: a :class:`KeyStream` (keys of the frames each chunk
+        completes, no look-ahead). ``pitch``: a
+        :class:`~lactose_audio.pitch_key.PitchKeyStream`: keys come out as they become final
+        (~0.1-0.2 s after their audio; in a gap up to ``lookahead_seconds``, default
+        :data:`~lactose_audio.pitch_key.DEFAULT_LOOKAHEAD_SECONDS` = 2 s) and equal the
+        whole-take key bit for bit when no gap is longer than the look-ahead.
 
         Raises:
-            ParameterError: For ``pitch`` (pyin needs the whole signal), or bad rate/hop.
+            ParameterError: On a bad sample rate, hop or look-ahead.
         """
-        return KeyStream(self, sample_rate, hop_size)
+        if self.kind != "pitch":
+            return KeyStream(self, sample_rate, hop_size)
+        from lactose_audio import pitch_key
+
+        _check_audio(np.zeros(0, np.float32), sample_rate, hop_size)
+        if lookahead_seconds is None:
+            lookahead_seconds = pitch_key.DEFAULT_LOOKAHEAD_SECONDS
+        if isinstance(lookahead_seconds, bool) or not (
+            isinstance(lookahead_seconds, int | float) and 0.05 <= lookahead_seconds <= 3600
+        ):
+            raise ParameterError(
+                f"lookahead_seconds must be between 0.05 s and 3600 s, got {lookahead_seconds!r}"
+            )
+        return pitch_key.PitchKeyStream(
+            sample_rate, hop_size, self.fmin_hz, self.fmax_hz, UNVOICED_MIDI, lookahead_seconds
+        )
 
 
 def _check_audio(audio: Any, sample_rate: Any, hop_size: Any, finite: bool = True) -> np.ndarray:
@@ -390,66 +408,32 @@ def compute_key(
     return pitch_track(x, sample_rate, hop_size, spec.fmin_hz, spec.fmax_hz)
 
 
-def _erode(voiced: np.ndarray, radius: int) -> np.ndarray:
-    """Voiced frames whose ``radius`` neighbours on both sides are voiced too.
-
-    Frames within half a pyin frame of silence see part silence and give biased pitches
-    (a quarter to a semitone off at note on- and offsets); they must not be the pitch that is
-    held. If erosion would remove every voiced frame, the original flags are kept.
-    """
-    if radius <= 0 or not voiced.any():
-        return voiced
-    padded = np.pad(voiced, radius, constant_values=False)
-    out = voiced.copy()
-    for shift in range(1, radius + 1):
-        out &= padded[radius - shift : radius - shift + voiced.size]
-        out &= padded[radius + shift : radius + shift + voiced.size]
-    return out if out.any() else voiced
-
-
-def _fill_unvoiced(midi: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """Unvoiced policy: take the pitch of the next voiced frame; after the last voiced frame
-    hold the last voiced pitch; with no voiced frame at all, :data:`UNVOICED_MIDI`.
-
-    Looking ahead (the key is computed offline, over the whole file) keys a note's attack by
-    that note even though the tracker reports voicing a few tens of ms late, and the attack is
-    the loudest part of a note; what it costs is the release of the previous note (quiet)
-    taking the next note's range.
-    """
-    if not voiced.any():
-        return np.full(midi.shape, UNVOICED_MIDI, dtype=np.float64)
-    index = np.arange(midi.size)
-    # next voiced position at or after each frame (reverse running minimum)
-    ahead = np.where(voiced, index, midi.size)
-    nxt = np.minimum.accumulate(ahead[::-1])[::-1]
-    last_voiced = int(np.flatnonzero(voiced)[-1])
-    nxt[nxt >= midi.size] = last_voiced
-    return midi[nxt]
-
-
 def pitch_track(
     audio: np.ndarray,
     sample_rate: float,
     hop_size: int = 512,
     fmin_hz: float = 65.40639132514966,
     fmax_hz: float = 2093.004522404789,
+    tracker: str = "fast",
 ) -> np.ndarray:
     """Pitch key: MIDI note per frame of the package's frame grid.
 
-    The audio is resampled to :data:`PITCH_SAMPLE_RATE` (16 kHz, soxr) and tracked with
-    ``librosa.pyin``: frame 1024 samples = 64 ms (2048 when ``fmin_hz`` needs it), hop 256 =
-    16 ms, max transition rate 100 octaves/s, 0.25-semitone bins starting at ``fmin_hz``
-    snapped down to a whole MIDI note (in-tune notes fall on a bin). Measured: ~30x real time
-    on 44.1 kHz input; clean notes within 0.25 semitone (in-tune ones usually exact), note
-    changes seen with up to ~60 ms lag.
+    The audio is resampled to :data:`PITCH_SAMPLE_RATE` (16 kHz, soxr HQ) and tracked with
+    pYIN (Mauch & Dixon 2014) as ``librosa.pyin`` computes it: frame 1024 samples = 64 ms
+    (2048 when ``fmin_hz`` needs it), hop 256 = 16 ms, max transition rate 100 octaves/s,
+    0.25-semitone bins starting at ``fmin_hz`` snapped down to a whole MIDI note (in-tune notes
+    fall on a bin). ``tracker="fast"`` (default) is :mod:`lactose_audio.pitch`'s
+    re-implementation (same maths, ~0.17 s per minute of audio); ``tracker="pyin"`` calls
+    ``librosa.pyin`` itself (the reference, ~10x slower). Clean notes come out within 0.25
+    semitone (in-tune ones usually exact); note changes are seen with up to ~60 ms lag.
 
     Unvoiced policy: voiced frames within half a pyin frame (32 ms) of an unvoiced one count
-    as unvoiced (:func:`_erode`: they straddle silence and are biased); then every unvoiced
-    frame takes the pitch of the next voiced frame (so a note's attack is keyed by that note),
-    frames after the last voiced one hold the last voiced pitch, and with nothing voiced the
-    key is :data:`UNVOICED_MIDI` everywhere (:func:`_fill_unvoiced`). The track is then
-    linearly interpolated (in MIDI) to the centres of the frames
-    ``[f * hop_size, (f + 1) * hop_size)``, i.e. ``(f + 0.5) * hop_size / sample_rate`` s.
+    as unvoiced (they straddle silence and are biased); then every unvoiced frame takes the
+    pitch of the next voiced frame (so a note's attack is keyed by that note), frames after the
+    last voiced one hold the last voiced pitch, and with nothing voiced the key is
+    :data:`UNVOICED_MIDI` everywhere. The track is then linearly interpolated (in MIDI) to the
+    centres of the frames ``[f * hop_size, (f + 1) * hop_size)``, i.e.
+    ``(f + 0.5) * hop_size / sample_rate`` s (:func:`lactose_audio.pitch_key.key_from_track`).
 
     Args:
         audio: ``[n_samples]`` float32 mono signal.
@@ -457,41 +441,29 @@ def pitch_track(
         hop_size: Frame hop of the output grid, samples.
         fmin_hz: Lowest f0 tracked, Hz.
         fmax_hz: Highest f0 tracked, Hz (<= 4000 Hz).
+        tracker: ``"fast"`` or ``"pyin"``.
 
     Returns:
         float32 ``[n_frames]`` MIDI notes.
-    """
-    import librosa  # heavy import: only where pitch is tracked
 
+    Raises:
+        ParameterError: On an unknown ``tracker``.
+    """
+    from lactose_audio import pitch, pitch_key
+
+    if tracker not in ("fast", "pyin"):
+        raise ParameterError(f"tracker must be 'fast' or 'pyin', got {tracker!r}")
     x = np.asarray(audio, dtype=np.float32)
     n_frames = -(-x.size // hop_size)
     if n_frames == 0:
         return np.zeros(0, dtype=np.float32)
-    rate = PITCH_SAMPLE_RATE
-    if float(sample_rate) != rate:
-        y = librosa.resample(x, orig_sr=float(sample_rate), target_sr=rate, res_type="soxr_hq")
-    else:
-        y = x
-    fmin = float(librosa.midi_to_hz(math.floor(float(librosa.hz_to_midi(fmin_hz)) + 1e-9)))
-    frame_length = 1024 if rate / fmin < 512 else 2048
-    f0, voiced, _ = librosa.pyin(
-        y.astype(np.float64),
-        fmin=fmin,
-        fmax=float(fmax_hz),
-        sr=rate,
-        frame_length=frame_length,
-        hop_length=_PITCH_HOP,
-        resolution=_PITCH_RESOLUTION,
-        max_transition_rate=_PITCH_MAX_TRANSITION_RATE,
-        center=True,
+    y16 = pitch._resample(x, sample_rate)
+    run = pitch.track if tracker == "fast" else pitch.pyin_track
+    f0, voiced = run(y16, fmin_hz, fmax_hz)
+    frame_length = pitch.frame_length_for(pitch.snap_fmin(fmin_hz))
+    return pitch_key.key_from_track(
+        f0, voiced, frame_length, n_frames, hop_size, sample_rate, UNVOICED_MIDI
     )
-    voiced = np.asarray(voiced, dtype=bool) & np.isfinite(f0)
-    midi = np.where(voiced, librosa.hz_to_midi(np.where(voiced, f0, fmin)), 0.0)
-    voiced = _erode(voiced, frame_length // (2 * _PITCH_HOP))
-    midi = _fill_unvoiced(midi, voiced)
-    track_times = np.arange(midi.size) * (_PITCH_HOP / rate)
-    frame_times = (np.arange(n_frames) + 0.5) * (hop_size / float(sample_rate))
-    return np.interp(frame_times, track_times, midi).astype(np.float32)
 
 
 class KeyStream:
@@ -514,10 +486,7 @@ class KeyStream:
 
     def __init__(self, spec: KeySpec, sample_rate: float, hop_size: int = 512) -> None:
         if spec.kind == "pitch":
-            raise ParameterError(
-                "the pitch key cannot be streamed (pyin needs the whole signal); "
-                "use compute_key on the whole file"
-            )
+            raise ParameterError("the pitch key streams through KeySpec.stream (PitchKeyStream)")
         _check_audio(np.zeros(0, np.float32), sample_rate, hop_size)
         self.spec = spec
         self.sample_rate = sample_rate

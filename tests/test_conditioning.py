@@ -160,9 +160,14 @@ def test_stream_equals_whole_for_any_chunking(spec: KeySpec, hop: int) -> None:
         np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
-def test_pitch_cannot_stream() -> None:
+def test_pitch_streams_through_its_own_stream() -> None:
+    # KeySpec.stream gives the pitch key a PitchKeyStream (tested in test_pitch.py); the
+    # frame-exact KeyStream itself refuses it
+    from lactose_audio.conditioning import KeyStream
+
+    assert not isinstance(KeySpec("pitch").stream(SR, 512), KeyStream)
     with pytest.raises(ParameterError, match="pitch"):
-        KeySpec("pitch").stream(SR, 512)
+        KeyStream(KeySpec("pitch"), SR, 512)
 
 
 # ----------------------------------------------------------------------------- pitch
