@@ -121,15 +121,15 @@ def initialise(objective: Any) -> dict[str, float]:
             chain's banks are updated in place (every row alike).
 
     Returns:
-        What was chosen: ``{"drive_db": ..., "level_db": ..., "loss": ...}`` (the keys of the
-        knobs the chain has), or ``{}`` when the chain has neither knob.
+        What was chosen: ``{"drive_db": ..., "level_db": ..., "loss": ...}`` (``drive_db`` and
+        ``level_db`` only for the knobs the chain has; ``loss`` is the training loss there).
     """
     chain = objective.chain
     drive, level = find_knobs(chain)
-    if drive is None and level is None:
-        return {}
     start = objective.get()
     best_loss, best_x = objective(start)[0], start.copy()
+    if drive is None and level is None:
+        return {"loss": float(best_loss)}
     grid = DRIVE_GRID_DB if drive is not None else (None,)
     for drive_db in grid:
         x = start.copy()

@@ -315,7 +315,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.initial = initialise(self.objective())
         self.elapsed += time.perf_counter() - t0
-        self.evaluate(self.initial.get("loss", math.nan))
+        self.evaluate(self.initial["loss"])
         self.best_values = self._values()
 
     def _after_step(self, loss: float) -> None:

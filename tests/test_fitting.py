@@ -18,7 +18,6 @@ from lactose_audio import cli
 from lactose_audio.data import pair_from_arrays
 from lactose_audio.errors import ParameterError
 from lactose_audio.losses import esr
-from lactose_audio.presets import dumps
 from lactose_audio.train_config import TrainConfig, verdict
 from lactose_audio.training import build_chain, train
 from lactose_audio.trainer import Trainer
@@ -86,7 +85,7 @@ def test_the_start_sets_the_least_squares_output_level(dry):
 
     chosen = initialise(trainer.objective())
     assert chosen["level_db"] == pytest.approx(20 * math.log10(0.3), abs=0.01)
-    assert chosen["loss"] < 1e-6
+    assert chosen["loss"] < 1e-5  # float32 rounding of the graph
 
 
 def test_refinement_reaches_the_optimum_of_an_exact_structure(dry):
@@ -105,18 +104,12 @@ def test_search_is_deterministic_for_a_seed_and_steps(dry, tmp_path):
     wet = (np.clip(dry * 4.0, -0.5, 0.5)).astype(np.float32)
     pair = pair_from_arrays(dry, wet, SR, latency=0)
     config = TrainConfig(key="none", steps=150, seed=3, refine_segments=8)
-    first = train(pair, config, out=tmp_path / "a.json")
-    second = train(pair, config, out=tmp_path / "b.json")
+    first = train(pair, config, out=tmp_path / "a.json", name="clip")
+    second = train(pair, config, out=tmp_path / "b.json", name="clip")
     assert [r["name"] for r in first.search] == [r["name"] for r in second.search]
     assert len(first.search) == 7
     assert first.chain == first.search[0]["chain"]
-    a = json.loads((tmp_path / "a.json").read_text())
-    b = json.loads((tmp_path / "b.json").read_text())
-    for doc in (a, b):
-        doc["training"].pop("seconds")
-        for row in doc["training"]["search"]:
-            row.pop("seconds")
-    assert dumps(a) == dumps(b)
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     # A clipper is better explained by the clipping structures than by a plain tanh drive.
     assert first.validation_esr < 0.02
     assert result_summary_has_verdict(first)
