@@ -61,7 +61,9 @@ def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, lis
     """
     stages = chain.stages
     offsets = _flat_offsets(chain)
-    nonlinear = [i for i, s in enumerate(stages) if not s.block.is_linear and s.block.name != "gain"]
+    nonlinear = [
+        i for i, s in enumerate(stages) if not s.block.is_linear and s.block.name != "gain"
+    ]
     drive = None
     if nonlinear:
         for i in range(nonlinear[0]):

@@ -84,8 +84,10 @@ class Objective:
                 prediction = chain.forward(dry, sels, sample_rate)[:, context:]
                 loss = esr_tf(wet, prediction) + esr_tf(wet, prediction, DEFAULT_PRE_EMPHASIS)
             grads = tape.gradient(loss, variables)
-            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in
-                     zip(grads, variables, strict=True)]
+            grads = [
+                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                for g, v in zip(grads, variables, strict=True)
+            ]
             return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
 
         self._fn = value_and_gradient

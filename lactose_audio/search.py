@@ -2,15 +2,20 @@
 
 The candidate family (:data:`FAMILY`) covers the structures of drive pedals and amps:
 
-| name | chain | for |
-|---|---|---|
-| ``drive_tone`` | ``gain>tanh>lowpass>highpass`` | a drive then a tone filter (the old default) |
-| ``pre_filter`` | ``highpass>gain>tanh>lowpass>highpass`` | a filter before the drive (Wiener–Hammerstein), biased tanh: asymmetry with its DC removed |
-| ``hard_clip`` | ``highpass>gain>hard_clip>gain>lowpass>highpass`` | clippers (diodes to ground, op-amp rails) |
-| ``mlp`` | ``highpass>gain>mlp>gain>lowpass>highpass`` | any memoryless curve (fuzz, rectifiers, even harmonics) |
-| ``two_stage`` | ``highpass>gain>tanh>lowpass>gain>tanh>lowpass>highpass`` | two drive stages with a tone filter between (amps, stacked pedals) |
-| ``eq_drive`` | ``highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass`` | a drive with EQ around it and a steep (24 dB/oct) tone filter |
-| ``parallel`` | ``highpass>gain>tanh>lowpass>mix`` | a drive blended with the clean signal (learned dry/wet) |
+- ``drive_tone``: ``gain>tanh>lowpass>highpass`` — a drive then a tone filter (the old
+  default);
+- ``pre_filter``: ``highpass>gain>tanh>lowpass>highpass`` — a filter before the drive
+  (Wiener–Hammerstein); the tanh's bias makes it asymmetric, the last high-pass removes the DC;
+- ``hard_clip``: ``highpass>gain>hard_clip>gain>lowpass>highpass`` — clippers (diodes,
+  op-amp rails);
+- ``mlp``: ``highpass>gain>mlp>gain>lowpass>highpass`` — any memoryless curve (fuzz,
+  rectifiers, strong even harmonics);
+- ``two_stage``: ``highpass>gain>tanh>lowpass>gain>tanh>lowpass>highpass`` — two drive stages
+  with a tone filter between (amps, stacked pedals);
+- ``eq_drive``: ``highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass`` — a
+  drive with EQ around it and a steep (24 dB/oct) tone filter;
+- ``parallel``: ``highpass>gain>tanh>lowpass>mix`` — a drive blended with the clean signal
+  (learned dry/wet).
 
 Search (successive halving, all within the run's budget, seconds or steps):
 
@@ -158,7 +163,12 @@ def search(
 
     def unconditioned_cfg(spec: str, segments: int):
         return dataclasses.replace(
-            cfg, chain_spec=spec, key="none", n_ranges=1, edges=None, soft_width=0.0,
+            cfg,
+            chain_spec=spec,
+            key="none",
+            n_ranges=1,
+            edges=None,
+            soft_width=0.0,
             refine_segments=segments,
         )
 

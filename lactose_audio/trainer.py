@@ -13,8 +13,9 @@ Each phase runs two stages:
 
 - ``adam``: Adam on random RMS-weighted segments (loss: ESR + pre-emphasised ESR + a weighted
   multi-resolution STFT distance), learning rate decaying tenfold, for at most
-  ``warmup_share`` of the phase's budget (default 0), ended earlier when the validation ESR has not
-  improved for ``patience`` evaluations — it only has to bring the parameters into the basin;
+  ``warmup_share`` of the phase's budget (default 0: the data-driven start is enough for
+  gray-box chains), ended earlier when the validation ESR has not improved for ``patience``
+  evaluations — it only has to bring the parameters into the basin;
 - ``refine``: L-BFGS on the full batch (:mod:`lactose_audio.refine`), restarted from the best
   point while a restart still gains, until it converges or the phase's budget ends. A run
   that is still improving is never ended by early stopping: only convergence or the budget end
@@ -200,9 +201,11 @@ class Trainer:
         step0, elapsed0 = self.phase_start
         fractions = []
         if seconds is not None:
-            fractions.append((self.elapsed - elapsed0) / max(self.cfg.warmup_share * (seconds - elapsed0), 1e-9))
+            span = self.cfg.warmup_share * (seconds - elapsed0)
+            fractions.append((self.elapsed - elapsed0) / max(span, 1e-9))
         if steps is not None:
-            fractions.append((self.step - step0) / max(self.cfg.warmup_share * (steps - step0), 1))
+            span_steps = self.cfg.warmup_share * (steps - step0)
+            fractions.append((self.step - step0) / max(span_steps, 1))
         return float(min(max(max(fractions), 0.0), 1.0))
 
     def _learning_rate(self) -> float:
@@ -285,7 +288,8 @@ class Trainer:
                 self._initialise()
             while True:
                 if self.stage == "adam":
-                    if self._used(self.cfg.warmup_share) or self.evals_since_best >= self.cfg.patience:
+                    patience_over = self.evals_since_best >= self.cfg.patience
+                    if self._used(self.cfg.warmup_share) or patience_over:
                         self._evaluate_if_new()
                         self._set_values(self.best_values)
                         self.stage = "refine"

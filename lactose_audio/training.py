@@ -214,7 +214,9 @@ def train(
         interrupted = True
         trainer = totals["best"]
         if trainer is None:
-            raise TrainingInterrupted("interrupted before the first validation; nothing saved")
+            raise TrainingInterrupted(
+                "interrupted before the first validation; nothing saved"
+            ) from None
         chain_spec, key = trainer.cfg.chain_spec, trainer.cfg.key
     if not math.isfinite(trainer.best_esr):
         raise TrainingInterrupted("interrupted before the first validation; nothing saved")

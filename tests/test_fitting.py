@@ -19,8 +19,8 @@ from lactose_audio.data import pair_from_arrays
 from lactose_audio.errors import ParameterError
 from lactose_audio.losses import esr
 from lactose_audio.train_config import TrainConfig, verdict
-from lactose_audio.training import build_chain, train
 from lactose_audio.trainer import Trainer
+from lactose_audio.training import build_chain, train
 
 SR = 44100
 pytestmark = pytest.mark.slow
@@ -122,7 +122,16 @@ def result_summary_has_verdict(result) -> bool:
 
 @pytest.mark.parametrize(
     "value,word",
-    [(0.0, "great"), (0.0099, "great"), (0.01, "good"), (0.0349, "good"), (0.035, "audible differences"), (0.099, "audible differences"), (0.1, "poor"), (3.0, "poor")],
+    [
+        (0.0, "great"),
+        (0.0099, "great"),
+        (0.01, "good"),
+        (0.0349, "good"),
+        (0.035, "audible differences"),
+        (0.099, "audible differences"),
+        (0.1, "poor"),
+        (3.0, "poor"),
+    ],
 )
 def test_verdicts_follow_the_documented_bounds(value, word):
     assert verdict(value) == word

@@ -49,6 +49,7 @@ class RangeBank:
                 raise ParameterError(f"{label} must be an integer >= 1, got {value!r}")
         init = self._broadcast(initial_raw, int(n_ranges), int(n_params))
         from lactose_audio._tf import tf
+
         self.name = name
         self.variable = tf.Variable(init, name=name, trainable=True, dtype=tf.float32)
 
@@ -99,6 +100,7 @@ class RangeBank:
             bank[upper]``. Its gradient reaches only the selected rows.
         """
         from lactose_audio._tf import tf
+
         if not isinstance(selection, Selection):
             return tf.gather(self.variable, selection)
         lower, upper, frac = selection

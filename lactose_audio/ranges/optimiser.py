@@ -57,6 +57,7 @@ class SeparatedAdam:
         if not epsilon > 0:
             raise ParameterError(f"epsilon must be > 0, got {epsilon}")
         from lactose_audio._tf import tf
+
         self.learning_rate = tf.Variable(float(learning_rate), trainable=False, name="lr")
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
@@ -70,6 +71,7 @@ class SeparatedAdam:
     def build(self, variables: Iterable[Any]) -> None:
         """Create the slots (m, v, step counts) of ``variables`` (RangeBanks or tf.Variables)."""
         from lactose_audio._tf import tf
+
         for var in variables:
             var = self._variable(var)
             if var.ref() in self._slots:
@@ -107,6 +109,7 @@ class SeparatedAdam:
                 variables, or a list of them parallel to ``grads_and_vars``.
         """
         from lactose_audio._tf import tf
+
         pairs = [(g, self._variable(v)) for g, v in grads_and_vars]
         self.build(v for _, v in pairs)
         if counts is None or not isinstance(counts, list | tuple):
