@@ -274,6 +274,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self._bar = tqdm(
+            desc=f"{self.cfg.chain_spec}@{self.cfg.key}",
             total=self.cfg.steps,
             disable=not progress,
             unit="step",

@@ -185,3 +185,28 @@ def test_cli_train_json_prints_one_object_with_the_verdict(tmp_path, capsys, dry
     assert result["validation_esr"] < 1e-3
     rendered = __import__("lactose_audio").load_preset(out)(dry, SR)
     assert esr(np.tanh(3 * dry), rendered) < 1e-3
+
+
+def test_ctrl_c_during_a_search_saves_the_best_candidate_and_resume_continues(dry, tmp_path):
+    from lactose_audio.presets import load_preset
+    from lactose_audio.training import TrainingInterrupted
+
+    wet = (0.9 * np.tanh(dry * 6.0)).astype(np.float32)
+    pair = pair_from_arrays(dry, wet, SR, latency=0)
+    config = TrainConfig(key="none", steps=150, seed=1, refine_segments=8)
+    seen = []
+
+    def interrupt(trainer):
+        seen.append(trainer.cfg.chain_spec)
+        if len(set(seen)) == 3:  # in the third candidate of the search
+            raise KeyboardInterrupt
+
+    out = tmp_path / "p.json"
+    with pytest.raises(TrainingInterrupted, match="saved the best preset so far"):
+        train(pair, config, out=out, on_step=interrupt)
+    saved = load_preset(out)
+    assert saved.training["chain"] in seen
+    assert saved.training["validation_esr"] < esr(wet, dry)
+    resumed = train(pair, config, out=out, resume=True)
+    assert resumed.chain == saved.training["chain"]
+    assert resumed.validation_esr <= saved.training["validation_esr"]
