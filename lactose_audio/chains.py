@@ -1,8 +1,11 @@
 """Chains: stages (block + LACTOSE bank + key) in series, list-like and callable.
 
+The chain *model*: stages, nesting, config, edges and selections (numpy, no TensorFlow).
 ``chain(audio, sample_rate)`` computes the key signals from the dry input, selects every
-stage's bank rows (:func:`lactose_audio.ranges.select`) and runs one TF graph -- the same graph
-training differentiates (:meth:`Chain.forward`) and the streaming renderer runs chunk by chunk.
+stage's bank rows (:func:`lactose_audio.ranges.select`) and renders through the executor's
+numpy backend (:mod:`lactose_audio.render`, :mod:`lactose_audio.iir`); training runs the same
+walk (:mod:`lactose_audio.executor`) with the TF backend (:meth:`Chain.forward`,
+:mod:`lactose_audio.graph`). The spec language lives in :mod:`lactose_audio.chain_spec`.
 
 Semantics that training and rendering share:
 
@@ -15,9 +18,10 @@ Semantics that training and rendering share:
 - Soft edges: sample-rate blocks interpolate the raw bank rows (``RangeBank.gather``); linear
   filters crossfade the two neighbouring rows' *responses* (same thing for one filter, and
   click-free for any).
-- Consecutive linear filters form one *filter group*, applied in one frame-wise FFT pass whose
+- Consecutive linear filters form one *filter group*: in training one frame-wise FFT pass whose
   per-frame response is the product of the stages' responses, designed into a single FIR of
-  at least ``ir_length(sample_rate)`` samples (see :mod:`lactose_audio.blocks.base`).
+  at least ``ir_length(sample_rate)`` samples (see :mod:`lactose_audio.blocks.base`); in
+  rendering one recursive cascade (:mod:`lactose_audio.svf`).
 - ``mix``: a chain's output is ``mix * processed + (1 - mix) * its input``; nest a chain to
   mix a sub-chain.
 """
@@ -251,7 +255,8 @@ class Chain:
             spec: The spec string.
             key: Default ``KeySpec`` (``None``: unconditioned).
             n_ranges: Number of ranges of keyed stages; edges are spaced evenly over
-                :data:`DEFAULT_KEY_RANGES` until :meth:`fit_edges` places them on data.
+                :data:`lactose_audio.chain_spec.DEFAULT_KEY_RANGES` until :meth:`fit_edges`
+                places them on data.
             edges: Explicit edges (instead of ``n_ranges``), used by every keyed stage.
             soft_width: Soft-edge width of keyed stages (key unit).
             hop_size: Frame hop in samples.

@@ -20,7 +20,14 @@ import numpy as np
 
 from lactose_audio._tf import tf
 from lactose_audio.blocks.base import design_fir, fft_size, filter_state, frame_filter
-from lactose_audio.executor import FilterGroup, PointwiseRun, execute, is_hard, plan
+from lactose_audio.executor import (
+    FilterGroup,
+    PointwiseRun,
+    execute,
+    is_hard,
+    plan,
+    shares_selection,
+)
 from lactose_audio.params import physical_controls_tf
 from lactose_audio.ranges import Selection
 
@@ -53,7 +60,8 @@ class GraphBackend:
 
     def filter_group(self, x, group: FilterGroup):
         items = [
-            (st, self.sels[i], self.hard[i]) for st, i in zip(group.stages, group.indices, strict=True)
+            (st, self.sels[i], self.hard[i])
+            for st, i in zip(group.stages, group.indices, strict=True)
         ]
         tail = self.tails[group.number] if self.tails is not None else None
         table = self.tables[group.number] if self.tables is not None else None
@@ -190,7 +198,7 @@ def _sel_tensors(sel: Any, n_padded: int | None = None) -> Any:
     return (batch(lower, tf.int32), batch(upper, tf.int32), batch(frac, tf.float32))
 
 
-def _pointwise_stage(x, stage: Stage, sel, hard: bool, sample_rate: float, dry=None):
+def _pointwise_stage(x, stage: Any, sel, hard: bool, sample_rate: float, dry=None):
     """A memoryless stage on frames ``[batch, n_frames, hop]``.
 
     ``dry``: the enclosing chain's input frames (same shape), for blocks with ``uses_dry``.
@@ -218,7 +226,7 @@ def _pointwise_stage(x, stage: Stage, sel, hard: bool, sample_rate: float, dry=N
     return tf.reshape(kernel(flat, controls), shape)
 
 
-def _range_responses(stage: Stage, sample_rate: float, n_fft: int, keyed: bool):
+def _range_responses(stage: Any, sample_rate: float, n_fft: int, keyed: bool):
     """Per-range complex128 responses ``[n_ranges or 1, n_bins]``."""
     variable = stage.bank.variable if keyed else stage.bank.variable[:1]
     controls = physical_controls_tf(stage.block.params, variable)
@@ -255,14 +263,14 @@ def _group_table(group, sample_rate: float, n_fft: int, hop: int):
     one shared hard selection drives it; ``None`` when the product must be formed per frame
     (several differently selected stages).
     """
-    sigs = {s.selection_signature() if keyed else None for s, keyed, _ in group}
+    shared = shares_selection([s for s, _, _ in group], [keyed for _, keyed, _ in group])
     if not any(keyed for _, keyed, _ in group):
         product = None
         for stage, _, _ in group:
             resp = _range_responses(stage, sample_rate, n_fft, False)
             product = resp if product is None else product * resp
         return design_fir(product, n_fft, hop)
-    if len(sigs) == 1 and all(h for _, _, h in group):
+    if shared and all(h for _, _, h in group):
         # One shared hard selection: multiply per range, design per range, gather per frame.
         product = None
         for stage, _, _ in group:
@@ -280,9 +288,11 @@ def _filter_group(x, group, sample_rate: float, n_fft: int, tail, table=None):
     ``table``: :func:`_group_table` of the group if already computed (else computed here).
     """
     hop = int(x.shape[-1])
-    sigs = {s.selection_signature() if s.keyed else None for s, _, _ in group}
     keyed = [s for s, sel, _ in group if sel is not None]
-    shared_hard = len(sigs) == 1 and all(h for _, _, h in group)
+    stages = [s for s, _, _ in group]
+    shared_hard = shares_selection(stages, [s.keyed for s in stages]) and all(
+        h for _, _, h in group
+    )
     if table is None and (not keyed or shared_hard or len(group) == 1):
         flags = [(stage, sel is not None, h) for stage, sel, h in group]
         table = _group_table(flags, sample_rate, n_fft, hop)

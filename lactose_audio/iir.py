@@ -165,7 +165,7 @@ class BiquadGroup:
         return params, weights
 
     def process(self, x: np.ndarray, selections: list[Any]) -> np.ndarray:
-        """Filter float32 ``x [n]`` (starting on a frame boundary, state carried); float32 ``[n]``."""
+        """Filter float32 ``x [n]`` (on the frame grid, state carried); float32 ``[n]``."""
         x = np.ascontiguousarray(x, np.float32)
         n_frames = -(-x.size // self.hop_size)
         out = np.empty_like(x)
@@ -235,7 +235,8 @@ def _stage_controls(stage: Any, sel: Any, n_padded: int) -> dict[str, np.ndarray
     """Physical controls of a pointwise stage for one call (see the module docstring)."""
     block = stage.block
     if sel is None:
-        return {name: np.float64(v) for name, v in zip(block.param_names, stage.physical()[0])}
+        row = stage.physical()[0]
+        return {name: np.float64(v) for name, v in zip(block.param_names, row, strict=True)}
     lower, upper, frac = (np.asarray(v) for v in sel)
     if is_hard(sel):
         rows = stage.physical()[lower]

@@ -20,11 +20,9 @@ material (``tests/test_iir.py`` bounds it at 1e-4).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from typing import TYPE_CHECKING
 
 from lactose_audio.chain_spec import key_signature
 from lactose_audio.errors import ParameterError

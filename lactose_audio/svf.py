@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 
 from lactose_audio._numba import jit as _jit
-from lactose_audio.blocks.base import crossfade_length
 
 N_PARAMS = 5
 """SVF parameters per lane: ``g, k, m0, m1, m2``."""

@@ -126,8 +126,15 @@ def main() -> None:
         lactose = [sys.executable, "-m", "lactose_audio"]
         commands = {
             "render": [*lactose, "render", args.preset, str(src), str(out)],
-            "render_graph": [*lactose, "render", args.preset, str(src), str(out), "--engine",
-                             "graph"],  # fmt: skip
+            "render_graph": [
+                *lactose,
+                "render",
+                args.preset,
+                str(src),
+                str(out),
+                "--engine",
+                "graph",
+            ],  # fmt: skip
             "inspect": [*lactose, "inspect", args.preset],
             "pedalboard": [sys.executable, str(script), str(src), str(out)],
         }
@@ -154,15 +161,18 @@ def main() -> None:
         return
     rows = [
         ("lactose render (numpy engine)", f"{result['render_cli_seconds']:.3f} s", "<= 0.75 s"),
-        ("lactose render --engine graph", f"{result['render_cli_graph_seconds']:.3f} s",
-         f">= 5x render ({result['graph_over_render']:.1f}x)"),  # fmt: skip
+        (
+            "lactose render --engine graph",
+            f"{result['render_cli_graph_seconds']:.3f} s",
+            f">= 5x render ({result['graph_over_render']:.1f}x)",
+        ),  # fmt: skip
         ("lactose inspect", f"{result['inspect_cli_seconds']:.3f} s", "<= 0.5 s"),
         ("render peak RSS", f"{result['peak_rss_mb']:.0f} MB", "<= 300 MB"),
         ("pedalboard script (same chain)", f"{result['pedalboard_cli_seconds']:.3f} s", ""),
         ("pitch_drive in-process", f"{result['pitch_render_rtf']:.0f}x real time", ""),
     ]
-    print(f"fresh process, 15 s mono 44.1 kHz, median of {args.runs} after a warm-up "
-          f"(load average {result['load_average_1min']} on {result['cpu_count']} CPUs)")  # fmt: skip
+    load = f"load average {result['load_average_1min']} on {result['cpu_count']} CPUs"
+    print(f"fresh process, 15 s mono 44.1 kHz, median of {args.runs} after a warm-up ({load})")
     for name, value, target in rows:
         print(f"  {name:<32} {value:>16}   {target}")
 

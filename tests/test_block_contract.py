@@ -20,7 +20,9 @@ from lactose_audio.ranges import RangeEdges
 from lactose_audio.render import render
 
 SR = 44100.0
-BUILTIN = sorted(n for n, cls in registered_blocks().items() if cls.__module__.startswith("lactose_audio."))
+BUILTIN = sorted(
+    n for n, cls in registered_blocks().items() if cls.__module__.startswith("lactose_audio.")
+)
 POINTWISE = [n for n in BUILTIN if not get_block(n).is_linear]
 LINEAR = [n for n in BUILTIN if get_block(n).is_linear]
 
@@ -32,9 +34,7 @@ def esr(ref: np.ndarray, out: np.ndarray) -> float:
 
 def random_physical(block, rng, shape) -> dict[str, np.ndarray]:
     """Physical values drawn through the raw axis (raw uniform in [-2, 2]): whole ranges."""
-    return {
-        p.name: p.to_physical_np(rng.uniform(-2.0, 2.0, size=shape)) for p in block.params
-    }
+    return {p.name: p.to_physical_np(rng.uniform(-2.0, 2.0, size=shape)) for p in block.params}
 
 
 def tf_kernel(block, audio, controls, **extra):
@@ -58,7 +58,9 @@ def test_numpy_kernel_equals_tf_kernel(name, layout):
     assert ours.dtype == np.float32 and ours.shape == audio.shape
     # float32 rounding of the largest intermediate (a 48 dB drive before a clip that subtracts
     # two large terms) bounds the disagreement of two float32 kernels
-    drive = max([1.0] + [10 ** (float(np.max(v)) / 20) for k, v in controls.items() if k.endswith("_db")])
+    drive = max(
+        [1.0] + [10 ** (float(np.max(v)) / 20) for k, v in controls.items() if k.endswith("_db")]
+    )
     scale = max(1.0, float(np.abs(ref).max()), float(np.abs(audio).max()) * drive)
     np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=1e-6 * scale)
 
@@ -117,7 +119,9 @@ def chain_for(name: str, soft: bool, seed: int) -> Chain:
     items = [Stage(name, key=amp, edges=edges, soft_width=width)]
     if not get_block(name).is_linear:
         sample_edges = RangeEdges((-0.1, 0.0, 0.1), "")
-        items.append(Stage(name, key=make_key("sample"), edges=sample_edges, soft_width=0.05 * soft))
+        items.append(
+            Stage(name, key=make_key("sample"), edges=sample_edges, soft_width=0.05 * soft)
+        )
     nested = Chain([Stage(name), Stage("mix", key=amp, edges=edges, soft_width=width)], mix=0.7)
     chain = Chain([*items, nested, Stage("highpass")], hop_size=1024)
     rng = np.random.default_rng(seed)

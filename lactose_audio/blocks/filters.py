@@ -109,9 +109,7 @@ class Biquad(LinearFilter):
     def _coefficients(self, controls: Mapping[str, Any], sample_rate: float, xp: Any):
         raise NotImplementedError
 
-    def response(
-        self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None
-    ):
+    def response(self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None):
         xp = _ns(controls, xp)
         b, a = self.coefficients(controls, sample_rate, xp)
         return biquad_response(b, a, n_fft, xp)
@@ -243,9 +241,7 @@ class FirEQ(LinearFilter):
         g_hi = xp.take_last(gains, lower + 1)
         return g_lo + frac * (g_hi - g_lo)
 
-    def response(
-        self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None
-    ):
+    def response(self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None):
         xp = _ns(controls, xp)
         log_mag = self.magnitude_db(controls, sample_rate, n_fft, xp) * (math.log(10.0) / 20.0)
         cepstrum = xp.irfft(xp.complex(log_mag, xp.zeros_like(log_mag)), n_fft)

@@ -24,8 +24,8 @@ from lactose_audio._tf import tf
 from lactose_audio.blocks.base import Block, LinearFilter
 from lactose_audio.blocks.filters import biquad_response
 from lactose_audio.blocks.waveshapers import db_gain_np, db_gain_tf
-from lactose_audio.ops import namespace_of
 from lactose_audio.errors import ParameterError
+from lactose_audio.ops import namespace_of
 from lactose_audio.params import ParamSpec
 
 
@@ -63,9 +63,7 @@ class DCBlocker(LinearFilter):
         one, zero = xp.ones_like(pole), xp.zeros_like(pole)
         return (one, -one, zero), (one, -pole, zero)
 
-    def response(
-        self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None
-    ):
+    def response(self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None):
         xp = xp if xp is not None else namespace_of(controls["cutoff_hz"])
         b, a = self.coefficients(controls, sample_rate, xp)
         return biquad_response(b, a, n_fft, xp)

@@ -65,8 +65,12 @@ class TanhDrive(Block):
 
     def kernel_np(self, audio, controls: Mapping[str, np.ndarray], sample_rate: float):
         bias = _f32(controls["bias"])
-        shaped = np.tanh(audio * db_gain_np(controls["drive_db"]) + bias) - np.tanh(bias)
-        return shaped * db_gain_np(controls["gain_db"])
+        y = np.multiply(audio, db_gain_np(controls["drive_db"]))  # in place below: one buffer
+        y += bias
+        np.tanh(y, out=y)
+        y -= np.tanh(bias)
+        y *= db_gain_np(controls["gain_db"])
+        return y
 
 
 class AsymmetricClip(Block):
