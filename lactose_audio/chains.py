@@ -200,7 +200,8 @@ class Chain:
         self._items: list[Stage | Chain] = []
         for item in stages:
             self.append(item)
-        self._graphs: dict[tuple, Any] = {}
+        self.graph_cache: dict[tuple, Any] = {}
+        """The TF backend's per-chain cache (graphs, FIR tables); cleared on any change."""
 
     # ---- list-like ------------------------------------------------------------------------
     def append(self, item: Stage | Chain) -> None:
@@ -208,14 +209,14 @@ class Chain:
         if not isinstance(item, Stage | Chain):
             raise ParameterError(f"chain items must be Stage or Chain, got {type(item).__name__}")
         self._items.append(item)
-        self._graphs = {}
+        self.graph_cache = {}
 
     def __getitem__(self, index: int) -> Stage | Chain:
         return self._items[index]
 
     def __setitem__(self, index: int, item: Stage | Chain) -> None:
         self._items[index] = item
-        self._graphs = {}
+        self.graph_cache = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -289,7 +290,7 @@ class Chain:
                 stage.edges = RangeEdges.from_quantiles(
                     values, stage.n_ranges, stage.edges.unit, weights=weights
                 )
-        self._graphs = {}
+        self.graph_cache = {}
 
     def _level_weights(self, stage: Stage, audio: np.ndarray, values: np.ndarray):
         """Linear amplitude at each key value (``None`` for sample keys: plain quantiles)."""

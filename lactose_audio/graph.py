@@ -111,11 +111,11 @@ def group_tables(chain, sample_rate: float, hard: tuple[bool, ...]) -> list[Any]
     groups = plan(chain).groups
     fingerprint = tuple(st.bank.numpy().tobytes() for g in groups for st in g.stages)
     cache_key = ("tables", float(sample_rate), hard)
-    cached = chain._graphs.get(cache_key)
+    cached = chain.graph_cache.get(cache_key)
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
     fn_key = ("tables_fn", float(sample_rate), hard)
-    fn = chain._graphs.get(fn_key)
+    fn = chain.graph_cache.get(fn_key)
     if fn is None:
         n_fft = fft_size(chain.hop_size, sample_rate)
 
@@ -131,23 +131,23 @@ def group_tables(chain, sample_rate: float, hard: tuple[bool, ...]) -> list[Any]
             ]
 
         fn = tf.function(design)
-        chain._graphs[fn_key] = fn
+        chain.graph_cache[fn_key] = fn
     tables = fn()
-    chain._graphs[cache_key] = (fingerprint, tables)
+    chain.graph_cache[cache_key] = (fingerprint, tables)
     return tables
 
 
 def graph(chain, sample_rate: float, hard: tuple[bool, ...]) -> Any:
     """The cached ``tf.function`` ``(frames, sels, tails, tables=None) -> (frames, tails)``."""
     cache_key = (float(sample_rate), hard)
-    fn = chain._graphs.get(cache_key)
+    fn = chain.graph_cache.get(cache_key)
     if fn is None:
 
         def call(frames, sels, tails, tables=None):
             return run(chain, frames, sels, hard, float(sample_rate), tails, tables)
 
         fn = tf.function(call, reduce_retracing=True)
-        chain._graphs[cache_key] = fn
+        chain.graph_cache[cache_key] = fn
     return fn
 
 
