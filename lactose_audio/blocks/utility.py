@@ -23,7 +23,7 @@ import numpy as np
 from lactose_audio._tf import tf
 from lactose_audio.blocks.base import Block, LinearFilter
 from lactose_audio.blocks.filters import biquad_response
-from lactose_audio.blocks.waveshapers import db_gain_np, db_gain_tf
+from lactose_audio.blocks.waveshapers import affine_np, db_gain_np, db_gain_tf
 from lactose_audio.errors import ParameterError
 from lactose_audio.ops import namespace_of
 from lactose_audio.params import ParamSpec
@@ -40,7 +40,7 @@ class Gain(Block):
         return audio * db_gain_tf(controls["gain_db"])
 
     def kernel_np(self, audio, controls: Mapping[str, Any], sample_rate: float):
-        return audio * db_gain_np(controls["gain_db"])
+        return affine_np(audio, db_gain_np(controls["gain_db"]))
 
 
 class DCBlocker(LinearFilter):

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from lactose_audio._numba import jit as _jit
 from lactose_audio._tf import tf
 from lactose_audio.blocks.base import Block
 from lactose_audio.params import ParamSpec
@@ -32,6 +34,44 @@ def db_gain_tf(db: tf.Tensor) -> tf.Tensor:
 def db_gain_np(db: np.ndarray) -> np.ndarray:
     """``10 ** (db / 20)``, float32 (computed in float64), any shape."""
     return np.exp(np.asarray(db, np.float64) * _LN10_20).astype(np.float32)
+
+
+@_jit(contract=True)
+def _affine_rows(audio, scale, offset, out):  # pragma: no cover - compiled
+    # out[r, i] = audio[r, i] * scale[r] + offset[r]: one vectorised pass (numpy's broadcast of
+    # a [rows, 1] operand is about 3x slower than its scalar fast path)
+    for r in range(audio.shape[0]):
+        s = scale[r]
+        o = offset[r]
+        for i in range(audio.shape[1]):
+            out[r, i] = audio[r, i] * s + o
+
+
+def affine_np(audio: np.ndarray, scale: Any, offset: Any = 0.0) -> np.ndarray:
+    """``audio * scale + offset`` in float32, in one pass for per-row controls.
+
+    Args:
+        audio: float32 ``[rows, n]`` (rows: frames, or 1).
+        scale: Scalar, ``[rows, 1]`` (per frame) or broadcastable (per sample).
+        offset: Same shapes as ``scale``.
+
+    Returns:
+        float32 ``[rows, n]`` (a new array).
+    """
+    scale = np.asarray(scale, np.float32)
+    offset = np.asarray(offset, np.float32)
+    rows = audio.shape[0] if audio.ndim == 2 else -1
+    per_row = all(v.ndim == 0 or v.shape == (rows, 1) for v in (scale, offset))
+    if not per_row or audio.dtype != np.float32 or not audio.flags.c_contiguous:
+        return np.asarray(audio * scale + offset, np.float32)
+    out = np.empty_like(audio)
+    _affine_rows(
+        audio,
+        np.ascontiguousarray(np.broadcast_to(scale.reshape(-1), (rows,))),
+        np.ascontiguousarray(np.broadcast_to(offset.reshape(-1), (rows,))),
+        out,
+    )
+    return out
 
 
 def _f32(value: np.ndarray) -> np.ndarray:
@@ -65,12 +105,10 @@ class TanhDrive(Block):
 
     def kernel_np(self, audio, controls: Mapping[str, np.ndarray], sample_rate: float):
         bias = _f32(controls["bias"])
-        y = np.multiply(audio, db_gain_np(controls["drive_db"]))  # in place below: one buffer
-        y += bias
+        gain = db_gain_np(controls["gain_db"])
+        y = affine_np(audio, db_gain_np(controls["drive_db"]), bias)
         np.tanh(y, out=y)
-        y -= np.tanh(bias)
-        y *= db_gain_np(controls["gain_db"])
-        return y
+        return affine_np(y, gain, -np.tanh(bias) * gain)
 
 
 class AsymmetricClip(Block):
@@ -251,6 +289,7 @@ class MLPShaper(Block):
 
 __all__ = [
     "AsymmetricClip",
+    "affine_np",
     "ChebyshevShaper",
     "MLPShaper",
     "SmoothHardClip",
