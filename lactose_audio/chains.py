@@ -43,12 +43,6 @@ from lactose_audio.params import format_value, physical_to_raw_np, raw_to_physic
 from lactose_audio.ranges import RangeBank, RangeEdges, Selection, select
 
 
-def _conditioning():
-    from lactose_audio import conditioning  # imported when keys are used
-
-    return conditioning
-
-
 class Stage:
     """A block, the bank that feeds it, and the key and edges that select the bank's rows.
 
@@ -327,8 +321,9 @@ class Chain:
     def _stage_key_values(self, stage: Stage, audio, sample_rate, cache) -> np.ndarray:
         sig = key_signature(stage.key)
         if sig not in cache:
-            cond = _conditioning()
-            cache[sig] = cond.compute_key(stage.key, audio, sample_rate, self.hop_size)
+            from lactose_audio.conditioning import compute_key  # imported when keys are used
+
+            cache[sig] = compute_key(stage.key, audio, sample_rate, self.hop_size)
         values = np.asarray(cache[sig], np.float32)
         if stage.control_rate == "frame" and stage.key.rate == "sample":
             values = frame_mean(values, self.hop_size)

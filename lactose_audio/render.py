@@ -15,7 +15,7 @@ parameters describe (time-varying state-variable filters, numba); other filter g
 (``fir_eq``, plugin filters) as the graph's frame filter in numpy. It never imports TensorFlow,
 so a render starts at once. ``engine="graph"`` runs exactly the training graph
 (:mod:`lactose_audio.graph`, TensorFlow). The two agree to an ESR of about 2e-5 on guitar-like
-material (``tests/test_iir.py`` bounds it at 1e-4).
+material (``tests/test_block_contract.py`` bounds it at 1e-4 for every block).
 """
 
 from __future__ import annotations
