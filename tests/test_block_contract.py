@@ -151,3 +151,27 @@ def test_numpy_render_equals_tf_kernels_and_graph(name, soft):
     # chunked == whole
     chunked = render(chain, x, SR, block_size=3000)
     np.testing.assert_allclose(chunked, ours, atol=1e-6)
+
+
+@pytest.mark.parametrize("soft", [0.0, 4.0], ids=["hard", "soft"])
+def test_numpy_frame_filter_equals_graph(soft):
+    """A group the recursion cannot run (``fir_eq`` with biquads, several selections) runs the
+    graph's frame filter in numpy: same algorithm, so equal to float32 rounding, also chunked."""
+    amp = make_key("amplitude")
+    edges = RangeEdges((-40.0, -25.0, -12.0), "dBFS")
+    chain = Chain(
+        [
+            Stage("fir_eq", key=amp, edges=edges, soft_width=soft),
+            Stage("lowpass", key=amp, edges=RangeEdges((-30.0,), "dBFS"), soft_width=soft),
+            Stage("dc_blocker"),
+        ]
+    )
+    rng = np.random.default_rng(5)
+    for stage in chain.stages:
+        raw = rng.uniform(-1.5, 1.5, (stage.n_ranges, stage.block.n_params))
+        stage.bank.assign(raw.astype(np.float32))
+    x = guitar_like(1.0, seed=2)
+    assert NumpyBackend(chain, SR).fallback_groups == 1
+    ours = render(chain, x, SR)
+    assert esr(render(chain, x, SR, engine="graph"), ours) <= 1e-8
+    np.testing.assert_allclose(render(chain, x, SR, block_size=777), ours, atol=1e-6)
