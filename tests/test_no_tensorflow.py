@@ -107,3 +107,25 @@ def test_mr_stft_numpy_equals_ddsp_spectral_loss():
     ours = mr_stft_distance(target, prediction)
     ref = float(spectral_loss(DEFAULT_FFT_SIZES)(tf.constant(target), tf.constant(prediction)))
     assert abs(ours - ref) <= 1e-5 * ref
+
+
+@pytest.mark.parametrize(
+    "argv,code,stream,text",
+    [
+        (["presets"], 0, "stdout", "drive_tone"),
+        (["inspect", "no_such_preset"], 2, "stderr", "no_such_preset"),
+    ],
+)
+def test_program_exit_code_and_output_survive_the_fast_exit(argv, code, stream, text):
+    """``python -m lactose_audio`` ends without interpreter teardown (``_process``): the exit
+    code and everything printed (stdout piped, so block-buffered) still arrive."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "lactose_audio", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == code
+    assert text in getattr(done, stream)
