@@ -16,8 +16,10 @@ import importlib.util
 import sys
 import types
 
-from lactose_audio._tf import tf  # noqa: F401  (quiet TF import must come first)
+from lactose_audio._tf import _import_tensorflow
 from lactose_audio.errors import DependencyError
+
+_import_tensorflow()  # the quiet TF import must come before ddsp imports it
 
 _CREPE_MESSAGE = (
     "CREPE is not installed: lactose_audio tracks pitch with librosa's pyin "

@@ -1,33 +1,64 @@
-"""The one place that compiles our numba kernels.
+"""The one place that compiles our numba kernels, on first call.
 
 ``cache=True`` writes compiled code next to the source or in the user's cache directory; where
 neither is writable numba refuses at decoration time, so we fall back to compiling in memory.
 ``contract=True`` lets LLVM fuse ``a * b + c`` into one FMA (one rounding instead of two): it
 halves the latency of recursive kernels, and a kernel still gives the same bits for any
 chunking (the same instructions run for every sample).
+
+Deferred: ``@jit`` does not import numba (about 0.4 s, and its first dispatch about as much
+again); the first *call* of a kernel does, and turns every deferred kernel of the same module
+into a numba dispatcher at once (a kernel calling another must find a dispatcher in its module
+globals when numba compiles it). So ``lactose inspect`` or ``lactose presets``, which never run
+a kernel, never import numba.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from numba import njit
+
+class _Deferred:
+    """A kernel compiled with ``njit`` on first call (see the module docstring)."""
+
+    def __init__(self, func: Callable[..., Any], options: dict[str, Any]) -> None:
+        self.py_func = func
+        self._options = options
+        self._dispatcher: Any = None
+        functools.update_wrapper(self, func)
+
+    def compile(self) -> Any:
+        """The numba dispatcher (decorated now if not yet)."""
+        if self._dispatcher is None:
+            from numba import njit
+
+            try:
+                self._dispatcher = njit(cache=True, **self._options)(self.py_func)
+            except Exception:  # pragma: no cover - depends on the file system
+                self._dispatcher = njit(**self._options)(self.py_func)
+        return self._dispatcher
+
+    def __call__(self, *args: Any) -> Any:
+        if self._dispatcher is None:
+            module = self.py_func.__globals__
+            for name, value in list(module.items()):
+                if isinstance(value, _Deferred):
+                    module[name] = value.compile()
+        return self.compile()(*args)
 
 
 def jit(func: Callable[..., Any] | None = None, *, contract: bool = False):
-    """``njit(cache=True, nogil=True)``, with a fallback when the cache is not writable.
+    """``njit(cache=True, nogil=True)``, deferred to the first call; no cache when not writable.
 
     Usable as ``@jit`` or ``@jit(contract=True)``.
     """
 
-    def decorate(f: Callable[..., Any]):
+    def decorate(f: Callable[..., Any]) -> _Deferred:
         options: dict[str, Any] = {"nogil": True}
         if contract:
             options["fastmath"] = {"contract"}
-        try:
-            return njit(cache=True, **options)(f)
-        except Exception:  # pragma: no cover - depends on the file system
-            return njit(**options)(f)
+        return _Deferred(f, options)
 
     return decorate(func) if func is not None else decorate

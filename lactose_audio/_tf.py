@@ -5,8 +5,13 @@ file descriptor 2, which ``TF_CPP_MIN_LOG_LEVEL`` does not silence in TF 2.18. W
 silence fd 2 for the duration of the import only, and select the Keras 2 API
 (``tf_keras``) that ddsp is written against, so ``tf.keras`` is the same Keras for
 ddsp and for us. Import ``tf`` from here (``from lactose_audio._tf import tf``), never
-``import tensorflow`` directly, and only inside code paths that need it, so that
-``import lactose_audio`` and ``lactose --help`` stay fast.
+``import tensorflow`` directly.
+
+``tf`` is a lazy handle: importing this module does not import TensorFlow; the first attribute
+access (``tf.constant``) does. So a module may import ``tf`` at its top and still be usable
+without TensorFlow (blocks, chains) as long as the code path taken never touches ``tf``:
+rendering, ``lactose render|eval|inspect|presets`` and ``load_preset`` never do
+(``tests/test_no_tensorflow.py``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,20 @@ def _import_tensorflow():
     return tf_module
 
 
-tf = _import_tensorflow()
+class _LazyTensorFlow:
+    """Stands for the ``tensorflow`` module; imports it (quietly) on first attribute access."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        return getattr(_import_tensorflow(), name)
+
+    def __repr__(self) -> str:
+        loaded = "loaded" if "tensorflow" in sys.modules else "not loaded yet"
+        return f"<lazy tensorflow ({loaded})>"
+
+
+tf = _LazyTensorFlow()
 
 _XLA_READY = False
 

@@ -81,14 +81,12 @@ def transfer_curves(stage: Stage, x: Any, sample_rate: float = DEFAULT_SAMPLE_RA
     if x.size == 0:
         return np.zeros((n_ranges, 0))
 
-    from lactose_audio._tf import tf
-
     controls = {
-        spec.name: tf.constant(physical[:, i : i + 1], tf.float32)  # [n_ranges, 1]
+        spec.name: physical[:, i : i + 1]  # [n_ranges, 1]
         for i, spec in enumerate(block.params)
     }
-    ramp = tf.constant(np.broadcast_to(x.astype(np.float32), (n_ranges, x.size)))
-    out = block.kernel(ramp, controls, float(sample_rate))
+    ramp = np.ascontiguousarray(np.broadcast_to(x.astype(np.float32), (n_ranges, x.size)))
+    out = block.kernel_np(ramp, controls, float(sample_rate))  # the renderer's kernel
     return np.asarray(out, np.float64).reshape(n_ranges, x.size)
 
 
@@ -137,12 +135,7 @@ def magnitude_responses(
     physical = stage.physical()
     n_ranges = physical.shape[0]
 
-    from lactose_audio._tf import tf
-
-    controls = {
-        spec.name: tf.constant(physical[:, i], tf.float64)  # [n_ranges]
-        for i, spec in enumerate(block.params)
-    }
+    controls = {spec.name: physical[:, i] for i, spec in enumerate(block.params)}  # [n_ranges]
     response = np.asarray(block.response(controls, float(sample_rate), n_fft))
     response = np.broadcast_to(response, (n_ranges, n_fft // 2 + 1))
     magnitude_db = 20.0 * np.log10(np.maximum(np.abs(response), 10.0 ** (FLOOR_DB / 20.0)))

@@ -1,8 +1,11 @@
 """Chains: stages (block + LACTOSE bank + key) in series, list-like and callable.
 
+The chain *model*: stages, nesting, config, edges and selections (numpy, no TensorFlow).
 ``chain(audio, sample_rate)`` computes the key signals from the dry input, selects every
-stage's bank rows (:func:`lactose_audio.ranges.select`) and runs one TF graph -- the same graph
-training differentiates (:meth:`Chain.forward`) and the streaming renderer runs chunk by chunk.
+stage's bank rows (:func:`lactose_audio.ranges.select`) and renders through the executor's
+numpy backend (:mod:`lactose_audio.render`, :mod:`lactose_audio.iir`); training runs the same
+walk (:mod:`lactose_audio.executor`) with the TF backend (:meth:`Chain.forward`,
+:mod:`lactose_audio.graph`). The spec language lives in :mod:`lactose_audio.chain_spec`.
 
 Semantics that training and rendering share:
 
@@ -15,9 +18,10 @@ Semantics that training and rendering share:
 - Soft edges: sample-rate blocks interpolate the raw bank rows (``RangeBank.gather``); linear
   filters crossfade the two neighbouring rows' *responses* (same thing for one filter, and
   click-free for any).
-- Consecutive linear filters form one *filter group*, applied in one frame-wise FFT pass whose
+- Consecutive linear filters form one *filter group*: in training one frame-wise FFT pass whose
   per-frame response is the product of the stages' responses, designed into a single FIR of
-  at least ``ir_length(sample_rate)`` samples (see :mod:`lactose_audio.blocks.base`).
+  at least ``ir_length(sample_rate)`` samples (see :mod:`lactose_audio.blocks.base`); in
+  rendering one recursive cascade (:mod:`lactose_audio.svf`).
 - ``mix``: a chain's output is ``mix * processed + (1 - mix) * its input``; nest a chain to
   mix a sub-chain.
 """
@@ -30,51 +34,13 @@ from typing import Any
 import numpy as np
 
 from lactose_audio import blocks as _blocks
-from lactose_audio._tf import tf
-from lactose_audio.blocks.base import (
-    DEFAULT_HOP_SIZE,
-    Block,
-    design_fir,
-    fft_size,
-    filter_state,
-    frame_filter,
-)
+from lactose_audio.blocks.base import DEFAULT_HOP_SIZE, Block
+from lactose_audio.chain_spec import key_dict, key_from_dict, key_signature, make_key, parse_spec
 from lactose_audio.errors import ParameterError
-from lactose_audio.params import (
-    format_value,
-    physical_controls_tf,
-    physical_to_raw_np,
-    raw_to_physical_np,
-)
+from lactose_audio.executor import plan
+from lactose_audio.frames import as_audio, check_finite, frame_mean
+from lactose_audio.params import format_value, physical_to_raw_np, raw_to_physical_np
 from lactose_audio.ranges import RangeBank, RangeEdges, Selection, select
-
-DEFAULT_KEY_RANGES = {"amplitude": (-60.0, 0.0), "pitch": (40.0, 88.0), "sample": (-1.0, 1.0)}
-"""Span over which ``from_spec(n_ranges=N)`` spaces edges evenly before ``fit_edges``."""
-
-
-def _conditioning():
-    from lactose_audio import conditioning  # written alongside; imported when keys are used
-
-    return conditioning
-
-
-def make_key(kind: str, rate: str | None = None, **settings: Any) -> Any:
-    """A ``KeySpec`` (``None`` for ``kind == "none"``); pitch is always frame-rate."""
-    if kind == "none":
-        return None
-    if rate is None:
-        rate = "frame" if kind in ("pitch", "amplitude") else "sample"
-    return _conditioning().KeySpec(kind, rate, **settings)
-
-
-def _key_dict(key: Any) -> dict[str, Any]:
-    return {"kind": "none"} if key is None else dict(key.to_dict())
-
-
-def _key_from_dict(data: dict[str, Any]) -> Any:
-    if data.get("kind", "none") == "none":
-        return None
-    return _conditioning().KeySpec.from_dict(data)
 
 
 class Stage:
@@ -135,7 +101,7 @@ class Stage:
 
     def selection_signature(self) -> tuple:
         """Stages with equal signatures share one selection."""
-        return (repr(_key_dict(self.key)), self.edges.edges, self.soft_width, self.control_rate)
+        return (key_signature(self.key), self.edges.edges, self.soft_width, self.control_rate)
 
     def physical(self) -> np.ndarray:
         """Per-range physical parameters, float64 ``[n_ranges, n_params]``."""
@@ -164,7 +130,7 @@ class Stage:
         rows = self.physical()
         return {
             "block": self.block.name,
-            "key": _key_dict(self.key),
+            "key": key_dict(self.key),
             "edges": self.edges.to_dict(),
             "soft_width": self.soft_width,
             "units": {p.name: p.unit for p in self.block.params},
@@ -176,7 +142,7 @@ class Stage:
         """Inverse of :meth:`to_config` (values validated against the declared ranges)."""
         block = _blocks.get_block(config["block"])
         edges = RangeEdges.from_dict(config["edges"])
-        stage = cls(block, None, _key_from_dict(config["key"]), edges, config["soft_width"])
+        stage = cls(block, None, key_from_dict(config["key"]), edges, config["soft_width"])
         ranges = config["ranges"]
         if len(ranges) != stage.n_ranges:
             raise ParameterError(
@@ -228,7 +194,8 @@ class Chain:
         self._items: list[Stage | Chain] = []
         for item in stages:
             self.append(item)
-        self._graphs: dict[tuple, Any] = {}
+        self.graph_cache: dict[tuple, Any] = {}
+        """The TF backend's per-chain cache (graphs, FIR tables); cleared on any change."""
 
     # ---- list-like ------------------------------------------------------------------------
     def append(self, item: Stage | Chain) -> None:
@@ -236,14 +203,14 @@ class Chain:
         if not isinstance(item, Stage | Chain):
             raise ParameterError(f"chain items must be Stage or Chain, got {type(item).__name__}")
         self._items.append(item)
-        self._graphs = {}
+        self.graph_cache = {}
 
     def __getitem__(self, index: int) -> Stage | Chain:
         return self._items[index]
 
     def __setitem__(self, index: int, item: Stage | Chain) -> None:
         self._items[index] = item
-        self._graphs = {}
+        self.graph_cache = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -254,10 +221,7 @@ class Chain:
     @property
     def stages(self) -> list[Stage]:
         """Every stage, depth-first through nested chains (the order of selections)."""
-        out: list[Stage] = []
-        for item in self._items:
-            out.extend(item.stages if isinstance(item, Chain) else [item])
-        return out
+        return list(plan(self).stages)
 
     @property
     def trainable_variables(self) -> list[Any]:
@@ -286,7 +250,8 @@ class Chain:
             spec: The spec string.
             key: Default ``KeySpec`` (``None``: unconditioned).
             n_ranges: Number of ranges of keyed stages; edges are spaced evenly over
-                :data:`DEFAULT_KEY_RANGES` until :meth:`fit_edges` places them on data.
+                :data:`lactose_audio.chain_spec.DEFAULT_KEY_RANGES` until :meth:`fit_edges`
+                places them on data.
             edges: Explicit edges (instead of ``n_ranges``), used by every keyed stage.
             soft_width: Soft-edge width of keyed stages (key unit).
             hop_size: Frame hop in samples.
@@ -295,24 +260,10 @@ class Chain:
         Raises:
             ParameterError: On an unknown block or key, or an empty spec.
         """
-        items = [s.strip() for s in spec.split(">") if s.strip()]
-        if not items:
-            raise ParameterError(f"chain spec must name at least one block, got {spec!r}")
-        stages = []
-        for item in items:
-            name, _, key_name = item.partition("@")
-            stage_key = key
-            if key_name:
-                if keys and key_name in keys:
-                    stage_key = keys[key_name]
-                elif key_name in ("none", "sample", "amplitude", "pitch"):
-                    stage_key = make_key(key_name)
-                else:
-                    raise ParameterError(f"unknown key {key_name!r} in chain spec item {item!r}")
-            stage_edges = None
-            if stage_key is not None:
-                stage_edges = edges or _even_edges(stage_key, n_ranges or 1)
-            stages.append(Stage(name.strip(), None, stage_key, stage_edges, soft_width))
+        stages = [
+            Stage(item.block, None, item.key, item.edges, soft_width)
+            for item in parse_spec(spec, key, n_ranges, edges, keys)
+        ]
         return cls(stages, hop_size=hop_size)
 
     def fit_edges(self, audio: np.ndarray, sample_rate: float) -> None:
@@ -324,7 +275,7 @@ class Chain:
         is: silence and the tails of decays do not take most of the ranges. Keys on the raw
         sample use plain quantiles. Either way every range gets data.
         """
-        audio = _as_audio(audio)
+        audio = as_audio(audio)
         cache: dict[str, np.ndarray] = {}
         for stage in self.stages:
             if stage.keyed:
@@ -333,7 +284,7 @@ class Chain:
                 stage.edges = RangeEdges.from_quantiles(
                     values, stage.n_ranges, stage.edges.unit, weights=weights
                 )
-        self._graphs = {}
+        self.graph_cache = {}
 
     def _level_weights(self, stage: Stage, audio: np.ndarray, values: np.ndarray):
         """Linear amplitude at each key value (``None`` for sample keys: plain quantiles)."""
@@ -368,10 +319,11 @@ class Chain:
 
     # ---- keys and selections ----------------------------------------------------------------
     def _stage_key_values(self, stage: Stage, audio, sample_rate, cache) -> np.ndarray:
-        sig = repr(_key_dict(stage.key))
+        sig = key_signature(stage.key)
         if sig not in cache:
-            cond = _conditioning()
-            cache[sig] = cond.compute_key(stage.key, audio, sample_rate, self.hop_size)
+            from lactose_audio.conditioning import compute_key  # imported when keys are used
+
+            cache[sig] = compute_key(stage.key, audio, sample_rate, self.hop_size)
         values = np.asarray(cache[sig], np.float32)
         if stage.control_rate == "frame" and stage.key.rate == "sample":
             values = frame_mean(values, self.hop_size)
@@ -384,7 +336,7 @@ class Chain:
             One entry per :attr:`stages` item: ``None`` (unkeyed) or a ``Selection`` of arrays
             ``[n_samples]`` (control rate ``sample``) or ``[n_frames]`` (``frame``).
         """
-        return self._selections(_as_audio(audio, finite=False), sample_rate)
+        return self._selections(as_audio(audio, finite=False), sample_rate)
 
     def _selections(self, audio: np.ndarray, sample_rate: float) -> list[Selection | None]:
         """:meth:`selections` of float32 mono ``audio``, and its finiteness check.
@@ -405,7 +357,7 @@ class Chain:
             values = self._stage_key_values(stage, audio, sample_rate, cache)
             out.append(select(values, stage.edges, stage.soft_width))
         if not cache:
-            _check_finite(audio)
+            check_finite(audio)
         return out
 
     def slice_selections(
@@ -430,165 +382,56 @@ class Chain:
             out.append(Selection(*(np.asarray(a)[..., lo:hi] for a in sel)))
         return out
 
-    # ---- the graph ----------------------------------------------------------------------------
-    def forward(self, audio: tf.Tensor, selections: Sequence[Any], sample_rate: float) -> tf.Tensor:
+    # ---- the TF backend (training, engine="graph"): lactose_audio.graph --------------------
+    def forward(self, audio: Any, selections: Sequence[Any], sample_rate: float) -> Any:
         """The differentiable chain (training): ``[batch, n_samples] -> [batch, n_samples]``.
 
         Args:
-            audio: float32 ``[batch, n_samples]``, starting on the frame grid.
+            audio: float32 ``[batch, n_samples]`` (tensor or array), starting on the frame grid.
             selections: Per :attr:`stages`: ``None`` or a ``Selection`` of arrays/tensors
                 ``[T]`` or ``[batch, T]`` (``T`` = ``n_samples`` or ``n_frames`` per control
                 rate), e.g. from :meth:`slice_selections` (stacked for a batch).
             sample_rate: Hz.
 
         Returns:
-            float32 ``[batch, n_samples]``; differentiable w.r.t. :attr:`trainable_variables`.
-            Filter tails start from silence at the segment start.
+            float32 tensor ``[batch, n_samples]``; differentiable w.r.t.
+            :attr:`trainable_variables`. Filter tails start from silence at the segment start.
         """
-        audio = tf.convert_to_tensor(audio, tf.float32)
-        n = int(audio.shape[-1])
-        if n == 0:
-            return tf.identity(audio)
-        n_frames = -(-n // self.hop_size)
-        padded = tf.pad(audio, [[0, 0], [0, n_frames * self.hop_size - n]])
-        frames = tf.reshape(padded, [tf.shape(audio)[0], n_frames, self.hop_size])
-        sels = self.selection_tensors(selections, n_frames)
-        hard = tuple(_is_hard(s) for s in selections)
-        out, _ = self._run(frames, sels, hard, float(sample_rate), None)
-        return tf.reshape(out, [tf.shape(audio)[0], n_frames * self.hop_size])[:, :n]
+        from lactose_audio import graph
+
+        return graph.forward(self, audio, selections, sample_rate)
 
     def selection_tensors(self, selections: Sequence[Any], n_frames: int) -> list[Any]:
         """Selections as graph inputs ``[batch or 1, T]`` (per-sample ones padded to frames)."""
-        return [
-            _sel_tensors(sel, n_frames * self.hop_size if st.control_rate == "sample" else None)
-            for st, sel in zip(self.stages, selections, strict=True)
-        ]
+        from lactose_audio import graph
 
-    def _run(self, frames, sels, hard, sample_rate, tails, tables=None):
-        """Frames ``[batch, n_frames, hop]`` -> same; ``tails``: list per filter group.
-
-        ``tables``: optional per filter group :func:`_group_table` results (precomputed from
-        the banks by :meth:`group_tables`); ``None``: computed here from the banks.
-        """
-        n_fft = fft_size(self.hop_size, sample_rate)
-        sel_iter = iter(zip(self.stages, sels, hard, strict=True))
-        new_tails: list[Any] = []
-        tail_iter = iter(tails) if tails is not None else None
-        table_iter = iter(tables) if tables is not None else None
-        out = self._run_items(
-            frames, sel_iter, sample_rate, n_fft, tail_iter, new_tails, table_iter
-        )
-        return out, new_tails
-
-    def _run_items(self, frames, sel_iter, sample_rate, n_fft, tail_iter, new_tails, table_iter):
-        dry = frames
-        x = frames
-        group: list[tuple[Stage, Any, bool]] = []
-        for item in [*self._items, None]:
-            if isinstance(item, Stage) and item.block.is_linear:
-                group.append(next(sel_iter))
-                continue
-            if group:
-                tail = next(tail_iter) if tail_iter is not None else None
-                table = next(table_iter) if table_iter is not None else None
-                x, new_tail = _filter_group(x, group, sample_rate, n_fft, tail, table)
-                new_tails.append(new_tail)
-                group = []
-            if isinstance(item, Chain):
-                x = item._run_items(
-                    x, sel_iter, sample_rate, n_fft, tail_iter, new_tails, table_iter
-                )
-            elif isinstance(item, Stage):
-                x = _pointwise_stage(x, *next(sel_iter), sample_rate, dry)
-        if self.mix != 1.0:
-            x = self.mix * x + (1.0 - self.mix) * dry
-        return x
-
-    def _filter_groups(self) -> list[list[Stage]]:
-        """The linear stages of every filter group, in the order :meth:`_run` applies them."""
-        groups: list[list[Stage]] = []
-        group: list[Stage] = []
-        for item in [*self._items, None]:
-            if isinstance(item, Stage) and item.block.is_linear:
-                group.append(item)
-                continue
-            if group:
-                groups.append(group)
-                group = []
-            if isinstance(item, Chain):
-                groups.extend(item._filter_groups())
-        return groups
+        return graph.selection_tensors(self, selections, n_frames)
 
     def group_tables(self, sample_rate: float, hard: tuple[bool, ...]) -> list[Any]:
-        """Per filter group, the designed per-range filters (:func:`_group_table`), cached.
+        """Per filter group, the designed per-range FIRs, cached on the banks' values.
 
-        They depend only on the banks, so rendering computes them once per bank state (the
-        cache key is the banks' values) instead of once per call or chunk; :meth:`_run`
-        given them computes exactly what it computes without them.
+        They depend only on the banks, so rendering with the graph computes them once per
+        bank state instead of once per call or chunk.
         """
-        groups = self._filter_groups()
-        fingerprint = tuple(stage.bank.numpy().tobytes() for g in groups for stage in g)
-        cache_key = ("tables", float(sample_rate), hard)
-        cached = self._graphs.get(cache_key)
-        if cached is not None and cached[0] == fingerprint:
-            return cached[1]
-        fn_key = ("tables_fn", float(sample_rate), hard)
-        fn = self._graphs.get(fn_key)
-        if fn is None:
-            index = {id(stage): i for i, stage in enumerate(self.stages)}
-            n_fft = fft_size(self.hop_size, sample_rate)
+        from lactose_audio import graph
 
-            def design():
-                return [
-                    _group_table(
-                        [(st, st.keyed, hard[index[id(st)]]) for st in g],
-                        float(sample_rate),
-                        n_fft,
-                        self.hop_size,
-                    )
-                    for g in groups
-                ]
-
-            fn = tf.function(design)
-            self._graphs[fn_key] = fn
-        tables = fn()
-        self._graphs[cache_key] = (fingerprint, tables)
-        return tables
-
-    def n_filter_groups(self) -> int:
-        """How many fused filter groups (streaming tails) the chain has."""
-        count, in_group = 0, False
-        for item in self._items:
-            if isinstance(item, Chain):
-                count += item.n_filter_groups() + (1 if in_group else 0)
-                in_group = False
-            elif item.block.is_linear:
-                in_group = True
-            else:
-                count += 1 if in_group else 0
-                in_group = False
-        return count + (1 if in_group else 0)
+        return graph.group_tables(self, sample_rate, hard)
 
     def graph(self, sample_rate: float, hard: tuple[bool, ...]) -> Any:
-        """The cached ``tf.function`` ``(frames, sels, tails, tables=None) -> (frames, tails)``.
+        """The cached ``tf.function`` ``(frames, sels, tails, tables=None) -> (frames, tails)``."""
+        from lactose_audio import graph
 
-        Used by rendering, with ``tables`` from :meth:`group_tables`.
-        """
-        cache_key = (float(sample_rate), hard)
-        fn = self._graphs.get(cache_key)
-        if fn is None:
+        return graph.graph(self, sample_rate, hard)
 
-            def run(frames, sels, tails, tables=None):
-                return self._run(frames, sels, hard, float(sample_rate), tails, tables)
-
-            fn = tf.function(run, reduce_retracing=True)
-            self._graphs[cache_key] = fn
-        return fn
+    def n_filter_groups(self) -> int:
+        """How many fused filter groups (streaming states) the chain has."""
+        return len(plan(self).groups)
 
     def initial_tails(self, sample_rate: float, batch: int = 1) -> list[Any]:
-        """Initial filter states (silence before the first sample) for streaming."""
-        n_fft = fft_size(self.hop_size, sample_rate)
-        return [filter_state(batch, self.hop_size, n_fft) for _ in range(self.n_filter_groups())]
+        """Initial frame-filter states (silence before the first sample), TF."""
+        from lactose_audio import graph
+
+        return graph.initial_tails(self, sample_rate, batch)
 
     def __call__(self, audio: np.ndarray, sample_rate: float) -> np.ndarray:
         """Process a whole mono signal: ``float32 [n_samples] -> float32 [n_samples]``."""
@@ -618,181 +461,6 @@ def default_chain(
 
 
 # ---- helpers --------------------------------------------------------------------------------
-
-
-def _even_edges(key: Any, n_ranges: int) -> RangeEdges:
-    lo, hi = DEFAULT_KEY_RANGES.get(key.kind, (0.0, 1.0))
-    inner = np.linspace(lo, hi, n_ranges + 1)[1:-1] if n_ranges > 1 else []
-    return RangeEdges(tuple(float(e) for e in inner), key.unit)
-
-
-def frame_mean(values: np.ndarray, hop_size: int) -> np.ndarray:
-    """Per-frame mean of per-sample values (the last, partial frame over its own samples)."""
-    values = np.asarray(values, np.float32)
-    n = values.shape[-1]
-    n_frames = -(-n // hop_size)
-    full = (n // hop_size) * hop_size
-    out = np.empty(n_frames, np.float32)
-    out[: n // hop_size] = values[:full].reshape(-1, hop_size).mean(axis=1)
-    if full < n:
-        out[-1] = values[full:].mean()
-    return out
-
-
-def _as_audio(audio: Any, finite: bool = True) -> np.ndarray:
-    """Mono float32 ``audio``; ``finite=False`` leaves the NaN/inf check to the caller."""
-    array = np.asarray(audio, dtype=np.float32)
-    if array.ndim != 1:
-        raise ParameterError(f"audio must be mono [n_samples], got shape {array.shape}")
-    if finite:
-        _check_finite(array)
-    return array
-
-
-def _check_finite(array: np.ndarray) -> None:
-    if not np.all(np.isfinite(array)):
-        raise ParameterError("audio must be finite (got NaN or inf samples)")
-
-
-def _sel_tensors(sel: Any, n_padded: int | None = None) -> Any:
-    """Selection -> tensors ``[batch or 1, T]``; per-sample ones padded to ``n_padded``."""
-    if sel is None:
-        return None
-    lower, upper, frac = sel
-
-    def batch(x, dtype):
-        if isinstance(x, np.ndarray):  # numpy first: eager TF ops cost ~50 us each
-            x = x[None] if x.ndim == 1 else x
-            if n_padded is not None and n_padded > x.shape[-1] > 0:
-                # padding samples after the end (cropped later) use the last sample's row
-                x = np.concatenate([x, np.repeat(x[:, -1:], n_padded - x.shape[-1], axis=1)], 1)
-            return tf.convert_to_tensor(x, dtype)
-        t = tf.convert_to_tensor(x, dtype)
-        t = t[None] if t.shape.rank == 1 else t
-        if n_padded is not None and n_padded > t.shape[-1] > 0:
-            t = tf.concat([t, tf.repeat(t[:, -1:], n_padded - t.shape[-1], axis=1)], 1)
-        return t
-
-    return (batch(lower, tf.int32), batch(upper, tf.int32), batch(frac, tf.float32))
-
-
-def _is_hard(sel: Any) -> bool:
-    if sel is None:
-        return True
-    frac = sel[2]
-    return isinstance(frac, np.ndarray) and not frac.any()
-
-
-def _pointwise_stage(x, stage: Stage, sel, hard: bool, sample_rate: float, dry=None):
-    """A memoryless stage on frames ``[batch, n_frames, hop]``.
-
-    ``dry``: the enclosing chain's input frames (same shape), for blocks with ``uses_dry``.
-    """
-    block = stage.block
-    shape = tf.shape(x)
-
-    def kernel(audio, controls):
-        if not block.uses_dry:
-            return block.kernel(audio, controls, sample_rate)
-        return block.kernel(audio, controls, sample_rate, dry=tf.reshape(dry, tf.shape(audio)))
-
-    if sel is None:
-        raw = stage.bank.variable[0]
-        controls = physical_controls_tf(block.params, raw)
-        return kernel(x, controls)
-    rows = stage.bank.gather(Selection(*sel), hard=hard)  # [B, T, P]
-    controls = physical_controls_tf(block.params, rows)
-    if stage.control_rate == "sample":
-        flat = tf.reshape(x, [shape[0], -1])
-        controls = {k: tf.broadcast_to(v, tf.shape(flat)) for k, v in controls.items()}
-        return tf.reshape(kernel(flat, controls), shape)
-    flat = tf.reshape(x, [-1, shape[2]])
-    controls = {k: tf.reshape(tf.broadcast_to(v, shape[:2]), [-1, 1]) for k, v in controls.items()}
-    return tf.reshape(kernel(flat, controls), shape)
-
-
-def _range_responses(stage: Stage, sample_rate: float, n_fft: int, keyed: bool):
-    """Per-range complex128 responses ``[n_ranges or 1, n_bins]``."""
-    variable = stage.bank.variable if keyed else stage.bank.variable[:1]
-    controls = physical_controls_tf(stage.block.params, variable)
-    controls = {k: tf.cast(v, tf.float64) for k, v in controls.items()}
-    return stage.block.response(controls, sample_rate, n_fft)
-
-
-@tf.custom_gradient
-def _dense_gather(table, index):
-    """``tf.gather(table, index)`` whose gradient is dense (FFT gradients need tensors)."""
-    n_rows = tf.shape(table)[0]
-
-    def grad(upstream):
-        return tf.math.unsorted_segment_sum(upstream, index, n_rows), None
-
-    return tf.gather(table, index), grad
-
-
-def _per_frame(table, sel, hard: bool):
-    """Gather ``table [R, K]`` (complex) per frame: ``[B, F, K]`` with soft crossfade."""
-    lower, upper, frac = sel
-    rows = _dense_gather(table, lower)
-    if hard:
-        return rows
-    w = tf.cast(frac, table.dtype)[..., None]
-    return rows + w * (_dense_gather(table, upper) - rows)
-
-
-def _group_table(group, sample_rate: float, n_fft: int, hop: int):
-    """What a filter group needs from its banks, independent of the audio.
-
-    ``group``: ``(stage, keyed, hard)`` per linear stage. Returns the designed spectra
-    (complex64): ``[1, K]`` for a static group, ``[n_ranges, K]`` per range when one stage or
-    one shared hard selection drives it; ``None`` when the product must be formed per frame
-    (several differently selected stages).
-    """
-    sigs = {s.selection_signature() if keyed else None for s, keyed, _ in group}
-    if not any(keyed for _, keyed, _ in group):
-        product = None
-        for stage, _, _ in group:
-            resp = _range_responses(stage, sample_rate, n_fft, False)
-            product = resp if product is None else product * resp
-        return design_fir(product, n_fft, hop)
-    if len(sigs) == 1 and all(h for _, _, h in group):
-        # One shared hard selection: multiply per range, design per range, gather per frame.
-        product = None
-        for stage, _, _ in group:
-            resp = _range_responses(stage, sample_rate, n_fft, True)
-            product = resp if product is None else product * resp
-        return design_fir(product, n_fft, hop)
-    if len(group) == 1:
-        return design_fir(_range_responses(group[0][0], sample_rate, n_fft, True), n_fft, hop)
-    return None
-
-
-def _filter_group(x, group, sample_rate: float, n_fft: int, tail, table=None):
-    """One fused FFT pass for consecutive linear stages (see module docstring).
-
-    ``table``: :func:`_group_table` of the group if already computed (else computed here).
-    """
-    hop = int(x.shape[-1])
-    sigs = {s.selection_signature() if s.keyed else None for s, _, _ in group}
-    keyed = [s for s, sel, _ in group if sel is not None]
-    shared_hard = len(sigs) == 1 and all(h for _, _, h in group)
-    if table is None and (not keyed or shared_hard or len(group) == 1):
-        flags = [(stage, sel is not None, h) for stage, sel, h in group]
-        table = _group_table(flags, sample_rate, n_fft, hop)
-    if not keyed:
-        spectra = table[None]  # [1, 1, K]
-    elif shared_hard:
-        spectra = _dense_gather(table, group[0][1][0])
-    elif len(group) == 1:
-        spectra = _per_frame(table, group[0][1], group[0][2])
-    else:
-        product = None
-        for stage, sel, hard in group:
-            resp = _range_responses(stage, sample_rate, n_fft, sel is not None)
-            resp = resp[None] if sel is None else _per_frame(resp, sel, hard)
-            product = resp if product is None else product * resp
-        spectra = design_fir(product, n_fft, hop)
-    return frame_filter(x, spectra, n_fft, tail, varying=bool(keyed))
 
 
 __all__ = ["Chain", "Stage", "default_chain", "frame_mean", "make_key"]

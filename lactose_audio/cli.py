@@ -370,13 +370,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (0 ok, 2 bad input, 1 internal error)."""
+    """Run the CLI and return its exit code (0 ok, 2 bad input, 1 internal error).
+
+    Called without ``argv`` (the ``lactose`` program, ``python -m lactose_audio``) it ends the
+    process with that code right away, skipping the interpreter's teardown
+    (:func:`lactose_audio._process.exit_process`); with ``argv`` it returns the code.
+    """
     with warnings.catch_warnings():  # restores the previous formatter when done
         warnings.showwarning = _show_warning
-        return _main(argv)
+        code = _run(argv)
+    if argv is None:
+        from lactose_audio._process import exit_process
+
+        exit_process(code)
+    return code
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _run(argv: Sequence[str] | None) -> int:
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None,

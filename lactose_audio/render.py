@@ -8,27 +8,29 @@ rounding) for any chunk sizes. Pitch keys are computed over the whole file (non-
 are refused by the streaming processor. The audio is checked for NaN/inf once per render: by
 the frame-rate amplitude key when the chain has one, else by a plain scan.
 
-Engines: ``engine="iir"`` (the default for rendering, :mod:`lactose_audio.iir`) runs the same
-keys, selections and pointwise TF kernels as training, but applies filter groups made only of
-biquads and DC blockers as the exact recursive filters their parameters describe
-(time-varying state-variable filters, numba) instead of the frame-wise FFT convolution with a
-truncated FIR that training differentiates; other filter groups (``fir_eq``, plugin filters)
-keep the graph's frame filter; pointwise stages are compiled with XLA. The two engines agree
-to an ESR of about 2e-5 on guitar-like material (``tests/test_iir.py`` bounds it at 1e-3), and
-``iir`` renders about 6x as fast. ``engine="graph"`` runs exactly the training graph (the
-chain's cached ``tf.function``, :meth:`Chain.graph`).
+Engines (both walk the chain with :func:`lactose_audio.executor.execute`):
+``engine="iir"`` (the default: :class:`lactose_audio.iir.NumpyBackend`) runs the blocks' numpy
+kernels and filter groups of biquads and DC blockers as the exact recursive filters their
+parameters describe (time-varying state-variable filters, numba); other filter groups
+(``fir_eq``, plugin filters) as the graph's frame filter in numpy. It never imports TensorFlow,
+so a render starts at once. ``engine="graph"`` runs exactly the training graph
+(:mod:`lactose_audio.graph`, TensorFlow). The two agree to an ESR of about 2e-5 on guitar-like
+material (``tests/test_block_contract.py`` bounds it at 1e-4 for every block).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lactose_audio._tf import tf
-from lactose_audio.chains import Chain, _as_audio, _is_hard, _key_dict, frame_mean
+from lactose_audio.chain_spec import key_signature
 from lactose_audio.errors import ParameterError
+from lactose_audio.frames import as_audio, frame_mean
 from lactose_audio.ranges import select
+
+if TYPE_CHECKING:
+    from lactose_audio.chains import Chain
 
 ENGINES = ("graph", "iir")
 DEFAULT_ENGINE = "iir"
@@ -44,21 +46,6 @@ def _check_mix(mix: float) -> float:
     if not 0.0 <= float(mix) <= 1.0:
         raise ParameterError(f"mix must be between 0 and 1, got {mix}")
     return float(mix)
-
-
-def _run_frames(chain: Chain, audio: np.ndarray, sels, sample_rate: float, tails):
-    """Run the graph over ``audio`` (zero-padded to whole frames). Returns (out, tails)."""
-    hop = chain.hop_size
-    n = audio.shape[0]
-    n_frames = -(-n // hop)
-    if n_frames * hop != n:
-        audio = np.concatenate([audio, np.zeros(n_frames * hop - n, np.float32)])
-    frames = tf.constant(audio.reshape(1, n_frames, hop))
-    hard = tuple(_is_hard(s) for s in sels)
-    fn = chain.graph(sample_rate, hard)
-    tables = chain.group_tables(sample_rate, hard)
-    out, tails = fn(frames, chain.selection_tensors(sels, n_frames), tails, tables)
-    return out.numpy().reshape(-1)[:n], tails
 
 
 def render(
@@ -89,7 +76,7 @@ def render(
         ParameterError: On non-mono or non-finite audio, a bad ``mix``, ``block_size`` or
             ``engine``.
     """
-    audio = _as_audio(audio, finite=block_size is not None)  # else checked with the keys
+    audio = as_audio(audio, finite=block_size is not None)  # else checked with the keys
     mix = _check_mix(mix)
     engine = _check_engine(engine)
     if block_size is not None:
@@ -103,13 +90,16 @@ def render(
         return np.concatenate(parts).astype(np.float32)
     if audio.size == 0:
         return audio.copy()
-    sels = chain._selections(audio, sample_rate)  # also checks that audio is finite
+    sels = chain.selections(audio, sample_rate)  # also checks that audio is finite
     if engine == "iir":
-        from lactose_audio.iir import IirRenderer
+        from lactose_audio.iir import NumpyBackend
 
-        wet = IirRenderer(chain, sample_rate).process(audio, sels)
+        wet = NumpyBackend(chain, sample_rate).process(audio, sels)
     else:
-        wet, _ = _run_frames(chain, audio, sels, sample_rate, chain.initial_tails(sample_rate))
+        from lactose_audio import graph
+
+        tails = graph.initial_tails(chain, sample_rate)
+        wet, _ = graph.render_frames(chain, audio, sels, sample_rate, tails)
     if mix != 1.0:
         wet = mix * wet + (1.0 - mix) * audio
     return wet.astype(np.float32, copy=False)
@@ -141,7 +131,7 @@ class SelectionStream:
                     f"stage {stage.block.name} is keyed on pitch, which is computed over the "
                     "whole file; render it with block_size=None"
                 )
-            sig = repr(_key_dict(stage.key))
+            sig = key_signature(stage.key)
             if sig not in self._streams:
                 self._streams[sig] = stage.key.stream(sample_rate, chain.hop_size)
 
@@ -159,7 +149,7 @@ class SelectionStream:
             if not stage.keyed:
                 sels.append(None)
                 continue
-            values = keys[repr(_key_dict(stage.key))]
+            values = keys[key_signature(stage.key)]
             if stage.control_rate == "frame" and stage.key.rate == "sample":
                 values = frame_mean(values, self.chain.hop_size)
             sels.append(select(values, stage.edges, stage.soft_width))
@@ -190,11 +180,13 @@ class RenderStream:
         self._iir = None
         self._tails = None
         if self.engine == "iir":
-            from lactose_audio.iir import IirRenderer
+            from lactose_audio.iir import NumpyBackend
 
-            self._iir = IirRenderer(chain, self.sample_rate)
+            self._iir = NumpyBackend(chain, self.sample_rate)
         else:
-            self._tails = chain.initial_tails(self.sample_rate)
+            from lactose_audio import graph
+
+            self._tails = graph.initial_tails(chain, self.sample_rate)
         self._selections = SelectionStream(chain, self.sample_rate)
 
     def _process(self, audio: np.ndarray, final: bool) -> np.ndarray:
@@ -202,14 +194,18 @@ class RenderStream:
         if self._iir is not None:
             wet = self._iir.process(audio, sels)
         else:
-            wet, self._tails = _run_frames(self.chain, audio, sels, self.sample_rate, self._tails)
+            from lactose_audio import graph
+
+            wet, self._tails = graph.render_frames(
+                self.chain, audio, sels, self.sample_rate, self._tails
+            )
         if self.mix != 1.0:
             wet = self.mix * wet + (1.0 - self.mix) * audio
         return wet.astype(np.float32, copy=False)
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Feed ``chunk`` (float32 ``[n]``); returns the output of every completed frame."""
-        chunk = _as_audio(chunk)
+        chunk = as_audio(chunk)
         self._buffer = np.concatenate([self._buffer, chunk]) if self._buffer.size else chunk
         hop = self.chain.hop_size
         n_full = (self._buffer.size // hop) * hop

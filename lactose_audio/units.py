@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from lactose_audio.ops import NP, tf_ops
+
 UNIT_EPS = 1e-7
 """Smallest distance of the sigmoid's value from 0 or 1 used by the inverse maps."""
 
@@ -47,46 +49,6 @@ def hz_to_midi(hz: Any) -> Any:
 def midi_to_hz(midi: Any) -> Any:
     """MIDI note number to frequency in Hz."""
     return 440.0 * np.power(2.0, (np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
-
-
-class _NumpyOps:
-    """The array namespace of the numpy (float64) evaluation."""
-
-    @staticmethod
-    def sigmoid(x: Any) -> Any:
-        x = np.asarray(x, dtype=np.float64)
-        return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for any |x|
-
-    exp = staticmethod(np.exp)
-    log = staticmethod(np.log)
-    clip = staticmethod(np.clip)
-
-    @staticmethod
-    def cast(x: Any) -> Any:
-        return np.asarray(x, dtype=np.float64)
-
-
-class _TfOps:
-    """The array namespace of the TensorFlow (float32) evaluation."""
-
-    def __init__(self) -> None:
-        from lactose_audio._tf import tf
-
-        self.sigmoid = tf.sigmoid
-        self.exp = tf.exp
-        self.log = tf.math.log
-        self.cast = lambda x: tf.cast(x, tf.float32)
-        self.clip = tf.clip_by_value
-
-
-_TF_OPS: _TfOps | None = None
-
-
-def _tf_ops() -> _TfOps:
-    global _TF_OPS
-    if _TF_OPS is None:
-        _TF_OPS = _TfOps()
-    return _TF_OPS
 
 
 @dataclass(frozen=True)
@@ -127,26 +89,26 @@ class Scaling:
         return ops.exp(value) if self.kind == "log" else value
 
     def _forward(self, ops: Any, raw: Any) -> Any:
-        lo = self._inner(_NumpyOps, float(self.minimum))
-        hi = self._inner(_NumpyOps, float(self.maximum))
-        phys = self._outer(ops, float(lo) + float(hi - lo) * ops.sigmoid(ops.cast(raw)))
+        lo = self._inner(NP, float(self.minimum))
+        hi = self._inner(NP, float(self.maximum))
+        phys = self._outer(ops, float(lo) + float(hi - lo) * ops.sigmoid(ops.real(raw)))
         # float32 rounding of exp() may step just outside the bounds: clamp (a no-op in float64)
         return ops.clip(phys, self.minimum, self.maximum)
 
     def forward_np(self, raw: Any) -> np.ndarray:
         """Raw -> physical in numpy float64. Any shape."""
-        return np.asarray(self._forward(_NumpyOps, raw), dtype=np.float64)
+        return np.asarray(self._forward(NP, raw), dtype=np.float64)
 
     def forward_tf(self, raw: Any) -> Any:
         """Raw -> physical as a float32 TF tensor (differentiable). Any shape."""
-        return self._forward(_tf_ops(), raw)
+        return self._forward(tf_ops(), raw)
 
     def inverse_np(self, phys: Any) -> np.ndarray:
         """Physical -> raw in numpy float64 (values are clipped to the bounds first)."""
-        lo = self._inner(_NumpyOps, float(self.minimum))
-        hi = self._inner(_NumpyOps, float(self.maximum))
+        lo = self._inner(NP, float(self.minimum))
+        hi = self._inner(NP, float(self.maximum))
         phys = np.clip(np.asarray(phys, dtype=np.float64), self.minimum, self.maximum)
-        unit = (self._inner(_NumpyOps, phys) - lo) / (hi - lo)
+        unit = (self._inner(NP, phys) - lo) / (hi - lo)
         unit = np.clip(unit, UNIT_EPS, 1.0 - UNIT_EPS)
         return np.log(unit) - np.log1p(-unit)
 

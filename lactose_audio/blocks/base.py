@@ -35,6 +35,8 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
+
 from lactose_audio._tf import tf
 from lactose_audio.errors import ParameterError
 from lactose_audio.params import ParamSpec, format_value, param_names
@@ -98,6 +100,27 @@ class Block:
             float32 ``[batch, n_samples]``.
         """
         raise NotImplementedError
+
+    def kernel_np(
+        self, audio: np.ndarray, controls: Mapping[str, Any], sample_rate: float, **kwargs: Any
+    ) -> np.ndarray:
+        """The same DSP in numpy, for rendering (memoryless blocks).
+
+        Same contract as :meth:`kernel` with numpy arrays: ``audio`` float32 ``[rows, n]``,
+        controls broadcastable against it (physical units, float64), ``dry=`` for blocks with
+        :attr:`uses_dry`; returns float32 ``[rows, n]``. The built-in blocks define their own,
+        next to :meth:`kernel` (``tests/test_block_contract.py`` compares the two); this
+        default runs :meth:`kernel` on the same values, so a block defined only by its TF
+        kernel (a plugin) still renders -- at the price of importing TensorFlow.
+        """
+        from lactose_audio._tf import tf
+
+        def const(value: Any) -> Any:
+            return tf.constant(np.asarray(value, np.float32))
+
+        kwargs = {k: const(v) for k, v in kwargs.items()}
+        controls = {k: const(v) for k, v in controls.items()}
+        return np.asarray(self.kernel(const(audio), controls, sample_rate, **kwargs))
 
     def __call__(
         self, audio: Any, sample_rate: float, **values: float

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from lactose_audio._tf import tf
-from lactose_audio.blocks.base import LinearFilter, frequency_grid
+from lactose_audio.blocks.base import LinearFilter
+from lactose_audio.ops import namespace_of
 from lactose_audio.params import ParamSpec
 
 CUTOFF = ParamSpec("cutoff_hz", "Hz", 20.0, 20000.0, "log", 1000.0)
@@ -33,39 +34,38 @@ GAIN = ParamSpec("gain_db", "dB", -24.0, 24.0, "linear", 0.0)
 NYQUIST_FRACTION = 0.4995
 
 
-def _f64(x) -> tf.Tensor:
-    return tf.cast(x, tf.float64)
+def _ns(controls: Mapping[str, Any], xp: Any) -> Any:
+    """``xp``, or the namespace of the controls' values (numpy or TensorFlow)."""
+    return xp if xp is not None else namespace_of(next(iter(controls.values())))
 
 
-def biquad_response(b, a, n_fft: int) -> tf.Tensor:
+def biquad_response(b, a, n_fft: int, xp: Any = None) -> Any:
     """``(b0 + b1 z^-1 + b2 z^-2) / (a0 + a1 z^-1 + a2 z^-2)`` on the FFT grid.
 
     Computed in real float64 arithmetic (``B conj(A) / |A|^2``): the same value as a complex
     division, several times faster for many rows (one response per range).
 
     Args:
-        b: Three float64 tensors ``[...]`` (numerator).
-        a: Three float64 tensors ``[...]`` (denominator).
+        b: Three float64 arrays/tensors ``[...]`` (numerator).
+        a: Three float64 arrays/tensors ``[...]`` (denominator).
         n_fft: FFT size.
+        xp: Array namespace (:mod:`lactose_audio.ops`); default: that of ``b[0]``.
 
     Returns:
         complex128 ``[..., n_fft // 2 + 1]``.
     """
-    cos_basis, sin_basis = (tf.constant(v) for v in _unit_circle(n_fft))
+    xp = xp if xp is not None else namespace_of(b[0])
+    cos_basis, sin_basis = _unit_circle(n_fft)
 
     def poly(p):
         # [..., 3] @ [3, K] as one matmul (broadcast elementwise products are slow for many rows)
-        coeffs = tf.stack([tf.convert_to_tensor(x, tf.float64) for x in p], axis=-1)
-        flat = tf.reshape(coeffs, [-1, 3])
-        shape = tf.concat([tf.shape(coeffs)[:-1], [n_fft // 2 + 1]], axis=0)
-        real = tf.reshape(tf.matmul(flat, cos_basis), shape)
-        imag = tf.reshape(tf.matmul(flat, sin_basis), shape)
-        return real, -imag
+        coeffs = xp.stack([xp.f64(x) for x in p], axis=-1)
+        return xp.matmul_last(coeffs, cos_basis), -xp.matmul_last(coeffs, sin_basis)
 
     br, bi = poly(b)
     ar, ai = poly(a)
     inv = 1.0 / (ar * ar + ai * ai)
-    return tf.complex((br * ar + bi * ai) * inv, (bi * ar - br * ai) * inv)
+    return xp.complex((br * ar + bi * ai) * inv, (bi * ar - br * ai) * inv)
 
 
 _UNIT_CIRCLE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -82,23 +82,37 @@ def _unit_circle(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Biquad(LinearFilter):
-    """Base of the RBJ biquads: subclasses implement :meth:`coefficients`."""
+    """Base of the RBJ biquads: subclasses implement :meth:`coefficients`.
 
-    def _prewarp(self, controls: Mapping[str, tf.Tensor], sample_rate: float):
+    Each formula is written once against an array namespace ``xp`` (:mod:`lactose_audio.ops`):
+    TensorFlow for training (differentiable), numpy for rendering (no TensorFlow import).
+    """
+
+    def _prewarp(self, controls: Mapping[str, Any], sample_rate: float, xp: Any):
         # Cutoffs at or above Nyquist are clamped just below it, where the RBJ lowpass is
         # transparent (w0 -> pi gives H = 1): a learned lowpass can "open up" completely.
-        fc = tf.minimum(_f64(controls["cutoff_hz"]), NYQUIST_FRACTION * float(sample_rate))
+        fc = xp.minimum(xp.f64(controls["cutoff_hz"]), NYQUIST_FRACTION * float(sample_rate))
         w0 = 2.0 * math.pi * fc / float(sample_rate)
-        alpha = tf.sin(w0) / (2.0 * _f64(controls["q"]))
-        return w0, tf.cos(w0), alpha
+        alpha = xp.sin(w0) / (2.0 * xp.f64(controls["q"]))
+        return w0, xp.cos(w0), alpha
 
-    def coefficients(self, controls: Mapping[str, tf.Tensor], sample_rate: float):
-        """``(b, a)``: two triples of float64 tensors (not normalised by ``a0``)."""
+    def coefficients(self, controls: Mapping[str, Any], sample_rate: float, xp: Any = None):
+        """RBJ ``(b, a)``: two triples of float64 values ``[...]`` (not normalised by ``a0``).
+
+        Args:
+            controls: ``{name: [...]}`` physical values (Hz, dB), numpy or TF.
+            sample_rate: Hz.
+            xp: Array namespace; default: that of the controls.
+        """
+        return self._coefficients(controls, float(sample_rate), _ns(controls, xp))
+
+    def _coefficients(self, controls: Mapping[str, Any], sample_rate: float, xp: Any):
         raise NotImplementedError
 
-    def response(self, controls: Mapping[str, tf.Tensor], sample_rate: float, n_fft: int):
-        b, a = self.coefficients(controls, sample_rate)
-        return biquad_response(b, a, n_fft)
+    def response(self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None):
+        xp = _ns(controls, xp)
+        b, a = self.coefficients(controls, sample_rate, xp)
+        return biquad_response(b, a, n_fft, xp)
 
 
 class Lowpass(Biquad):
@@ -111,9 +125,9 @@ class Lowpass(Biquad):
     name = "lowpass"
     params = (ParamSpec("cutoff_hz", "Hz", 20.0, 22000.0, "log", 20000.0), Q)
 
-    def coefficients(self, controls, sample_rate):
-        w0, cos, alpha = self._prewarp(controls, sample_rate)
-        one_minus = 2.0 * tf.sin(0.5 * w0) ** 2  # 1 - cos(w0) without cancellation
+    def _coefficients(self, controls, sample_rate, xp):
+        w0, cos, alpha = self._prewarp(controls, sample_rate, xp)
+        one_minus = 2.0 * xp.sin(0.5 * w0) ** 2  # 1 - cos(w0) without cancellation
         return (0.5 * one_minus, one_minus, 0.5 * one_minus), (1.0 + alpha, -2.0 * cos, 1.0 - alpha)
 
 
@@ -123,8 +137,8 @@ class Highpass(Biquad):
     name = "highpass"
     params = (ParamSpec("cutoff_hz", "Hz", 20.0, 20000.0, "log", 25.0), Q)
 
-    def coefficients(self, controls, sample_rate):
-        w0, cos, alpha = self._prewarp(controls, sample_rate)
+    def _coefficients(self, controls, sample_rate, xp):
+        w0, cos, alpha = self._prewarp(controls, sample_rate, xp)
         one_plus = 1.0 + cos
         return (0.5 * one_plus, -one_plus, 0.5 * one_plus), (1.0 + alpha, -2.0 * cos, 1.0 - alpha)
 
@@ -135,9 +149,9 @@ class Bandpass(Biquad):
     name = "bandpass"
     params = (CUTOFF, Q)
 
-    def coefficients(self, controls, sample_rate):
-        w0, cos, alpha = self._prewarp(controls, sample_rate)
-        zero = tf.zeros_like(alpha)
+    def _coefficients(self, controls, sample_rate, xp):
+        w0, cos, alpha = self._prewarp(controls, sample_rate, xp)
+        zero = xp.zeros_like(alpha)
         return (alpha, zero, -alpha), (1.0 + alpha, -2.0 * cos, 1.0 - alpha)
 
 
@@ -147,9 +161,9 @@ class Peak(Biquad):
     name = "peak"
     params = (CUTOFF, Q, GAIN)
 
-    def coefficients(self, controls, sample_rate):
-        w0, cos, alpha = self._prewarp(controls, sample_rate)
-        amp = tf.pow(tf.constant(10.0, tf.float64), _f64(controls["gain_db"]) / 40.0)
+    def _coefficients(self, controls, sample_rate, xp):
+        w0, cos, alpha = self._prewarp(controls, sample_rate, xp)
+        amp = xp.exp(xp.f64(controls["gain_db"]) * (math.log(10.0) / 40.0))
         b = (1.0 + alpha * amp, -2.0 * cos, 1.0 - alpha * amp)
         return b, (1.0 + alpha / amp, -2.0 * cos, 1.0 - alpha / amp)
 
@@ -158,10 +172,10 @@ class _Shelf(Biquad):
     params = (CUTOFF, Q, GAIN)
     sign = 1.0  # +1 low shelf, -1 high shelf
 
-    def coefficients(self, controls, sample_rate):
-        w0, cos, alpha = self._prewarp(controls, sample_rate)
-        amp = tf.pow(tf.constant(10.0, tf.float64), _f64(controls["gain_db"]) / 40.0)
-        s = 2.0 * tf.sqrt(amp) * alpha
+    def _coefficients(self, controls, sample_rate, xp):
+        w0, cos, alpha = self._prewarp(controls, sample_rate, xp)
+        amp = xp.exp(xp.f64(controls["gain_db"]) * (math.log(10.0) / 40.0))
+        s = 2.0 * xp.sqrt(amp) * alpha
         k = self.sign
         b = (
             amp * ((amp + 1.0) - k * (amp - 1.0) * cos + s),
@@ -212,25 +226,29 @@ class FirEQ(LinearFilter):
         ParamSpec(_band_name(f), "dB", -24.0, 24.0, "linear", 0.0) for f in EQ_CENTERS_HZ
     )
 
-    def magnitude_db(self, controls: Mapping[str, tf.Tensor], sample_rate: float, n_fft: int):
+    def magnitude_db(
+        self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None
+    ):
         """Interpolated magnitude in dB, float64 ``[..., n_fft // 2 + 1]``."""
-        freqs = frequency_grid(n_fft, sample_rate)
-        pos = tf.math.log(tf.maximum(freqs, EQ_CENTERS_HZ[0]) / EQ_CENTERS_HZ[0]) / math.log(2.0)
-        pos = tf.minimum(pos, float(len(EQ_CENTERS_HZ) - 1))
-        lower = tf.minimum(tf.cast(tf.floor(pos), tf.int32), len(EQ_CENTERS_HZ) - 2)
-        frac = pos - tf.cast(lower, tf.float64)
-        gains = tf.stack([_f64(controls[_band_name(f)]) for f in EQ_CENTERS_HZ], axis=-1)
-        g_lo = tf.gather(gains, lower, axis=-1)
-        g_hi = tf.gather(gains, lower + 1, axis=-1)
+        xp = _ns(controls, xp)
+        freqs = np.arange(n_fft // 2 + 1) * (float(sample_rate) / n_fft)
+        pos = np.log2(np.maximum(freqs, EQ_CENTERS_HZ[0]) / EQ_CENTERS_HZ[0])
+        pos = np.minimum(pos, float(len(EQ_CENTERS_HZ) - 1))
+        lower = np.minimum(np.floor(pos).astype(np.int32), len(EQ_CENTERS_HZ) - 2)
+        frac = pos - lower
+        gains = xp.stack([xp.f64(controls[_band_name(f)]) for f in EQ_CENTERS_HZ], axis=-1)
+        g_lo = xp.take_last(gains, lower)
+        g_hi = xp.take_last(gains, lower + 1)
         return g_lo + frac * (g_hi - g_lo)
 
-    def response(self, controls: Mapping[str, tf.Tensor], sample_rate: float, n_fft: int):
-        log_mag = self.magnitude_db(controls, sample_rate, n_fft) * (math.log(10.0) / 20.0)
-        cepstrum = tf.signal.irfft(tf.complex(log_mag, tf.zeros_like(log_mag)), [n_fft])
+    def response(self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None):
+        xp = _ns(controls, xp)
+        log_mag = self.magnitude_db(controls, sample_rate, n_fft, xp) * (math.log(10.0) / 20.0)
+        cepstrum = xp.irfft(xp.complex(log_mag, xp.zeros_like(log_mag)), n_fft)
         half = n_fft // 2
         fold = np.zeros(n_fft)
         fold[0], fold[1:half], fold[half] = 1.0, 2.0, 1.0
-        return tf.exp(tf.signal.rfft(cepstrum * fold, [n_fft]))
+        return xp.exp(xp.rfft(cepstrum * fold, n_fft))
 
 
 __all__ = [

@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 
 from lactose_audio._tf import tf
 from lactose_audio.blocks.base import Block, LinearFilter
-from lactose_audio.blocks.waveshapers import db_gain_tf
+from lactose_audio.blocks.filters import biquad_response
+from lactose_audio.blocks.waveshapers import affine_np, db_gain_np, db_gain_tf
 from lactose_audio.errors import ParameterError
+from lactose_audio.ops import namespace_of
 from lactose_audio.params import ParamSpec
 
 
@@ -34,26 +39,34 @@ class Gain(Block):
     def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
         return audio * db_gain_tf(controls["gain_db"])
 
+    def kernel_np(self, audio, controls: Mapping[str, Any], sample_rate: float):
+        return affine_np(audio, db_gain_np(controls["gain_db"]))
+
 
 class DCBlocker(LinearFilter):
     """First-order highpass ``H(z) = (1 - z^-1) / (1 - R z^-1)``, ``R = exp(-2 pi fc / fs)``.
 
-    Implemented as a frame filter (frequency sampled like the biquads, FIR of
-    ``ir_length(sample_rate)`` samples) rather than an exact recursion, so it fuses with the
-    other filters and streams the same way. The truncated FIR leaves a DC gain of ``R**L``
-    (-50 dB at the lowest declared cutoff, 10 Hz, at 44.1 kHz).
+    In training it is a frame filter (frequency sampled like the biquads, FIR of
+    ``ir_length(sample_rate)`` samples), so it fuses with the other filters and streams the
+    same way; the truncated FIR leaves a DC gain of ``R**L`` (-50 dB at the lowest declared
+    cutoff, 10 Hz, at 44.1 kHz). Rendering runs the exact recursion (a first-order biquad,
+    :meth:`coefficients`).
     """
 
     name = "dc_blocker"
     params = (ParamSpec("cutoff_hz", "Hz", 10.0, 80.0, "log", 20.0),)
 
-    def response(self, controls: Mapping[str, tf.Tensor], sample_rate: float, n_fft: int):
-        fc = tf.cast(controls["cutoff_hz"], tf.float64)
-        pole = tf.exp(-2.0 * math.pi * fc / float(sample_rate))[..., None]
-        w = tf.range(n_fft // 2 + 1, dtype=tf.float64) * (2.0 * math.pi / n_fft)
-        z1 = tf.complex(tf.cos(w), -tf.sin(w))
-        one = tf.complex(tf.ones_like(pole), tf.zeros_like(pole))
-        return (one - z1) / (one - tf.complex(pole, tf.zeros_like(pole)) * z1)
+    def coefficients(self, controls: Mapping[str, Any], sample_rate: float, xp: Any = None):
+        """As a biquad: ``b = (1, -1, 0)``, ``a = (1, -R, 0)``; float64 ``[...]`` each."""
+        xp = xp if xp is not None else namespace_of(controls["cutoff_hz"])
+        pole = xp.exp(-2.0 * math.pi * xp.f64(controls["cutoff_hz"]) / float(sample_rate))
+        one, zero = xp.ones_like(pole), xp.zeros_like(pole)
+        return (one, -one, zero), (one, -pole, zero)
+
+    def response(self, controls: Mapping[str, Any], sample_rate: float, n_fft: int, xp: Any = None):
+        xp = xp if xp is not None else namespace_of(controls["cutoff_hz"])
+        b, a = self.coefficients(controls, sample_rate, xp)
+        return biquad_response(b, a, n_fft, xp)
 
 
 class Mix(Block):
@@ -73,6 +86,11 @@ class Mix(Block):
         if dry is None:
             raise ParameterError("the mix block needs the dry signal (dry=): use it in a chain")
         return dry + controls["wet"] * (audio - dry)
+
+    def kernel_np(self, audio, controls: Mapping[str, Any], sample_rate: float, dry=None):
+        if dry is None:
+            raise ParameterError("the mix block needs the dry signal (dry=): use it in a chain")
+        return dry + np.asarray(controls["wet"], np.float32) * (audio - dry)
 
 
 __all__ = ["DCBlocker", "Gain", "Mix"]

@@ -31,7 +31,8 @@ class RangeBank:
         name: Name of the variable.
 
     Attributes:
-        variable: ``tf.Variable`` float32 ``[n_ranges, n_params]``.
+        variable: ``tf.Variable`` float32 ``[n_ranges, n_params]``, created on first access;
+            until then the values live in numpy (:meth:`numpy`, :meth:`assign` work either way).
 
     Raises:
         ParameterError: On bad sizes or a non-finite / mis-shaped ``initial_raw``.
@@ -47,11 +48,24 @@ class RangeBank:
         for label, value in (("n_ranges", n_ranges), ("n_params", n_params)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ParameterError(f"{label} must be an integer >= 1, got {value!r}")
-        init = self._broadcast(initial_raw, int(n_ranges), int(n_params))
-        from lactose_audio._tf import tf
-
         self.name = name
-        self.variable = tf.Variable(init, name=name, trainable=True, dtype=tf.float32)
+        self._values = self._broadcast(initial_raw, int(n_ranges), int(n_params))
+        self._variable: Any = None
+
+    @property
+    def variable(self) -> tensorflow.Variable:
+        """The ``tf.Variable`` (created on first use: rendering never needs TensorFlow)."""
+        if self._variable is None:
+            from lactose_audio._tf import tf
+
+            self._variable = tf.Variable(
+                self._values, name=self.name, trainable=True, dtype=tf.float32
+            )
+            self._values = None
+        return self._variable
+
+    def _current(self) -> Any:
+        return self._values if self._variable is None else self._variable
 
     @staticmethod
     def _broadcast(values: Any, n_ranges: int, n_params: int) -> np.ndarray:
@@ -70,12 +84,12 @@ class RangeBank:
     @property
     def n_ranges(self) -> int:
         """Number of rows."""
-        return int(self.variable.shape[0])
+        return int(self._current().shape[0])
 
     @property
     def n_params(self) -> int:
         """Number of raw parameters per row."""
-        return int(self.variable.shape[1])
+        return int(self._current().shape[1])
 
     @property
     def trainable_variables(self) -> list[tensorflow.Variable]:
@@ -115,11 +129,17 @@ class RangeBank:
 
     def numpy(self) -> np.ndarray:
         """Raw values as a numpy array ``[n_ranges, n_params]`` (a copy)."""
-        return np.array(self.variable.numpy())
+        if self._variable is None:
+            return self._values.copy()
+        return np.array(self._variable.numpy())
 
     def assign(self, values: float | np.ndarray) -> None:
         """Set every row (broadcast like ``initial_raw``)."""
-        self.variable.assign(self._broadcast(values, self.n_ranges, self.n_params))
+        new = self._broadcast(values, self.n_ranges, self.n_params)
+        if self._variable is None:
+            self._values = new
+        else:
+            self._variable.assign(new)
 
     def set_rows(self, rows: int | Sequence[int] | np.ndarray, values: np.ndarray) -> None:
         """Set some rows, e.g. initialise empty ranges from the unconditioned fit.
@@ -147,7 +167,7 @@ class RangeBank:
             ) from exc
         if not np.all(np.isfinite(new)):
             raise ParameterError("bank values must be finite")
-        self.variable.assign(new)
+        self.assign(new)
 
 
 __all__ = ["RangeBank"]

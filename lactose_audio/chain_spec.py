@@ -1,0 +1,112 @@
+"""Keys and the chain spec language: ``"gain>tanh>lowpass@pitch"`` -> stage descriptions.
+
+Parsing only: :meth:`lactose_audio.chains.Chain.from_spec` turns the result into stages. Also
+the one home of a key's plain-JSON form (``key_dict`` / ``key_from_dict``), which presets,
+selections and streams use as the key's identity. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lactose_audio.errors import ParameterError
+from lactose_audio.ranges import RangeEdges
+
+DEFAULT_KEY_RANGES = {"amplitude": (-60.0, 0.0), "pitch": (40.0, 88.0), "sample": (-1.0, 1.0)}
+"""Span over which ``from_spec(n_ranges=N)`` spaces edges evenly before ``fit_edges``."""
+
+KEY_KINDS = ("none", "sample", "amplitude", "pitch")
+
+
+def _conditioning():
+    from lactose_audio import conditioning  # imported when keys are used
+
+    return conditioning
+
+
+def make_key(kind: str, rate: str | None = None, **settings: Any) -> Any:
+    """A ``KeySpec`` (``None`` for ``kind == "none"``); pitch is always frame-rate."""
+    if kind == "none":
+        return None
+    if rate is None:
+        rate = "frame" if kind in ("pitch", "amplitude") else "sample"
+    return _conditioning().KeySpec(kind, rate, **settings)
+
+
+def key_dict(key: Any) -> dict[str, Any]:
+    """A key's plain-JSON form (``{"kind": "none"}`` for no key)."""
+    return {"kind": "none"} if key is None else dict(key.to_dict())
+
+
+def key_signature(key: Any) -> str:
+    """A hashable identity of a key: stages with equal signatures share one key signal."""
+    return repr(key_dict(key))
+
+
+def key_from_dict(data: dict[str, Any]) -> Any:
+    """Inverse of :func:`key_dict`."""
+    if data.get("kind", "none") == "none":
+        return None
+    return _conditioning().KeySpec.from_dict(data)
+
+
+def even_edges(key: Any, n_ranges: int) -> RangeEdges:
+    """``n_ranges`` ranges spaced evenly over the key's :data:`DEFAULT_KEY_RANGES` span."""
+    lo, hi = DEFAULT_KEY_RANGES.get(key.kind, (0.0, 1.0))
+    inner = np.linspace(lo, hi, n_ranges + 1)[1:-1] if n_ranges > 1 else []
+    return RangeEdges(tuple(float(e) for e in inner), key.unit)
+
+
+class StageSpec(NamedTuple):
+    """One parsed spec item: block name, its key (``None``: unkeyed) and edges."""
+
+    block: str
+    key: Any
+    edges: RangeEdges | None
+
+
+def parse_spec(
+    spec: str,
+    key: Any = None,
+    n_ranges: int | None = None,
+    edges: RangeEdges | None = None,
+    keys: dict[str, Any] | None = None,
+) -> list[StageSpec]:
+    """Parse ``"gain>tanh>lowpass@pitch"`` (see :meth:`lactose_audio.chains.Chain.from_spec`).
+
+    Raises:
+        ParameterError: On an unknown key or an empty spec.
+    """
+    items = [s.strip() for s in spec.split(">") if s.strip()]
+    if not items:
+        raise ParameterError(f"chain spec must name at least one block, got {spec!r}")
+    out = []
+    for item in items:
+        name, _, key_name = item.partition("@")
+        stage_key = key
+        if key_name:
+            if keys and key_name in keys:
+                stage_key = keys[key_name]
+            elif key_name in KEY_KINDS:
+                stage_key = make_key(key_name)
+            else:
+                raise ParameterError(f"unknown key {key_name!r} in chain spec item {item!r}")
+        stage_edges = None
+        if stage_key is not None:
+            stage_edges = edges or even_edges(stage_key, n_ranges or 1)
+        out.append(StageSpec(name.strip(), stage_key, stage_edges))
+    return out
+
+
+__all__ = [
+    "DEFAULT_KEY_RANGES",
+    "StageSpec",
+    "even_edges",
+    "key_dict",
+    "key_from_dict",
+    "key_signature",
+    "make_key",
+    "parse_spec",
+]
