@@ -116,6 +116,10 @@ class TrainConfig:
             )
         if cfg.n_ranges is not None and cfg.edges is not None:
             raise ParameterError("give either n_ranges or edges, not both")
+        if cfg.edges is not None:
+            from lactose_audio.ranges import RangeEdges
+
+            RangeEdges(tuple(cfg.edges), "")  # the one check: finite, strictly increasing
         if cfg.key == AUTO and cfg.edges is not None:
             raise ParameterError(
                 "--edges are in one key's unit, but --key auto may pick none, amplitude (dBFS) "

@@ -643,7 +643,8 @@ def _(f):
 
 @case("train-edges-decreasing")
 def _(f):
-    return _train(f, None, None, "--edges", "-10,-30", precious=True), "edges", "increasing"
+    argv = ("--key", "amplitude", "--edges", "-10,-30")
+    return _train(f, None, None, *argv, precious=True), "edges", "increasing"
 
 
 @case("train-ranges-zero")
@@ -758,3 +759,8 @@ def test_malformed_input_is_refused(name, tmp_path, capsys):
     assert expected_name in err, err
     assert problem in err, err
     assert _snapshot(tmp_path) == before  # nothing written, nothing clobbered, no temp files
+
+
+@case("train-edges-with-key-auto")
+def _(f):
+    return _train(f, None, None, "--edges", "-30,-10", precious=True), "--edges", "--key auto"
