@@ -158,6 +158,10 @@ def train(
         from lactose_audio.audio_io import check_output_path
 
         check_output_path(out_path, suffixes=(".json",))
+    if cfg.chain_spec != AUTO and not resume:
+        from lactose_audio.chains import Chain
+
+        Chain.from_spec(cfg.chain_spec)  # an unknown block or key is refused before anything
     if cfg.searching and not resume:
         from lactose_audio.search import check_budget
 
