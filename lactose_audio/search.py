@@ -63,7 +63,7 @@ SCREEN_SHARE = 0.5
 SCREEN_SEGMENTS = 12
 FINALISTS = 2
 #: Share of the whole budget for the structure when a key is also fitted.
-STRUCTURE_SHARE = 0.6
+STRUCTURE_SHARE = 0.5
 #: The least budget a search can use meaningfully.
 MIN_SECONDS_PER_CANDIDATE = 2.5
 MIN_STEPS_PER_CANDIDATE = 10
