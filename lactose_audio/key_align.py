@@ -5,8 +5,9 @@ the streaming pitch key (:class:`lactose_audio.pitch_key.PitchKeyStream`) return
 key only once it is final, ~0.1-0.2 s later (in a gap up to twice its look-ahead). So that a
 chunked render can use it, :class:`AlignedSelections` holds the audio (and the keys that
 are already known) until every stage's key of a frame is known, and releases whole frames with
-their selections. The delay line holds at most the slowest key's lag plus one chunk
-(a few seconds of audio), whatever the length of the file.
+their selections (in multiples of :data:`RELEASE_FRAMES` frames when a key lags). The delay
+line holds at most the slowest key's lag plus one chunk and ``RELEASE_FRAMES`` frames (a few
+seconds of audio), whatever the length of the file.
 
 Used by :class:`lactose_audio.render.RenderStream`; the concatenated selections equal the
 whole-file ones (:meth:`lactose_audio.chains.Chain.selections`) wherever the streamed keys equal
@@ -23,7 +24,13 @@ import numpy as np
 from lactose_audio.chains import Chain, frame_mean
 from lactose_audio.ranges import select
 
-__all__ = ["AlignedSelections"]
+__all__ = ["AlignedSelections", "RELEASE_FRAMES"]
+
+#: When a key lags (pitch), frames are released in multiples of this many frames (the last
+#: call releases the rest): the render kernels then see a few distinct chunk lengths instead of
+#: one per call, and compiled kernels cached per input shape (XLA) stay few. Costs at most
+#: this many frames of extra delay (64 x 512 samples = 0.74 s at 44.1 kHz).
+RELEASE_FRAMES = 64
 
 
 def _signature(key: Any) -> str:
@@ -72,6 +79,7 @@ class AlignedSelections:
             self._per_sample[sig] = stage.key.rate == "sample"
         self._keys = {sig: np.zeros(0, np.float32) for sig in self._streams}
         self._audio = np.zeros(0, np.float32)
+        self._lags = self.lags_pitch
 
     @property
     def lags_pitch(self) -> bool:
@@ -108,6 +116,8 @@ class AlignedSelections:
             for sig, values in self._keys.items():
                 known = values.size // hop if self._per_sample[sig] else values.size
                 n_frames = min(n_frames, known)
+            if self._lags:
+                n_frames -= n_frames % RELEASE_FRAMES
             n_ready = n_frames * hop
         ready, self._audio = self._audio[:n_ready], self._audio[n_ready:]
         if n_ready == 0:
