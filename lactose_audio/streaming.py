@@ -29,10 +29,10 @@ from lactose_audio.audio_io import DEFAULT_BLOCK_SIZE, AudioReader, write_audio_
 from lactose_audio.errors import DataError
 
 #: Seconds of the aligned pair the MR-STFT figure of ``lactose eval`` is computed on.
-MR_STFT_SECONDS = 30.0
+MR_STFT_SECONDS = 10.0
 
 #: Seconds at the start of a pair that are validated and used to estimate the latency.
-EXCERPT_SECONDS = 60.0
+EXCERPT_SECONDS = 30.0
 
 __all__ = [
     "EXCERPT_SECONDS",

@@ -103,7 +103,7 @@ def evaluate_files(
     The pair is aligned with ``latency`` if given, else with the latency stored in the
     preset, else by cross-correlation. Both files are streamed
     (:func:`lactose_audio.streaming.evaluate_stream`: ESR, pre-emphasis ESR and SNR over the
-    whole pair, MR-STFT over its first 30 s), except with ``resample``, which loads them.
+    whole pair, MR-STFT over its first 10 s), except with ``resample``, which loads them.
 
     Returns:
         ``{"esr", "esr_pre_emphasis", "mr_stft", "snr_db", "latency_samples",
