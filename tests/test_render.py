@@ -148,6 +148,37 @@ def test_pitch_keyed_chain_streams_through_a_delay_line():
         SelectionStream(chain, SR)
 
 
+def test_pitch_stream_differs_only_where_a_gap_exceeds_the_lookahead():
+    from lactose_audio.conditioning import compute_key
+    from lactose_audio.presets import load_preset
+
+    chain = load_preset("pitch_drive").chain
+    hop = chain.hop_size
+    t = np.arange(SR) / SR
+    notes = [(0.5 * np.exp(-2.5 * t) * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+             for f0 in (110.0, 330.0, 196.0)]  # fmt: skip
+    gap = np.zeros(2 * SR, np.float32)  # 2 s: longer than the 0.5 s look-ahead
+    x = np.concatenate([notes[0], gap, notes[1], gap[: SR // 5], notes[2]])
+    spec = next(s.key for s in chain.stages if s.keyed)
+    whole_key = compute_key(spec, x, SR, hop)
+    key_stream = spec.stream(SR, hop, lookahead_seconds=0.5)
+    streamed_key = np.concatenate([key_stream.process(x[i : i + 4096])
+                                   for i in range(0, x.size, 4096)] + [key_stream.flush()])  # fmt: skip
+    differ = streamed_key != whole_key
+    assert 0 < differ.sum() < 0.5 * differ.size  # the look-ahead is exceeded, in the gaps only
+    stream = RenderStream(chain, SR, lookahead_seconds=0.5)
+    out = np.concatenate([stream.process(x[i : i + 4096]) for i in range(0, x.size, 4096)]
+                         + [stream.flush()])  # fmt: skip
+    whole = render(chain, x, SR)
+    # oracle: where the streamed key equals the whole-file key (and the filters have had
+    # 0.1 s since the last differing frame to forget it), the output is the whole-file render
+    settle = int(0.1 * SR / hop)
+    recent = np.convolve(differ.astype(float), np.ones(settle + 1))[: differ.size] > 0
+    same = np.repeat(~recent, hop)[: x.size]
+    assert same.mean() > 0.5
+    np.testing.assert_allclose(out[same], whole[same], atol=2e-5)
+
+
 def test_bad_audio_is_refused_by_render():
     with pytest.raises(ParameterError, match="mono"):
         render(Chain.from_spec("gain"), np.zeros((2, 10), np.float32), SR)
