@@ -114,7 +114,9 @@ def render_stream(
     start = time.perf_counter()
     peak = 0.0
     with AudioReader(input_path, channel) as reader:
-        stream = RenderStream(effect.chain, reader.sample_rate, mix=mix, engine=engine or DEFAULT_ENGINE)
+        stream = RenderStream(
+            effect.chain, reader.sample_rate, mix=mix, engine=engine or DEFAULT_ENGINE
+        )
 
         def tracked() -> Iterator[np.ndarray]:
             nonlocal peak

@@ -99,8 +99,14 @@ def run(args: list[str], module: bool = True) -> dict[str, object]:
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, sys.executable, *(["-m", "lactose_audio"] if module else []),
-         *args],  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            _WRAPPER,
+            sys.executable,
+            *(["-m", "lactose_audio"] if module else []),
+            *args,
+        ],  # fmt: skip
         env=env,
         capture_output=True,
         text=True,
@@ -139,7 +145,8 @@ def main() -> None:
                     result[f"render_{label}_short_seconds"] = round(measured["seconds"], 2)
             scale = opts.minutes_long / opts.minutes_short
             result[f"render_{label}_time_ratio"] = round(
-                result[f"render_{label}_seconds"] / (scale * result[f"render_{label}_short_seconds"]),
+                result[f"render_{label}_seconds"]
+                / (scale * result[f"render_{label}_short_seconds"]),
                 3,
             )
         measured = run(["eval", "level_drive", long_dry, long_wet, "--json"])
@@ -149,8 +156,19 @@ def main() -> None:
         if opts.train:
             dry20, wet20 = make_files(folder, 20, 3, wet=True)
             measured = run(
-                ["train", dry20, wet20, "--out", os.path.join(folder, "p.json"), "--chain",
-                 "default", "--key", "amplitude", "--budget-seconds", "120"]  # fmt: skip
+                [
+                    "train",
+                    dry20,
+                    wet20,
+                    "--out",
+                    os.path.join(folder, "p.json"),
+                    "--chain",
+                    "default",
+                    "--key",
+                    "amplitude",
+                    "--budget-seconds",
+                    "120",
+                ]  # fmt: skip
             )
             result["train_rss_mb"] = round(measured["rss_mb"], 1)
             result["train_seconds"] = round(measured["seconds"], 2)

@@ -8,8 +8,8 @@ import pytest
 from lactose_audio.blocks import registered_blocks
 from lactose_audio.chains import Chain, Stage, default_chain, make_key
 from lactose_audio.errors import ParameterError
-from lactose_audio.ranges import RangeEdges
 from lactose_audio.losses import esr
+from lactose_audio.ranges import RangeEdges
 from lactose_audio.render import RenderStream, SelectionStream, render
 
 SR = 44100
@@ -162,8 +162,8 @@ def test_pitch_stream_differs_only_where_a_gap_exceeds_the_lookahead():
     spec = next(s.key for s in chain.stages if s.keyed)
     whole_key = compute_key(spec, x, SR, hop)
     key_stream = spec.stream(SR, hop, lookahead_seconds=0.5)
-    streamed_key = np.concatenate([key_stream.process(x[i : i + 4096])
-                                   for i in range(0, x.size, 4096)] + [key_stream.flush()])  # fmt: skip
+    chunks = [key_stream.process(x[i : i + 4096]) for i in range(0, x.size, 4096)]
+    streamed_key = np.concatenate([*chunks, key_stream.flush()])
     differ = streamed_key != whole_key
     assert 0 < differ.sum() < 0.5 * differ.size  # the look-ahead is exceeded, in the gaps only
     stream = RenderStream(chain, SR, lookahead_seconds=0.5)
