@@ -156,8 +156,9 @@ class RenderStream:
 
     A pitch-keyed chain is streamed too: the audio waits in a delay line until its frames'
     pitch keys are final (:class:`lactose_audio.key_align.AlignedSelections`), so ``process``
-    returns the output ~0.1-0.2 s (in a long gap up to ``2 * lookahead_seconds``) behind its
-    input, and ``flush`` the rest; the concatenation still has the input's length.
+    returns the output behind its input (the key's ~0.1-0.2 s, in a long gap up to
+    ``2 * lookahead_seconds``, plus up to ``key_align.RELEASE_FRAMES`` frames), and ``flush``
+    the rest; the concatenation still has the input's length.
 
     Args:
         chain: The chain (its ``hop_size`` is the frame size).
