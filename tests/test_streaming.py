@@ -137,3 +137,23 @@ def test_unseekable_file_is_refused_with_one_line(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "o.wav").exists()
     with pytest.raises(DataError, match="cannot be streamed"):
         evaluate_files("level_drive", src, src)
+
+
+def test_streamed_eval_estimates_the_latency_like_the_whole_file_eval(tmp_path):
+    from lactose_audio.presets import save_preset
+
+    effect = load_preset("level_drive")
+    effect.training.pop("latency_samples", None)  # nothing stored: estimated from the pair
+    save_preset(effect, tmp_path / "p.json")
+    x = _guitar(3.0, seed=6)
+    wet = np.concatenate([np.zeros(53, np.float32), np.tanh(2.5 * x)[:-53]])
+    sf.write(tmp_path / "dry.wav", x, SR, subtype="FLOAT")
+    sf.write(tmp_path / "wet.wav", wet, SR, subtype="FLOAT")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = evaluate_files(tmp_path / "p.json", tmp_path / "dry.wav", tmp_path / "wet.wav")
+        pair = load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav")
+    assert got["latency_samples"] == pair.latency_samples == 53
+    expected = evaluate(pair.wet, render(effect.chain, pair.dry, SR))
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6), key
