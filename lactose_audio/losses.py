@@ -71,6 +71,50 @@ def snr_db(target: np.ndarray, prediction: np.ndarray) -> float:
     return float(-10.0 * np.log10(max(esr(target, prediction), 1e-30)))
 
 
+class RunningErrors:
+    """ESR, pre-emphasised ESR and SNR of a long pair, from running sums over its blocks.
+
+    ``update(target, prediction)`` with consecutive blocks, then ``metrics()``: the same
+    numbers as :func:`esr` (plain and with :data:`DEFAULT_PRE_EMPHASIS`) and :func:`snr_db`
+    over the concatenated signals (float64 sums; the pre-emphasis filter carries the previous
+    block's last sample), in memory independent of the length.
+    """
+
+    def __init__(self, pre_emphasis_coefficient: float = DEFAULT_PRE_EMPHASIS) -> None:
+        self.coefficient = float(pre_emphasis_coefficient)
+        self.n_samples = 0
+        self._sums = np.zeros(4)  # error², target², pre-emphasised error², target²
+        self._last = np.zeros(2)  # previous target and prediction sample (0 before the start)
+
+    def update(self, target: np.ndarray, prediction: np.ndarray) -> None:
+        """Add a block: ``target`` and ``prediction`` float ``[n]`` (the next samples)."""
+        target = np.asarray(target, dtype=np.float64)
+        prediction = np.asarray(prediction, dtype=np.float64)
+        _check_pair(target, prediction)
+        if target.size == 0:
+            return
+        c = self.coefficient
+        t_pe = target - c * np.concatenate([[self._last[0]], target[:-1]])
+        p_pe = prediction - c * np.concatenate([[self._last[1]], prediction[:-1]])
+        self._sums += [
+            np.sum((target - prediction) ** 2),
+            np.sum(target**2),
+            np.sum((t_pe - p_pe) ** 2),
+            np.sum(t_pe**2),
+        ]
+        self._last = np.array([target[-1], prediction[-1]])
+        self.n_samples += target.size
+
+    def metrics(self) -> dict[str, float]:
+        """``{"esr", "esr_pre_emphasis", "snr_db"}`` of everything added so far."""
+        value = float(self._sums[0] / (self._sums[1] + _EPS))
+        return {
+            "esr": value,
+            "esr_pre_emphasis": float(self._sums[2] / (self._sums[3] + _EPS)),
+            "snr_db": float(-10.0 * np.log10(max(value, 1e-30))),
+        }
+
+
 def mr_stft_distance(
     target: np.ndarray, prediction: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES
 ) -> float:

@@ -4,8 +4,11 @@ The streaming processor buffers input into whole frames, carries the key detecto
 (:class:`SelectionStream` over ``KeySpec.stream``) and the filter state, and processes every
 complete frame as soon as it has one: its latency is at most ``hop_size - 1`` samples, and the
 concatenation of ``process`` outputs and ``flush`` equals ``render(chain, audio)`` (to float32
-rounding) for any chunk sizes. Pitch keys are computed over the whole file (non-causal) and
-are refused by the streaming processor. The audio is checked for NaN/inf once per render: by
+rounding) for any chunk sizes. A pitch key is streamed by ``PitchKeyStream``, whose keys are
+final only some time after their audio: the stream holds the audio in a delay line until then
+(:mod:`lactose_audio.key_align`), and equals the whole-file render wherever the streamed key
+equals the whole-file key (every frame, unless a gap between notes is longer than the
+look-ahead, 2 s by default). The audio is checked for NaN/inf once per render: by
 the frame-rate amplitude key when the chain has one, else by a plain scan.
 
 Engines (both walk the chain with :func:`lactose_audio.executor.execute`):
@@ -24,10 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lactose_audio.chain_spec import key_signature
 from lactose_audio.errors import ParameterError
-from lactose_audio.frames import as_audio, frame_mean
-from lactose_audio.ranges import select
+from lactose_audio.frames import as_audio
+from lactose_audio.key_align import AlignedSelections
 
 if TYPE_CHECKING:
     from lactose_audio.chains import Chain
@@ -110,67 +112,62 @@ class SelectionStream:
 
     Chunks must start on the frame grid (every one but the last holds whole frames); the
     selections of the chunks, concatenated, are the whole signal's (keys are streamed bit for
-    bit, :class:`lactose_audio.conditioning.KeyStream`).
+    bit, :class:`lactose_audio.conditioning.KeyStream`). A chunk's selections cover exactly
+    the chunk, so keys that lag their audio (pitch) are refused here;
+    :class:`lactose_audio.key_align.AlignedSelections` (what :class:`RenderStream` uses)
+    delays the audio instead.
 
     Args:
         chain: The chain.
         sample_rate: Hz.
 
     Raises:
-        ParameterError: If a stage is keyed on pitch (computed over the whole file).
+        ParameterError: If a stage is keyed on pitch (its streamed key lags the audio).
     """
 
     def __init__(self, chain: Chain, sample_rate: float) -> None:
         self.chain = chain
-        self._streams: dict[str, Any] = {}
-        for stage in chain.stages:
-            if not stage.keyed:
-                continue
-            if stage.key.kind == "pitch":
-                raise ParameterError(
-                    f"stage {stage.block.name} is keyed on pitch, which is computed over the "
-                    "whole file; render it with block_size=None"
-                )
-            sig = key_signature(stage.key)
-            if sig not in self._streams:
-                self._streams[sig] = stage.key.stream(sample_rate, chain.hop_size)
+        self._aligned = AlignedSelections(chain, sample_rate)
+        if self._aligned.lags_pitch:
+            stage = next(s for s in chain.stages if s.keyed and s.key.kind == "pitch")
+            raise ParameterError(
+                f"stage {stage.block.name} is keyed on pitch, whose streamed key lags the "
+                "audio; use RenderStream (which delays the audio) or block_size=None"
+            )
 
     def __call__(self, audio: np.ndarray, final: bool) -> list[Any]:
         """Selections (per stage, ``None`` if unkeyed) of ``audio``; ``final`` closes the key."""
-        keys = {}
-        for sig, stream in self._streams.items():
-            values = np.asarray(stream.process(audio), np.float32)
-            if final:
-                extra = np.asarray(stream.flush(), np.float32)
-                values = np.concatenate([values, extra]) if extra.size else values
-            keys[sig] = values
-        sels = []
-        for stage in self.chain.stages:
-            if not stage.keyed:
-                sels.append(None)
-                continue
-            values = keys[key_signature(stage.key)]
-            if stage.control_rate == "frame" and stage.key.rate == "sample":
-                values = frame_mean(values, self.chain.hop_size)
-            sels.append(select(values, stage.edges, stage.soft_width))
-        return sels
+        return self._aligned.push(audio, final)[1]
 
 
 class RenderStream:
     """Chunk-by-chunk rendering with carried key state, frame buffer and filter tails.
+
+    A pitch-keyed chain is streamed too: the audio waits in a delay line until its frames'
+    pitch keys are final (:class:`lactose_audio.key_align.AlignedSelections`), so ``process``
+    returns the output behind its input (the key's ~0.1-0.2 s, in a long gap up to
+    ``2 * lookahead_seconds``, plus up to ``key_align.RELEASE_FRAMES`` frames), and ``flush``
+    the rest; the concatenation still has the input's length.
 
     Args:
         chain: The chain (its ``hop_size`` is the frame size).
         sample_rate: Hz.
         mix: Wet fraction in ``[0, 1]``.
         engine: ``"graph"`` or ``"iir"`` (see :func:`render`).
+        lookahead_seconds: Look-ahead of a streamed pitch key, s (``None``: 2 s). Gaps between
+            notes longer than this are keyed by the held pitch instead of the next note's.
 
     Raises:
-        ParameterError: If a stage is keyed on pitch (non-causal), or on a bad ``engine``.
+        ParameterError: On a bad ``engine``, ``mix`` or ``lookahead_seconds``.
     """
 
     def __init__(
-        self, chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = DEFAULT_ENGINE
+        self,
+        chain: Chain,
+        sample_rate: float,
+        mix: float = 1.0,
+        engine: str = DEFAULT_ENGINE,
+        lookahead_seconds: float | None = None,
     ) -> None:
         self.chain = chain
         self.sample_rate = float(sample_rate)
@@ -187,10 +184,12 @@ class RenderStream:
             from lactose_audio import graph
 
             self._tails = graph.initial_tails(chain, self.sample_rate)
-        self._selections = SelectionStream(chain, self.sample_rate)
+        self._selections = AlignedSelections(chain, self.sample_rate, lookahead_seconds)
 
     def _process(self, audio: np.ndarray, final: bool) -> np.ndarray:
-        sels = self._selections(audio, final)
+        audio, sels = self._selections.push(audio, final)
+        if audio.size == 0:
+            return np.zeros(0, np.float32)
         if self._iir is not None:
             wet = self._iir.process(audio, sels)
         else:
@@ -215,18 +214,21 @@ class RenderStream:
         return self._process(ready, final=False)
 
     def flush(self) -> np.ndarray:
-        """Process the last partial frame; returns its output (``[n_left]``)."""
+        """Process the last partial frame and any audio held for its keys; returns its output
+        (float32 ``[n_left]``)."""
         rest, self._buffer = self._buffer, np.zeros(0, np.float32)
-        if rest.size == 0:
-            return np.zeros(0, np.float32)
         return self._process(rest, final=True)
 
 
 def stream(
-    chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = DEFAULT_ENGINE
+    chain: Chain,
+    sample_rate: float,
+    mix: float = 1.0,
+    engine: str = DEFAULT_ENGINE,
+    lookahead_seconds: float | None = None,
 ) -> RenderStream:
-    """``RenderStream(chain, sample_rate, mix, engine)``."""
-    return RenderStream(chain, sample_rate, mix, engine)
+    """``RenderStream(chain, sample_rate, mix, engine, lookahead_seconds)``."""
+    return RenderStream(chain, sample_rate, mix, engine, lookahead_seconds)
 
 
 __all__ = ["ENGINES", "RenderStream", "SelectionStream", "render", "stream"]

@@ -37,6 +37,9 @@ def render_file(
 ) -> str:
     """Render ``input_path`` through ``preset`` into ``output_path`` (written atomically).
 
+    The file is streamed (:func:`lactose_audio.streaming.render_stream`): memory does not
+    depend on its length, and the output equals the whole-file render.
+
     Args:
         preset: a preset file or a shipped preset's name.
         input_path: audio file (any format/subtype soundfile reads; mono or ``channel``).
@@ -50,26 +53,23 @@ def render_file(
     Returns:
         A one-line summary.
     """
-    import time
-
-    from lactose_audio.audio_io import check_output_path, read_audio, write_audio
+    from lactose_audio.audio_io import check_output_path
     from lactose_audio.presets import load_preset
+    from lactose_audio.streaming import render_stream
 
     check_output_path(output_path)
     check_not_input(output_path, input_path)
     effect = load_preset(preset)
     # Silence, DC and one-sample files are valid input: the effect's output for them is
     # well defined (only training pairs must carry signal, lactose_audio.data.check_signal).
-    audio, sample_rate = read_audio(input_path, channel=channel)
-    start = time.perf_counter()
-    out = effect(audio, sample_rate, mix=mix, engine=engine)
-    seconds = time.perf_counter() - start
-    if not np.all(np.isfinite(out)):
-        raise DataError(f"{input_path}: the effect produced non-finite samples; nothing written")
-    write_audio(output_path, out, sample_rate, subtype=subtype)
-    duration = len(audio) / sample_rate
+    # Read, rendered and written block by block: memory does not grow with the file.
+    done = render_stream(
+        effect, input_path, output_path, mix=mix, channel=channel, subtype=subtype, engine=engine
+    )
+    sample_rate, seconds = done.sample_rate, done.seconds
+    duration = done.n_samples / sample_rate
     speed = duration / seconds if seconds > 0 else float("inf")
-    peak_db = 20 * np.log10(max(float(np.max(np.abs(out))) if out.size else 0.0, 1e-12))
+    peak_db = 20 * np.log10(max(done.peak, 1e-12))
     return (
         f"wrote {output_path} ({duration:.2f} s at {sample_rate} Hz, peak {peak_db:.1f} dBFS, "
         f"rendered {speed:.0f}x real time)"
@@ -101,20 +101,28 @@ def evaluate_files(
     """Metrics of ``preset`` on a dry/wet pair (aligned by the preset's stored latency).
 
     The pair is aligned with ``latency`` if given, else with the latency stored in the
-    preset, else by cross-correlation.
+    preset, else by cross-correlation. Both files are streamed
+    (:func:`lactose_audio.streaming.evaluate_stream`: ESR, pre-emphasis ESR and SNR over the
+    whole pair, MR-STFT over its first 10 s), except with ``resample``, which loads them.
 
     Returns:
         ``{"esr", "esr_pre_emphasis", "mr_stft", "snr_db", "latency_samples",
         "n_samples", "sample_rate"}``.
     """
-    from lactose_audio.data import load_pair
-    from lactose_audio.losses import evaluate
     from lactose_audio.presets import load_preset
 
     effect = load_preset(preset)
     if latency is None:
         stored = effect.training.get("latency_samples")
         latency = int(stored) if isinstance(stored, int) else None
+    if not resample:
+        from lactose_audio.streaming import evaluate_stream
+
+        return evaluate_stream(effect, dry_path, wet_path, channel=channel, latency=latency)
+    # --resample converts the whole wet in memory (soxr/polyphase over the file)
+    from lactose_audio.data import load_pair
+    from lactose_audio.losses import evaluate
+
     pair = load_pair(dry_path, wet_path, channel=channel, resample=resample, latency=latency)
     prediction = effect(pair.dry, pair.sample_rate)
     metrics: dict[str, Any] = evaluate(pair.wet, prediction)
@@ -288,16 +296,20 @@ def _render_task(
     text: str, source: str, src: str, dst: str, options: dict[str, Any]
 ) -> tuple[str, str | None]:
     """Render one file in a worker: ``(src, None)`` on success, else ``(src, problem)``."""
-    from lactose_audio.audio_io import read_audio, write_audio
+    from lactose_audio.streaming import render_stream
 
     try:
         effect = effect_from_text(text, source)
-        audio, sample_rate = read_audio(src, channel=options["channel"])
-        out = effect(audio, sample_rate, mix=options["mix"], engine=options["engine"])
-        if not np.all(np.isfinite(out)):
-            raise DataError(f"{src}: the effect produced non-finite samples; nothing written")
         os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-        write_audio(dst, out, sample_rate, subtype=options["subtype"])
+        render_stream(
+            effect,
+            src,
+            dst,
+            mix=options["mix"],
+            channel=options["channel"],
+            subtype=options["subtype"],
+            engine=options["engine"],
+        )
     except LactoseError as exc:
         message = str(exc)
         return src, message if src in message else f"{src}: {message}"

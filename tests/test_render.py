@@ -8,8 +8,9 @@ import pytest
 from lactose_audio.blocks import registered_blocks
 from lactose_audio.chains import Chain, Stage, default_chain, make_key
 from lactose_audio.errors import ParameterError
+from lactose_audio.losses import esr
 from lactose_audio.ranges import RangeEdges
-from lactose_audio.render import RenderStream, render
+from lactose_audio.render import RenderStream, SelectionStream, render
 
 SR = 44100
 BLOCK_SIZES = [1, 37, 512, 4096, 10000]
@@ -107,10 +108,78 @@ def test_mix_argument_and_stream_object():
         render(chain, x, SR, mix=1.5)
 
 
-def test_pitch_keys_are_refused_by_streaming_and_bad_audio_by_render():
-    chain = Chain.from_spec("lowpass", key=make_key("pitch"), n_ranges=2)
+def _notes(seconds=6.0, gap_seconds=(0.0, 0.3, 1.2), seed=1):
+    """Harmonic notes (110-440 Hz, 0.6-1.2 s) separated by silent gaps, float32 ``[n]``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    n_total = int(seconds * SR)
+    while sum(p.size for p in out) < n_total:
+        n = int(rng.uniform(0.6, 1.2) * SR)
+        t = np.arange(n) / SR
+        f0 = 110.0 * 2 ** rng.uniform(0, 2)
+        note = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 5))
+        out.append((0.5 * np.exp(-2.5 * t) * note).astype(np.float32))
+        out.append(np.zeros(int(rng.choice(gap_seconds) * SR), np.float32))
+    return np.concatenate(out)[:n_total]
+
+
+def test_pitch_keyed_chain_streams_through_a_delay_line():
+    from lactose_audio.conditioning import compute_key
+    from lactose_audio.presets import load_preset
+
+    chain = load_preset("pitch_drive").chain
+    x = _notes()
+    spec = next(s.key for s in chain.stages if s.keyed)
+    whole_key = compute_key(spec, x, SR, chain.hop_size)
+    key_stream = spec.stream(SR, chain.hop_size)
+    streamed_key = np.concatenate([key_stream.process(x), key_stream.flush()])
+    np.testing.assert_array_equal(streamed_key, whole_key)  # no gap beyond the look-ahead
+    whole = render(chain, x, SR)
+    for size in (4096, 65536):
+        chunked = render(chain, x, SR, block_size=size)
+        assert chunked.shape == x.shape
+        assert esr(whole, chunked) <= 1e-7
+    stream = RenderStream(chain, SR)
+    first = stream.process(x[:8192])
+    assert first.size < 8192  # the audio waits for its pitch keys
+    rest = [stream.process(x[8192:]), stream.flush()]
+    assert esr(whole, np.concatenate([first, *rest])) <= 1e-7
     with pytest.raises(ParameterError, match="pitch"):
-        RenderStream(chain, SR)
+        SelectionStream(chain, SR)
+
+
+def test_pitch_stream_differs_only_where_a_gap_exceeds_the_lookahead():
+    from lactose_audio.conditioning import compute_key
+    from lactose_audio.presets import load_preset
+
+    chain = load_preset("pitch_drive").chain
+    hop = chain.hop_size
+    t = np.arange(SR) / SR
+    notes = [(0.5 * np.exp(-2.5 * t) * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+             for f0 in (110.0, 330.0, 196.0)]  # fmt: skip
+    gap = np.zeros(2 * SR, np.float32)  # 2 s: longer than the 0.5 s look-ahead
+    x = np.concatenate([notes[0], gap, notes[1], gap[: SR // 5], notes[2]])
+    spec = next(s.key for s in chain.stages if s.keyed)
+    whole_key = compute_key(spec, x, SR, hop)
+    key_stream = spec.stream(SR, hop, lookahead_seconds=0.5)
+    chunks = [key_stream.process(x[i : i + 4096]) for i in range(0, x.size, 4096)]
+    streamed_key = np.concatenate([*chunks, key_stream.flush()])
+    differ = streamed_key != whole_key
+    assert 0 < differ.sum() < 0.5 * differ.size  # the look-ahead is exceeded, in the gaps only
+    stream = RenderStream(chain, SR, lookahead_seconds=0.5)
+    out = np.concatenate([stream.process(x[i : i + 4096]) for i in range(0, x.size, 4096)]
+                         + [stream.flush()])  # fmt: skip
+    whole = render(chain, x, SR)
+    # oracle: where the streamed key equals the whole-file key (and the filters have had
+    # 0.1 s since the last differing frame to forget it), the output is the whole-file render
+    settle = int(0.1 * SR / hop)
+    recent = np.convolve(differ.astype(float), np.ones(settle + 1))[: differ.size] > 0
+    same = np.repeat(~recent, hop)[: x.size]
+    assert same.mean() > 0.5
+    np.testing.assert_allclose(out[same], whole[same], atol=2e-5)
+
+
+def test_bad_audio_is_refused_by_render():
     with pytest.raises(ParameterError, match="mono"):
         render(Chain.from_spec("gain"), np.zeros((2, 10), np.float32), SR)
     with pytest.raises(ParameterError, match="finite"):
