@@ -56,6 +56,7 @@ def render(
     block_size: int | None = None,
     mix: float = 1.0,
     engine: str = DEFAULT_ENGINE,
+    controls: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Process a mono signal with ``chain``.
 
@@ -68,13 +69,16 @@ def render(
         mix: Wet fraction in ``[0, 1]``: ``mix * chain(audio) + (1 - mix) * audio``.
         engine: ``"graph"`` (the training graph) or ``"iir"`` (exact recursive biquads for
             filter groups, see :mod:`lactose_audio.iir`).
+        controls: ``{name: value}`` of every control (knob) the chain's stages follow
+            (:mod:`lactose_audio.knobs`: between captured settings the parameters are
+            interpolated in their declared scaling).
 
     Returns:
         float32 ``[n_samples]``.
 
     Raises:
         ParameterError: On non-mono or non-finite audio, a bad ``mix``, ``block_size`` or
-            ``engine``.
+            ``engine``, or an unknown, missing or out-of-range control.
     """
     audio = as_audio(audio, finite=block_size is not None)  # else checked with the keys
     mix = _check_mix(mix)
@@ -82,12 +86,16 @@ def render(
     if block_size is not None:
         if int(block_size) < 1:
             raise ParameterError(f"block_size must be >= 1 samples, got {block_size}")
-        stream = RenderStream(chain, sample_rate, mix=mix, engine=engine)
+        stream = RenderStream(chain, sample_rate, mix=mix, engine=engine, controls=controls)
         parts = [
             stream.process(audio[i : i + block_size]) for i in range(0, audio.size, block_size)
         ]
         parts.append(stream.flush())
         return np.concatenate(parts).astype(np.float32)
+    if controls or chain.controls:
+        from lactose_audio.knobs import resolve
+
+        chain = resolve(chain, controls)
     if audio.size == 0:
         return audio.copy()
     sels = chain.selections(audio, sample_rate)  # also checks that audio is finite
@@ -124,7 +132,7 @@ class SelectionStream:
         self.chain = chain
         self._streams: dict[str, Any] = {}
         for stage in chain.stages:
-            if not stage.keyed:
+            if not stage.keyed or stage.control is not None:  # knobs: set by the renderer
                 continue
             if stage.key.kind == "pitch":
                 raise ParameterError(
@@ -135,8 +143,14 @@ class SelectionStream:
             if sig not in self._streams:
                 self._streams[sig] = stage.key.stream(sample_rate, chain.hop_size)
 
-    def __call__(self, audio: np.ndarray, final: bool) -> list[Any]:
-        """Selections (per stage, ``None`` if unkeyed) of ``audio``; ``final`` closes the key."""
+    def __call__(
+        self, audio: np.ndarray, final: bool, controls: dict[int, Any] | None = None
+    ) -> list[Any]:
+        """Selections (per stage, ``None`` if unkeyed) of ``audio``; ``final`` closes the key.
+
+        ``controls``: the selections of control-keyed stages, by stage index (they come from
+        control values, not from the audio).
+        """
         keys = {}
         for sig, stream in self._streams.items():
             values = np.asarray(stream.process(audio), np.float32)
@@ -145,9 +159,12 @@ class SelectionStream:
                 values = np.concatenate([values, extra]) if extra.size else values
             keys[sig] = values
         sels = []
-        for stage in self.chain.stages:
+        for index, stage in enumerate(self.chain.stages):
             if not stage.keyed:
                 sels.append(None)
+                continue
+            if stage.control is not None:
+                sels.append((controls or {})[index])
                 continue
             values = keys[key_signature(stage.key)]
             if stage.control_rate == "frame" and stage.key.rate == "sample":
@@ -159,23 +176,44 @@ class SelectionStream:
 class RenderStream:
     """Chunk-by-chunk rendering with carried key state, frame buffer and filter tails.
 
+    Controls (knobs) are automatable: :meth:`set` changes them between chunks; the parameters
+    of the stages that follow them move to the new value over one frame (pointwise stages
+    along a per-sample ramp, filters by their coefficient crossfade), so a step of a knob
+    does not click (:func:`lactose_audio.knobs.ramp_chain`).
+
     Args:
         chain: The chain (its ``hop_size`` is the frame size).
         sample_rate: Hz.
         mix: Wet fraction in ``[0, 1]``.
         engine: ``"graph"`` or ``"iir"`` (see :func:`render`).
+        controls: ``{name: value}`` of every control the chain's stages follow.
 
     Raises:
-        ParameterError: If a stage is keyed on pitch (non-causal), or on a bad ``engine``.
+        ParameterError: If a stage is keyed on pitch (non-causal), on a bad ``engine``, or on
+            an unknown, missing or out-of-range control.
     """
 
     def __init__(
-        self, chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = DEFAULT_ENGINE
+        self,
+        chain: Chain,
+        sample_rate: float,
+        mix: float = 1.0,
+        engine: str = DEFAULT_ENGINE,
+        controls: dict[str, float] | None = None,
     ) -> None:
-        self.chain = chain
         self.sample_rate = float(sample_rate)
         self.mix = _check_mix(mix)
         self.engine = _check_engine(engine)
+        self.source = chain
+        self.controls: dict[str, float] = {}
+        self._ramp_pairs: list[Any] = []
+        self._ramping = False
+        if controls or chain.controls:
+            from lactose_audio.knobs import check_controls, ramp_chain
+
+            self.controls = check_controls(chain, controls)
+            chain, self._ramp_pairs = ramp_chain(chain, self.controls)
+        self.chain = chain
         self._buffer = np.zeros(0, np.float32)
         self._iir = None
         self._tails = None
@@ -189,8 +227,33 @@ class RenderStream:
             self._tails = graph.initial_tails(chain, self.sample_rate)
         self._selections = SelectionStream(chain, self.sample_rate)
 
+    def set(self, **controls: float) -> None:
+        """Change controls from the next frame on (ramped over one frame: no click).
+
+        Raises:
+            ParameterError: On an unknown or out-of-range control.
+        """
+        from lactose_audio.knobs import check_controls, set_ramp_rows
+
+        self.controls = check_controls(self.source, {**self.controls, **controls})
+        set_ramp_rows(self._ramp_pairs, self.controls, keep=self._ramping)
+        self._ramping = True
+
+    def _control_selections(self, n_samples: int) -> dict[int, Any]:
+        from lactose_audio.knobs import ramp_selection
+
+        out = {}
+        for index, stage in enumerate(self.chain.stages):
+            if stage.control is not None:
+                out[index] = ramp_selection(
+                    stage, n_samples, self.chain.hop_size, self._ramping
+                )
+        self._ramping = False
+        return out
+
     def _process(self, audio: np.ndarray, final: bool) -> np.ndarray:
-        sels = self._selections(audio, final)
+        controls = self._control_selections(audio.size) if self._ramp_pairs else None
+        sels = self._selections(audio, final, controls)
         if self._iir is not None:
             wet = self._iir.process(audio, sels)
         else:
@@ -223,10 +286,14 @@ class RenderStream:
 
 
 def stream(
-    chain: Chain, sample_rate: float, mix: float = 1.0, engine: str = DEFAULT_ENGINE
+    chain: Chain,
+    sample_rate: float,
+    mix: float = 1.0,
+    engine: str = DEFAULT_ENGINE,
+    controls: dict[str, float] | None = None,
 ) -> RenderStream:
-    """``RenderStream(chain, sample_rate, mix, engine)``."""
-    return RenderStream(chain, sample_rate, mix, engine)
+    """``RenderStream(chain, sample_rate, mix, engine, controls)``."""
+    return RenderStream(chain, sample_rate, mix, engine, controls)
 
 
 __all__ = ["ENGINES", "RenderStream", "SelectionStream", "render", "stream"]
