@@ -67,8 +67,10 @@ def read_captures_csv(folder: str | os.PathLike) -> tuple[Path, list[tuple[Path,
     dry, table = folder / DRY_NAME, folder / CAPTURES_CSV
     for path in (dry, table):
         if not path.is_file():
-            raise DataError(f"{path}: missing (a captures folder holds {DRY_NAME} and "
-                            f"{CAPTURES_CSV} with columns file,<control>,...)")
+            raise DataError(
+                f"{path}: missing (a captures folder holds {DRY_NAME} and "
+                f"{CAPTURES_CSV} with columns file,<control>,...)"
+            )
     with open(table, newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     rows = [[c.strip() for c in r] for r in rows if any(c.strip() for c in r)]
@@ -80,7 +82,9 @@ def read_captures_csv(folder: str | os.PathLike) -> tuple[Path, list[tuple[Path,
         if len(row) != len(rows[0]):
             raise DataError(f"{table}: line {n} has {len(row)} columns, expected {len(rows[0])}")
         try:
-            controls = parse_controls(",".join(f"{k}={v}" for k, v in zip(names, row[1:])))
+            controls = parse_controls(
+                ",".join(f"{k}={v}" for k, v in zip(names, row[1:], strict=True))
+            )
         except ParameterError as exc:
             raise DataError(f"{table}: line {n}: {exc}") from None
         captures.append((folder / row[0], controls))

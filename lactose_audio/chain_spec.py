@@ -65,7 +65,7 @@ class ControlKey:
             if not math.isfinite(float(value)):
                 raise ParameterError(f"control {self.name}: settings must be finite")
             values.append(float(value))
-        if any(b <= a for a, b in zip(values, values[1:])):
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
             raise ParameterError(
                 f"control {self.name}: settings must be strictly increasing, got {values}"
             )
@@ -88,7 +88,9 @@ class ControlKey:
 
 def settings_edges(settings: tuple[float, ...]) -> RangeEdges:
     """The inner edges of a control key: midpoints between neighbouring settings."""
-    return RangeEdges(tuple(0.5 * (a + b) for a, b in zip(settings, settings[1:])), "")
+    return RangeEdges(
+        tuple(0.5 * (a + b) for a, b in zip(settings, settings[1:], strict=False)), ""
+    )
 
 
 def _conditioning():

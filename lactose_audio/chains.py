@@ -404,7 +404,9 @@ class Chain:
                         f"stage {stage.block.name} follows the control {stage.control!r}: "
                         "give its value"
                     )
-                n = audio.size if stage.control_rate == "sample" else -(-audio.size // self.hop_size)
+                n = audio.size
+                if stage.control_rate == "frame":
+                    n = -(-n // self.hop_size)
                 values = np.full(n, float(controls[stage.control]), np.float32)
                 out.append(select(values, stage.edges, 0.0))
                 continue

@@ -214,8 +214,10 @@ def train(
     else:
         click.echo(result.summary())
         for row in result.effect.training.get("captures", []):
-            click.echo(f"  {_point(row['controls'])}: validation ESR {row['validation_esr']:.5f}, "
-                       f"latency {row['latency_samples']} samples")
+            click.echo(
+                f"  {_point(row['controls'])}: validation ESR {row['validation_esr']:.5f}, "
+                f"latency {row['latency_samples']} samples"
+            )
         for row in result.effect.training.get("holdout", []):
             click.echo(f"  held out {_point(row['controls'])}: interpolated ESR {row['esr']:.5f}")
 

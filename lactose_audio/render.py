@@ -245,9 +245,7 @@ class RenderStream:
         out = {}
         for index, stage in enumerate(self.chain.stages):
             if stage.control is not None:
-                out[index] = ramp_selection(
-                    stage, n_samples, self.chain.hop_size, self._ramping
-                )
+                out[index] = ramp_selection(stage, n_samples, self.chain.hop_size, self._ramping)
         self._ramping = False
         return out
 

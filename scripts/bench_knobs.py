@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         worst_time = max(worst_time, time_ratio)
         out["effects"][name] = {
             "heldout": rows,
-            "esr_captured_settings": dict(zip(map(str, TRAIN_SETTINGS), at_captured)),
+            "esr_captured_settings": dict(zip(map(str, TRAIN_SETTINGS), at_captured, strict=True)),
             "train_seconds_5_captures": joint_s,
             "train_seconds_1_capture": float(np.mean(single_s)),
             "train_seconds_ratio": time_ratio,
@@ -174,12 +174,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"direct {r['esr_direct']:.5f} ({r['ratio']:.2f}x) "
                     f"{'PASS' if r['pass'] else 'FAIL'}"
                 )
-            print(f"{n:>10}: 5 captures {e['train_seconds_5_captures']:.1f} s, one "
-                  f"{e['train_seconds_1_capture']:.1f} s ({e['train_seconds_ratio']:.2f}x)")
-        print(f"interp_over_direct {worst_ratio:.3f} (bar: <= {RATIO_BAR} x direct + {SLACK}) "
-              f"{'PASS' if passed else 'FAIL'}")
-        print(f"train_seconds_ratio {worst_time:.2f} (bar <= {TIME_BAR}) "
-              f"{'PASS' if out['pass_time'] else 'FAIL'}")
+            print(
+                f"{n:>10}: 5 captures {e['train_seconds_5_captures']:.1f} s, one "
+                f"{e['train_seconds_1_capture']:.1f} s ({e['train_seconds_ratio']:.2f}x)"
+            )
+        print(
+            f"interp_over_direct {worst_ratio:.3f} (bar: <= {RATIO_BAR} x direct + {SLACK}) "
+            f"{'PASS' if passed else 'FAIL'}"
+        )
+        print(
+            f"train_seconds_ratio {worst_time:.2f} (bar <= {TIME_BAR}) "
+            f"{'PASS' if out['pass_time'] else 'FAIL'}"
+        )
     return 0
 
 

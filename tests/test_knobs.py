@@ -52,7 +52,9 @@ def test_interpolation_follows_the_declared_scaling():
         arithmetic = (1 - t) * a + t * b
         scalings = [p.scaling for p in chain[1].block.params]
         assert scalings[0] == "log"  # cutoff_hz: Hz on a log axis
-        expected = [g if s == "log" else m for g, m, s in zip(geometric, arithmetic, scalings)]
+        expected = [
+            g if s == "log" else m for g, m, s in zip(geometric, arithmetic, scalings, strict=True)
+        ]
         np.testing.assert_allclose(lowpass, expected, rtol=1e-5)
         assert not resolved[0].keyed and resolved[0].n_ranges == 1
 
@@ -114,8 +116,9 @@ def test_bad_control_values_are_refused(controls, message):
 
 
 def test_preset_version_2_round_trip_and_python_api(tmp_path):
-    effect = Effect(chain=_chain(), name="knob", coverage=[{"counts": [1, 1, 1],
-                    "flagged": [False] * 3}] * 2)
+    effect = Effect(
+        chain=_chain(), name="knob", coverage=[{"counts": [1, 1, 1], "flagged": [False] * 3}] * 2
+    )
     path = save_preset(effect, tmp_path / "knob.json")
     text = path.read_text()
     assert json.loads(text)["version"] == 2
@@ -230,8 +233,9 @@ def test_capture_options_are_refused(tmp_path, capsys, extra, message):
 
 
 def test_render_set_on_the_command_line(tmp_path, capsys):
-    effect = Effect(chain=_chain(), name="knob", coverage=[{"counts": [1, 1, 1],
-                    "flagged": [False] * 3}] * 2)
+    effect = Effect(
+        chain=_chain(), name="knob", coverage=[{"counts": [1, 1, 1], "flagged": [False] * 3}] * 2
+    )
     preset = save_preset(effect, tmp_path / "knob.json")
     x = _signal()
     sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")

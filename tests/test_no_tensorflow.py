@@ -143,8 +143,11 @@ chain = Chain.from_spec("tanh>lowpass", key=ControlKey("gain", (0.0, 10.0)))
 cover = [{{"counts": [1, 1], "flagged": [False, False]}}] * 2
 save_preset(Effect(chain=chain, name="knob", coverage=cover), "{wavs}/knob.json")
 from lactose_audio.cli import main
-assert main(["render", "{wavs}/knob.json", "{wavs}/dry.wav", "{wavs}/k.wav", "--set", "gain=2"]) == 0
+argv = ["render", "{wavs}/knob.json", "{wavs}/dry.wav", "{wavs}/k.wav", "--set", "gain=2"]
+assert main(argv) == 0
 stream = RenderStream(chain, {SR}, controls={{"gain": 1.0}})
-stream.process(np.zeros(3000, np.float32)); stream.set(gain=9.0); stream.process(np.ones(3000, np.float32))
+stream.process(np.zeros(3000, np.float32))
+stream.set(gain=9.0)
+stream.process(np.ones(3000, np.float32))
 """
     assert _run(body) is False
