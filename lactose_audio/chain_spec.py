@@ -7,6 +7,9 @@ selections and streams use as the key's identity. No TensorFlow.
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,6 +22,76 @@ DEFAULT_KEY_RANGES = {"amplitude": (-60.0, 0.0), "pitch": (40.0, 88.0), "sample"
 
 KEY_KINDS = ("none", "sample", "amplitude", "pitch")
 
+CONTROL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+"""A control's name: a letter, then letters, digits or ``_`` (at most 32 characters)."""
+
+
+@dataclass(frozen=True)
+class ControlKey:
+    """A knob: a named value the user sets (``gain``, ``tone``), constant over one capture.
+
+    A stage keyed on a control has one bank row per captured setting (``settings``, strictly
+    increasing). Its edges are the midpoints between neighbouring settings (:func:`
+    settings_edges`), so the one boundary rule (``range_index``) picks a setting's own row at
+    that setting: training uses hard selections. Rendering between two settings interpolates
+    their parameters in each parameter's declared scaling (:mod:`lactose_audio.knobs`).
+
+    Args:
+        name: The control's name (:data:`CONTROL_NAME`).
+        settings: The captured settings, strictly increasing, finite (the control's own unit).
+        rate: ``"frame"`` (presets); ``"sample"`` only for the renderer's internal ramps.
+
+    Raises:
+        ParameterError: On a bad name or settings.
+    """
+
+    name: str
+    settings: tuple[float, ...] = ()
+    rate: str = "frame"
+
+    kind = "control"
+    unit = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not CONTROL_NAME.match(self.name):
+            raise ParameterError(
+                f"a control's name must be a letter then letters, digits or '_' (at most 32), "
+                f"got {self.name!r}"
+            )
+        values = []
+        for value in self.settings:
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ParameterError(f"control {self.name}: settings must be numbers")
+            if not math.isfinite(float(value)):
+                raise ParameterError(f"control {self.name}: settings must be finite")
+            values.append(float(value))
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise ParameterError(
+                f"control {self.name}: settings must be strictly increasing, got {values}"
+            )
+        object.__setattr__(self, "settings", tuple(values))
+        if self.rate not in ("frame", "sample"):
+            raise ParameterError(f"key rate must be 'sample' or 'frame', got {self.rate!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "control", "name": ..., "settings": [...]}``."""
+        return {"kind": "control", "name": self.name, "settings": list(self.settings)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ControlKey:
+        """Inverse of :meth:`to_dict`; validates."""
+        unknown = sorted(set(data) - {"kind", "name", "settings"})
+        if unknown:
+            raise ParameterError(f"unknown control key fields {unknown}")
+        return cls(data.get("name", ""), tuple(data.get("settings", ())))
+
+
+def settings_edges(settings: tuple[float, ...]) -> RangeEdges:
+    """The inner edges of a control key: midpoints between neighbouring settings."""
+    return RangeEdges(
+        tuple(0.5 * (a + b) for a, b in zip(settings, settings[1:], strict=False)), ""
+    )
+
 
 def _conditioning():
     from lactose_audio import conditioning  # imported when keys are used
@@ -30,6 +103,8 @@ def make_key(kind: str, rate: str | None = None, **settings: Any) -> Any:
     """A ``KeySpec`` (``None`` for ``kind == "none"``); pitch is always frame-rate."""
     if kind == "none":
         return None
+    if kind == "control":
+        return ControlKey(**settings)
     if rate is None:
         rate = "frame" if kind in ("pitch", "amplitude") else "sample"
     return _conditioning().KeySpec(kind, rate, **settings)
@@ -49,6 +124,8 @@ def key_from_dict(data: dict[str, Any]) -> Any:
     """Inverse of :func:`key_dict`."""
     if data.get("kind", "none") == "none":
         return None
+    if data.get("kind") == "control":
+        return ControlKey.from_dict(data)
     return _conditioning().KeySpec.from_dict(data)
 
 
@@ -94,13 +171,17 @@ def parse_spec(
             else:
                 raise ParameterError(f"unknown key {key_name!r} in chain spec item {item!r}")
         stage_edges = None
-        if stage_key is not None:
+        if isinstance(stage_key, ControlKey):
+            stage_edges = settings_edges(stage_key.settings)
+        elif stage_key is not None:
             stage_edges = edges or even_edges(stage_key, n_ranges or 1)
         out.append(StageSpec(name.strip(), stage_key, stage_edges))
     return out
 
 
 __all__ = [
+    "CONTROL_NAME",
+    "ControlKey",
     "DEFAULT_KEY_RANGES",
     "StageSpec",
     "even_edges",
@@ -109,4 +190,5 @@ __all__ = [
     "key_signature",
     "make_key",
     "parse_spec",
+    "settings_edges",
 ]

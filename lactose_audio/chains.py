@@ -35,7 +35,15 @@ import numpy as np
 
 from lactose_audio import blocks as _blocks
 from lactose_audio.blocks.base import DEFAULT_HOP_SIZE, Block
-from lactose_audio.chain_spec import key_dict, key_from_dict, key_signature, make_key, parse_spec
+from lactose_audio.chain_spec import (
+    ControlKey,
+    key_dict,
+    key_from_dict,
+    key_signature,
+    make_key,
+    parse_spec,
+    settings_edges,
+)
 from lactose_audio.errors import ParameterError
 from lactose_audio.executor import plan
 from lactose_audio.frames import as_audio, check_finite, frame_mean
@@ -68,6 +76,14 @@ class Stage:
     ) -> None:
         self.block = _blocks.get_block(block) if isinstance(block, str) else block
         self.key = key
+        if isinstance(key, ControlKey):
+            expected = settings_edges(key.settings)
+            if edges is not None and tuple(edges.edges) != expected.edges:
+                raise ParameterError(
+                    f"stage {self.block.name}: a control key's edges are the midpoints of its "
+                    f"settings {list(key.settings)}, got {list(edges.edges)}"
+                )
+            edges = expected
         self.edges = edges if edges is not None else RangeEdges((), getattr(key, "unit", ""))
         self.soft_width = float(soft_width)
         n_ranges = self.edges.n_ranges
@@ -98,6 +114,11 @@ class Stage:
         """``"sample"`` if block and key are sample-rate, else ``"frame"``."""
         sample = self.block.rate == "sample" and not self.block.is_linear
         return "sample" if sample and getattr(self.key, "rate", "") == "sample" else "frame"
+
+    @property
+    def control(self) -> str | None:
+        """The name of the control (knob) this stage follows, or ``None``."""
+        return self.key.name if isinstance(self.key, ControlKey) else None
 
     def selection_signature(self) -> tuple:
         """Stages with equal signatures share one selection."""
@@ -158,7 +179,7 @@ class Stage:
         return stage
 
     def __repr__(self) -> str:
-        key = "" if self.key is None else f"@{self.key.kind}"
+        key = "" if self.key is None else f"@{self.control or self.key.kind}"
         rows = self.physical()
         parts = []
         for i, spec in enumerate(self.block.params[:6]):
@@ -278,7 +299,7 @@ class Chain:
         audio = as_audio(audio)
         cache: dict[str, np.ndarray] = {}
         for stage in self.stages:
-            if stage.keyed:
+            if stage.keyed and stage.control is None:  # a control's edges are its settings
                 values = self._stage_key_values(stage, audio, sample_rate, cache)
                 weights = self._level_weights(stage, audio, values)
                 stage.edges = RangeEdges.from_quantiles(
@@ -329,16 +350,39 @@ class Chain:
             values = frame_mean(values, self.hop_size)
         return values
 
-    def selections(self, audio: np.ndarray, sample_rate: float) -> list[Selection | None]:
+    @property
+    def controls(self) -> dict[str, tuple[float, ...]]:
+        """The controls (knobs) the stages follow: ``{name: captured settings}``."""
+        out: dict[str, tuple[float, ...]] = {}
+        for stage in self.stages:
+            if stage.control is not None:
+                out.setdefault(stage.control, stage.key.settings)
+        return out
+
+    def selections(
+        self, audio: np.ndarray, sample_rate: float, controls: dict[str, float] | None = None
+    ) -> list[Selection | None]:
         """Every stage's selection over the whole dry signal (numpy, not differentiated).
+
+        Args:
+            audio: The dry signal.
+            sample_rate: Hz.
+            controls: ``{name: value}`` of the controls the stages follow (training: a
+                capture's settings; a control-keyed stage gets the hard selection of the row
+                nearest the value, its own row at a captured setting).
 
         Returns:
             One entry per :attr:`stages` item: ``None`` (unkeyed) or a ``Selection`` of arrays
             ``[n_samples]`` (control rate ``sample``) or ``[n_frames]`` (``frame``).
-        """
-        return self._selections(as_audio(audio, finite=False), sample_rate)
 
-    def _selections(self, audio: np.ndarray, sample_rate: float) -> list[Selection | None]:
+        Raises:
+            ParameterError: If a control a stage follows has no value.
+        """
+        return self._selections(as_audio(audio, finite=False), sample_rate, controls)
+
+    def _selections(
+        self, audio: np.ndarray, sample_rate: float, controls: dict[str, float] | None = None
+    ) -> list[Selection | None]:
         """:meth:`selections` of float32 mono ``audio``, and its finiteness check.
 
         Computing a key checks that the audio is finite (the frame-rate amplitude key for free:
@@ -353,6 +397,18 @@ class Chain:
         for stage in self.stages:
             if not stage.keyed:
                 out.append(None)
+                continue
+            if stage.control is not None:
+                if not controls or stage.control not in controls:
+                    raise ParameterError(
+                        f"stage {stage.block.name} follows the control {stage.control!r}: "
+                        "give its value"
+                    )
+                n = audio.size
+                if stage.control_rate == "frame":
+                    n = -(-n // self.hop_size)
+                values = np.full(n, float(controls[stage.control]), np.float32)
+                out.append(select(values, stage.edges, 0.0))
                 continue
             values = self._stage_key_values(stage, audio, sample_rate, cache)
             out.append(select(values, stage.edges, stage.soft_width))

@@ -60,6 +60,21 @@ def cli() -> None:
 @click.argument("dry", type=click.Path(dir_okay=True))
 @click.argument("wet", type=click.Path(dir_okay=False), required=False)
 @click.option(
+    "--capture",
+    "captures",
+    nargs=2,
+    multiple=True,
+    metavar="WET NAME=VALUE[,NAME=VALUE]",
+    help="A knob capture: WET recorded from DRY at these control settings (repeat per "
+    "setting; or DRY is a folder with dry.wav and captures.csv).",
+)
+@click.option(
+    "--holdout",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Leave the capture at these settings out of training; report its interpolated ESR.",
+)
+@click.option(
     "--out",
     "out",
     required=True,
@@ -125,6 +140,8 @@ def cli() -> None:
 def train(
     dry,
     wet,
+    captures,
+    holdout,
     out,
     chain_spec,
     key,
@@ -155,6 +172,14 @@ def train(
         raise click.UsageError("give either --ranges or --edges, not both")
     from lactose_audio.training import TrainConfig, train_from_files
 
+    knobs = bool(captures) or (
+        os.path.isdir(dry) and os.path.isfile(os.path.join(dry, "captures.csv"))
+    )
+    if knobs and wet is not None:
+        raise click.UsageError("give WET files with --capture WET NAME=VALUE, not as WET")
+    if holdout and not knobs:
+        raise click.UsageError("--holdout needs knob captures (--capture)")
+
     config = TrainConfig(
         chain_spec=chain_spec,
         key=key,
@@ -164,11 +189,7 @@ def train(
         steps=steps,
         seed=seed,
     )
-    result = train_from_files(
-        dry,
-        wet,
-        out,
-        config,
+    options = dict(
         report_dir=report_dir,
         resume=resume,
         channel=channel,
@@ -176,10 +197,33 @@ def train(
         latency=latency,
         progress=not (quiet or as_json),
     )
+    if knobs:
+        from lactose_audio.captures import parse_controls, train_captures
+
+        listed = [(w, parse_controls(c)) for w, c in captures] or None
+        points = [parse_controls(h) for h in holdout]
+        result = train_captures(dry, listed, out, config, holdout=points, **options)
+    else:
+        result = train_from_files(dry, wet, out, config, **options)
     if as_json:
-        click.echo(json.dumps(result.to_dict()))
+        document = result.to_dict()
+        for name in ("captures", "holdout"):
+            if name in result.effect.training:
+                document[name] = result.effect.training[name]
+        click.echo(json.dumps(document))
     else:
         click.echo(result.summary())
+        for row in result.effect.training.get("captures", []):
+            click.echo(
+                f"  {_point(row['controls'])}: validation ESR {row['validation_esr']:.5f}, "
+                f"latency {row['latency_samples']} samples"
+            )
+        for row in result.effect.training.get("holdout", []):
+            click.echo(f"  held out {_point(row['controls'])}: interpolated ESR {row['esr']:.5f}")
+
+
+def _point(controls: dict) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in controls.items())
 
 
 @cli.command()
@@ -228,8 +272,15 @@ def train(
 @click.option(
     "--overwrite", is_flag=True, help="Folder rendering: replace outputs that already exist."
 )
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A knob's value (repeat per control), between the captured settings.",
+)
 def render(
-    preset, input_path, output, mix, channel, subtype, engine, jobs, pattern, overwrite
+    preset, input_path, output, mix, channel, subtype, engine, jobs, pattern, overwrite, settings
 ) -> None:
     """Process INPUT through PRESET (a file or a shipped preset's name) into OUTPUT.
 
@@ -241,11 +292,31 @@ def render(
     Example:
       lactose render my_drive.json guitar_di.wav out.wav --mix 0.8
       lactose render my_drive.json takes/ rendered/ --jobs 2
+      lactose render knob_drive.json guitar_di.wav out.wav --set gain=3.7
     """
     subtype = subtype.upper() if subtype else None
+    controls = {}
+    if settings:
+        from lactose_audio.captures import parse_controls
+
+        for item in settings:
+            for name, value in parse_controls(item).items():
+                if name in controls:
+                    raise click.UsageError(f"--set {name} is given twice")
+                controls[name] = value
     if os.path.isdir(input_path):
         _render_folder(
-            preset, input_path, output, mix, channel, subtype, engine, jobs, pattern, overwrite
+            preset,
+            input_path,
+            output,
+            mix,
+            channel,
+            subtype,
+            engine,
+            jobs,
+            pattern,
+            overwrite,
+            controls,
         )
         return
     given = [
@@ -259,13 +330,20 @@ def render(
 
     click.echo(
         render_file(
-            preset, input_path, output, mix=mix, channel=channel, subtype=subtype, engine=engine
+            preset,
+            input_path,
+            output,
+            mix=mix,
+            channel=channel,
+            subtype=subtype,
+            engine=engine,
+            controls=controls,
         )
     )
 
 
 def _render_folder(
-    preset, in_dir, out_dir, mix, channel, subtype, engine, jobs, pattern, overwrite
+    preset, in_dir, out_dir, mix, channel, subtype, engine, jobs, pattern, overwrite, controls
 ):
     from lactose_audio.workflows import DEFAULT_PATTERN, render_files
 
@@ -289,6 +367,7 @@ def _render_folder(
             engine=engine,
             overwrite=overwrite,
             progress=None,
+            controls=controls,
         )
     finally:
         if executor is not None:

@@ -72,6 +72,8 @@ class Pair:
         name: a short name for the pair (file stem, or the folder for NAM's layout).
         validation_fraction: the share of the end of the pair :meth:`split` holds out.
         wet_resampled_from: the wet file's original rate in Hz if it was resampled, else None.
+        controls: knob captures: ``{control name: setting}`` this wet was recorded at
+            (``None`` for a plain pair); selects the rows of control-keyed stages.
     """
 
     dry: np.ndarray
@@ -86,6 +88,7 @@ class Pair:
     name: str = "pair"
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
     wet_resampled_from: int | None = None
+    controls: dict[str, float] | None = None
 
     @property
     def n_samples(self) -> int:

@@ -64,7 +64,7 @@ class AlignedSelections:
         self._streams: dict[str, Any] = {}
         self._per_sample: dict[str, bool] = {}
         for stage in chain.stages:
-            if not stage.keyed:
+            if not stage.keyed or stage.control is not None:  # knobs: set by the renderer
                 continue
             sig = key_signature(stage.key)
             if sig in self._streams:
@@ -128,8 +128,8 @@ class AlignedSelections:
             keys[sig], self._keys[sig] = values[:n_values], values[n_values:]
         sels: list[Any] = []
         for stage in self.chain.stages:
-            if not stage.keyed:
-                sels.append(None)
+            if not stage.keyed or stage.control is not None:
+                sels.append(None)  # a control's selection comes from its value (the renderer)
                 continue
             values = keys[key_signature(stage.key)]
             if stage.control_rate == "frame" and stage.key.rate == "sample":

@@ -61,6 +61,10 @@ class ParamSpec:
         """Raw -> physical, TF float32, any shape, differentiable."""
         return self._scaling.forward_tf(raw)
 
+    def interpolate_np(self, start: Any, stop: Any, t: Any) -> np.ndarray:
+        """Interpolate physical values in the declared scaling (see ``Scaling.interpolate_np``)."""
+        return self._scaling.interpolate_np(start, stop, t)
+
     def to_raw_np(self, physical: Any) -> np.ndarray:
         """Physical -> raw, numpy float64 (the inverse of :meth:`to_physical_np`)."""
         return self._scaling.inverse_np(physical)
@@ -138,6 +142,20 @@ def physical_to_raw_np(params: Sequence[ParamSpec], physical: Any) -> np.ndarray
     return np.stack([p.to_raw_np(physical[..., i]) for i, p in enumerate(params)], axis=-1)
 
 
+def interpolate_physical_np(
+    params: Sequence[ParamSpec], start: Any, stop: Any, t: float
+) -> np.ndarray:
+    """Physical rows ``[n_params]``: ``t`` of the way from ``start`` to ``stop``, each
+    parameter in its declared scaling (dB linearly, Hz on a log axis). float64."""
+    start = np.asarray(start, dtype=np.float64)
+    stop = np.asarray(stop, dtype=np.float64)
+    if not params:
+        return start.copy()
+    return np.array(
+        [float(p.interpolate_np(start[i], stop[i], t)) for i, p in enumerate(params)]
+    )
+
+
 def split_row(params: Sequence[ParamSpec], row: Any) -> dict[str, Any]:
     """Split ``[..., n_params]`` values (numpy or TF) into ``{name: [...]}`` by column."""
     return {p.name: row[..., i] for i, p in enumerate(params)}
@@ -176,6 +194,7 @@ __all__ = [
     "ParamSpec",
     "default_raw_row",
     "format_value",
+    "interpolate_physical_np",
     "param_names",
     "physical_controls_tf",
     "physical_to_raw_np",

@@ -24,7 +24,10 @@ from lactose_audio.errors import LactoseError, PresetError
 from lactose_audio.schema import check_document, check_size, check_text, is_integer
 
 FORMAT = "lactose-audio-preset"
-VERSION = 1
+VERSION = 2
+#: Versions this package reads. Version 2 added knob (``control``) keys; a preset without
+#: one is still written as version 1, which every reader of version 1 loads.
+READ_VERSIONS = (1, 2)
 SUFFIX = ".json"
 #: Where shipped presets are looked up by name: $LACTOSE_PRESETS_PATH (os.pathsep-separated
 #: folders), then the ``presets/`` folder of the source tree.
@@ -54,16 +57,56 @@ class Effect:
     sample_rate: int = 44100
     coverage: list[dict[str, Any]] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)
+    knob_values: dict[str, float] = field(default_factory=dict)
+    """Control values set by :meth:`set` (not saved in the preset)."""
 
-    def __call__(self, audio, sample_rate: int, *, mix: float = 1.0, engine: str | None = None):
+    def __call__(
+        self,
+        audio,
+        sample_rate: int,
+        *,
+        mix: float = 1.0,
+        engine: str | None = None,
+        **controls: float,
+    ):
         """Render ``audio`` (float32 ``[n_samples]``) at ``sample_rate`` Hz.
 
         ``engine``: ``None`` for the default (``"iir"``), or ``"graph"`` for exactly the
-        training graph (see :func:`lactose_audio.render.render`).
+        training graph (see :func:`lactose_audio.render.render`). ``controls``: values of the
+        preset's knobs (``fx(x, sr, gain=3.7)``), over those given to :meth:`set`.
+
+        Raises:
+            ParameterError: On an unknown, missing or out-of-range control.
         """
         from lactose_audio.render import DEFAULT_ENGINE, render
 
-        return render(self.chain, audio, sample_rate, mix=mix, engine=engine or DEFAULT_ENGINE)
+        values = {**self.knob_values, **controls}
+        return render(
+            self.chain,
+            audio,
+            sample_rate,
+            mix=mix,
+            engine=engine or DEFAULT_ENGINE,
+            controls=values or None,
+        )
+
+    @property
+    def controls(self) -> dict[str, tuple[float, ...]]:
+        """The knobs: ``{name: captured settings}`` (empty for a preset without knobs)."""
+        return self.chain.controls
+
+    def set(self, **controls: float) -> None:
+        """Set knob values used by later calls (``fx.set(gain=3.7); fx(x, sr)``).
+
+        Raises:
+            ParameterError: On an unknown or out-of-range control.
+        """
+        from lactose_audio.knobs import check_controls
+
+        values = {**self.knob_values, **controls}
+        defaults = {n: s[0] for n, s in self.controls.items() if n not in values}
+        check_controls(self.chain, {**defaults, **values})  # validates the given ones
+        self.knob_values = values
 
     def __getitem__(self, index: int):
         return self.chain[index]
@@ -97,10 +140,10 @@ class Effect:
         return f"Effect({self.name!r}, {self.chain!r})"
 
     def to_document(self) -> dict[str, Any]:
-        """The preset as a JSON-able dict (the v1 layout)."""
+        """The preset as a JSON-able dict (version 1 without knobs, else version 2)."""
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if self.chain.controls else 1,
             "name": self.name,
             "description": self.description,
             "sample_rate": int(self.sample_rate),
@@ -157,10 +200,10 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
             f"{document.get('format')!r}, expected {FORMAT!r})"
         )
     version = document.get("version")
-    if not is_integer(version) or version != VERSION:
+    if not is_integer(version) or version not in READ_VERSIONS:
         raise PresetError(
             f"{source}: unknown preset version {version!r}; this lactose_audio "
-            f"reads version {VERSION}"
+            f"reads versions {', '.join(map(str, READ_VERSIONS))}"
         )
     _check_finite(document, source)
     check_document(document, source)
@@ -182,6 +225,8 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise PresetError(f"{source}: chain: malformed ({type(exc).__name__}: {exc})") from None
 
+    if version < 2 and chain.controls:
+        raise PresetError(f"{source}: control keys (knobs) need preset version 2, got {version}")
     coverage = document["coverage"]
     stages = chain.stages  # depth-first through nested chains
     if not isinstance(coverage, list) or len(coverage) != len(stages):

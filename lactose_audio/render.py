@@ -58,6 +58,7 @@ def render(
     block_size: int | None = None,
     mix: float = 1.0,
     engine: str = DEFAULT_ENGINE,
+    controls: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Process a mono signal with ``chain``.
 
@@ -70,13 +71,16 @@ def render(
         mix: Wet fraction in ``[0, 1]``: ``mix * chain(audio) + (1 - mix) * audio``.
         engine: ``"graph"`` (the training graph) or ``"iir"`` (exact recursive biquads for
             filter groups, see :mod:`lactose_audio.iir`).
+        controls: ``{name: value}`` of every control (knob) the chain's stages follow
+            (:mod:`lactose_audio.knobs`: between captured settings the parameters are
+            interpolated in their declared scaling).
 
     Returns:
         float32 ``[n_samples]``.
 
     Raises:
         ParameterError: On non-mono or non-finite audio, a bad ``mix``, ``block_size`` or
-            ``engine``.
+            ``engine``, or an unknown, missing or out-of-range control.
     """
     audio = as_audio(audio, finite=block_size is not None)  # else checked with the keys
     mix = _check_mix(mix)
@@ -84,12 +88,16 @@ def render(
     if block_size is not None:
         if int(block_size) < 1:
             raise ParameterError(f"block_size must be >= 1 samples, got {block_size}")
-        stream = RenderStream(chain, sample_rate, mix=mix, engine=engine)
+        stream = RenderStream(chain, sample_rate, mix=mix, engine=engine, controls=controls)
         parts = [
             stream.process(audio[i : i + block_size]) for i in range(0, audio.size, block_size)
         ]
         parts.append(stream.flush())
         return np.concatenate(parts).astype(np.float32)
+    if controls or chain.controls:
+        from lactose_audio.knobs import resolve
+
+        chain = resolve(chain, controls)
     if audio.size == 0:
         return audio.copy()
     sels = chain.selections(audio, sample_rate)  # also checks that audio is finite
@@ -135,9 +143,18 @@ class SelectionStream:
                 "audio; use RenderStream (which delays the audio) or block_size=None"
             )
 
-    def __call__(self, audio: np.ndarray, final: bool) -> list[Any]:
-        """Selections (per stage, ``None`` if unkeyed) of ``audio``; ``final`` closes the key."""
-        return self._aligned.push(audio, final)[1]
+    def __call__(
+        self, audio: np.ndarray, final: bool, controls: dict[int, Any] | None = None
+    ) -> list[Any]:
+        """Selections (per stage, ``None`` if unkeyed) of ``audio``; ``final`` closes the key.
+
+        ``controls``: the selections of control-keyed stages, by stage index (they come from
+        control values, not from the audio).
+        """
+        sels = self._aligned.push(audio, final)[1]
+        for index, sel in (controls or {}).items():
+            sels[index] = sel
+        return sels
 
 
 class RenderStream:
@@ -149,6 +166,11 @@ class RenderStream:
     ``2 * lookahead_seconds``, plus up to ``key_align.RELEASE_FRAMES`` frames), and ``flush``
     the rest; the concatenation still has the input's length.
 
+    Controls (knobs) are automatable: :meth:`set` changes them between chunks; the parameters
+    of the stages that follow them move to the new value over one frame (pointwise stages
+    along a per-sample ramp, filters by their coefficient crossfade), so a step of a knob
+    does not click (:func:`lactose_audio.knobs.ramp_chain`).
+
     Args:
         chain: The chain (its ``hop_size`` is the frame size).
         sample_rate: Hz.
@@ -156,9 +178,11 @@ class RenderStream:
         engine: ``"graph"`` or ``"iir"`` (see :func:`render`).
         lookahead_seconds: Look-ahead of a streamed pitch key, s (``None``: 2 s). Gaps between
             notes longer than this are keyed by the held pitch instead of the next note's.
+        controls: ``{name: value}`` of every control the chain's stages follow.
 
     Raises:
-        ParameterError: On a bad ``engine``, ``mix`` or ``lookahead_seconds``.
+        ParameterError: On a bad ``engine``, ``mix`` or ``lookahead_seconds``, or on an
+            unknown, missing or out-of-range control.
     """
 
     def __init__(
@@ -168,11 +192,21 @@ class RenderStream:
         mix: float = 1.0,
         engine: str = DEFAULT_ENGINE,
         lookahead_seconds: float | None = None,
+        controls: dict[str, float] | None = None,
     ) -> None:
-        self.chain = chain
         self.sample_rate = float(sample_rate)
         self.mix = _check_mix(mix)
         self.engine = _check_engine(engine)
+        self.source = chain
+        self.controls: dict[str, float] = {}
+        self._ramp_pairs: list[Any] = []
+        self._ramping = False
+        if controls or chain.controls:
+            from lactose_audio.knobs import check_controls, ramp_chain
+
+            self.controls = check_controls(chain, controls)
+            chain, self._ramp_pairs = ramp_chain(chain, self.controls)
+        self.chain = chain
         self._buffer = np.zeros(0, np.float32)
         self._iir = None
         self._tails = None
@@ -186,10 +220,35 @@ class RenderStream:
             self._tails = graph.initial_tails(chain, self.sample_rate)
         self._selections = AlignedSelections(chain, self.sample_rate, lookahead_seconds)
 
+    def set(self, **controls: float) -> None:
+        """Change controls from the next frame on (ramped over one frame: no click).
+
+        Raises:
+            ParameterError: On an unknown or out-of-range control.
+        """
+        from lactose_audio.knobs import check_controls, set_ramp_rows
+
+        self.controls = check_controls(self.source, {**self.controls, **controls})
+        set_ramp_rows(self._ramp_pairs, self.controls, keep=self._ramping)
+        self._ramping = True
+
+    def _control_selections(self, n_samples: int) -> dict[int, Any]:
+        from lactose_audio.knobs import ramp_selection
+
+        out = {}
+        for index, stage in enumerate(self.chain.stages):
+            if stage.control is not None:
+                out[index] = ramp_selection(stage, n_samples, self.chain.hop_size, self._ramping)
+        self._ramping = False
+        return out
+
     def _process(self, audio: np.ndarray, final: bool) -> np.ndarray:
         audio, sels = self._selections.push(audio, final)
         if audio.size == 0:
             return np.zeros(0, np.float32)
+        if self._ramp_pairs:
+            for index, sel in self._control_selections(audio.size).items():
+                sels[index] = sel
         if self._iir is not None:
             wet = self._iir.process(audio, sels)
         else:
@@ -226,9 +285,10 @@ def stream(
     mix: float = 1.0,
     engine: str = DEFAULT_ENGINE,
     lookahead_seconds: float | None = None,
+    controls: dict[str, float] | None = None,
 ) -> RenderStream:
-    """``RenderStream(chain, sample_rate, mix, engine, lookahead_seconds)``."""
-    return RenderStream(chain, sample_rate, mix, engine, lookahead_seconds)
+    """``RenderStream(chain, sample_rate, mix, engine, lookahead_seconds, controls)``."""
+    return RenderStream(chain, sample_rate, mix, engine, lookahead_seconds, controls)
 
 
 __all__ = ["ENGINES", "RenderStream", "SelectionStream", "render", "stream"]

@@ -83,7 +83,9 @@ def prepare_tracks(pairs: Sequence[Any], chain: Any, validation_fraction: float)
         Track(
             dry=pair.dry,
             wet=pair.wet,
-            selections=chain.selections(pair.dry, pair.sample_rate),
+            selections=chain.selections(
+                pair.dry, pair.sample_rate, getattr(pair, "controls", None)
+            ),
             train_end=train_end(pair.n_samples, validation_fraction, hop),
             n_samples=pair.n_samples,
         )

@@ -226,6 +226,15 @@ def _check_key(key: Any, where: str) -> None:
     if kind == "none":
         _fields(key, where, ("kind",))
         return
+    if kind == "control":  # a knob (format version 2)
+        _fields(key, where, ("kind", "name", "settings"))
+        _string(key["name"], f"{where}.name")
+        settings = _list(key["settings"], f"{where}.settings")
+        if not 1 <= len(settings) <= MAX_RANGES:
+            raise PresetError(f"{where}.settings: 1 to {MAX_RANGES} settings, got {len(settings)}")
+        for j, value in enumerate(settings):
+            _number(value, f"{where}.settings[{j}]")
+        return
     _fields(key, where, ("kind", "rate", *_KEY_NUMBERS))
     _string(key["rate"], f"{where}.rate")
     for name in _KEY_NUMBERS:

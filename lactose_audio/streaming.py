@@ -87,6 +87,7 @@ def render_stream(
     subtype: str | None = None,
     engine: str | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    controls: dict[str, float] | None = None,
 ) -> RenderSummary:
     """Render a file through ``effect`` block by block into ``output_path`` (atomically).
 
@@ -99,6 +100,7 @@ def render_stream(
         subtype: output subtype (see :func:`lactose_audio.audio_io.write_audio`).
         engine: render engine (``None``: the default).
         block_size: samples read per block.
+        controls: values of the preset's knobs (``{"gain": 3.7}``).
 
     Returns:
         A :class:`RenderSummary`.
@@ -115,7 +117,11 @@ def render_stream(
     peak = 0.0
     with AudioReader(input_path, channel) as reader:
         stream = RenderStream(
-            effect.chain, reader.sample_rate, mix=mix, engine=engine or DEFAULT_ENGINE
+            effect.chain,
+            reader.sample_rate,
+            mix=mix,
+            engine=engine or DEFAULT_ENGINE,
+            controls=controls,
         )
 
         def tracked() -> Iterator[np.ndarray]:

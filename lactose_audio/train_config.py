@@ -69,6 +69,10 @@ class TrainConfig:
         key_rate: ``sample`` or ``frame`` for amplitude keys (``None``: the key's default).
         hop_size: the chain's frame hop in samples (``None``: 1024, 23 ms at 44.1 kHz).
         refine_segments: most segments in the full batch of the L-BFGS refinement.
+        controls: knob captures: ``{control name: captured settings}`` (set by
+            :func:`lactose_audio.captures.train_captures`). Stages pinned ``name@control`` in
+            the spec follow that control; with one control and no pin, every stage follows it.
+            ``--chain auto`` is refused, the key defaults to ``none``.
         warmup_share: share of each phase's budget for the Adam warm-up on random segments
             before the refinement (default 0: from the data-driven start, L-BFGS reaches the
             optimum of a gray-box chain sooner; a warm-up can help chains with many
@@ -95,6 +99,7 @@ class TrainConfig:
     hop_size: int | None = None
     refine_segments: int = 48
     warmup_share: float = 0.0
+    controls: dict[str, list[float]] | None = None
 
     @property
     def searching(self) -> bool:
@@ -104,6 +109,8 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with defaults filled in and every value checked (ParameterError)."""
         cfg = dataclasses.replace(self)
+        if cfg.controls:
+            cfg = _resolve_controls(cfg)
         if cfg.chain_spec is None or cfg.chain_spec.strip() in ("", AUTO):
             cfg.chain_spec = AUTO
         elif cfg.chain_spec.strip() == "default":
@@ -164,6 +171,33 @@ ADVICE_AUDIBLE = (
     "richer chain (e.g. --chain 'highpass>peak>gain>mlp>peak>lowpass>highpass')"
 )
 
+
+
+def _resolve_controls(cfg: TrainConfig) -> TrainConfig:
+    """Defaults and checks of a capture fit (see ``TrainConfig.controls``)."""
+    if cfg.chain_spec is None or cfg.chain_spec.strip() in ("", "default"):
+        cfg.chain_spec = DEFAULT_SPEC
+    if cfg.chain_spec.strip() == AUTO:
+        raise ParameterError(
+            "--chain auto is not supported with --capture yet: give --chain SPEC (or default)"
+        )
+    if cfg.key is None:
+        cfg.key = "none"
+    if cfg.key == AUTO:
+        raise ParameterError("--key auto is not supported with --capture: give --key or none")
+    pinned = [n for n in cfg.controls if f"@{n}" in cfg.chain_spec]
+    if not pinned and len(cfg.controls) > 1:
+        raise ParameterError(
+            f"{len(cfg.controls)} controls ({', '.join(cfg.controls)}): pin the stages that "
+            "follow each with name@control in --chain, e.g. 'gain@gain>tanh>lowpass@tone'"
+        )
+    if not pinned and cfg.key != "none":
+        raise ParameterError(
+            f"every stage follows {next(iter(cfg.controls))} (no stage pinned with "
+            f"name@control), so --key {cfg.key} would make 2-D banks (settings x ranges), "
+            "which are not supported yet: pin the control's stages in --chain"
+        )
+    return cfg
 
 @dataclass
 class TrainResult:

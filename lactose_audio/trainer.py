@@ -166,9 +166,10 @@ class Trainer:
             if self._row0:
                 sels = unconditioned(sels)
             if self._eval_fn is None:
+                # One trace per validation length (pairs of different lengths, e.g. knob
+                # captures with their own latency): the graph needs a static length.
                 self._eval_fn = tf.function(
                     lambda d, s: self.chain.forward(d, s, self.sample_rate),
-                    reduce_retracing=True,
                     autograph=False,
                 )
             batched = [None if s is None else type(s)(*(a[None] for a in s)) for s in sels]

@@ -76,12 +76,16 @@ _RESUME_KEEP = (
 
 def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate: int):
     """The chain to fit, with edges placed on quantiles of the training key (or as given)."""
+    from lactose_audio.chain_spec import ControlKey
     from lactose_audio.chains import Chain, make_key
     from lactose_audio.ranges import RangeEdges
 
     key = None
     if cfg.key != "none":
         key = make_key(cfg.key, cfg.key_rate) if cfg.key_rate else make_key(cfg.key)
+    keys = {n: ControlKey(n, tuple(s)) for n, s in (cfg.controls or {}).items()}
+    if len(keys) == 1 and not any(f"@{n}" in cfg.chain_spec for n in keys):
+        key = next(iter(keys.values()))  # one control, no pin: every stage follows it
     edges = None
     if cfg.edges is not None:
         edges = RangeEdges(tuple(cfg.edges), key.unit if key is not None else "")
@@ -92,6 +96,7 @@ def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate
         n_ranges=cfg.n_ranges,
         edges=edges,
         soft_width=cfg.soft_width,
+        keys=keys or None,
         **options,
     )
     if cfg.edges is None and any(stage.keyed for stage in chain.stages):

@@ -103,6 +103,19 @@ class Scaling:
         """Raw -> physical as a float32 TF tensor (differentiable). Any shape."""
         return self._forward(tf_ops(), raw)
 
+    def interpolate_np(self, start: Any, stop: Any, t: Any) -> np.ndarray:
+        """Physical values ``t`` of the way from ``start`` to ``stop`` on this scaling's axis.
+
+        Linear scalings interpolate the physical values, ``log`` ones their logarithm (Hz on
+        a log axis): ``outer(inner(start) + t * (inner(stop) - inner(start)))``, float64.
+        ``t = 0`` gives ``start`` and ``t = 1`` gives ``stop``; ``t`` in ``[0, 1]`` stays
+        within the bounds.
+        """
+        a = self._inner(NP, np.asarray(start, dtype=np.float64))
+        b = self._inner(NP, np.asarray(stop, dtype=np.float64))
+        t = np.asarray(t, dtype=np.float64)
+        return np.asarray(self._outer(NP, a + t * (b - a)), dtype=np.float64)
+
     def inverse_np(self, phys: Any) -> np.ndarray:
         """Physical -> raw in numpy float64 (values are clipped to the bounds first)."""
         lo = self._inner(NP, float(self.minimum))

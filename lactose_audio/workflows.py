@@ -34,6 +34,7 @@ def render_file(
     channel: int | None = None,
     subtype: str | None = None,
     engine: str | None = None,
+    controls: dict[str, float] | None = None,
 ) -> str:
     """Render ``input_path`` through ``preset`` into ``output_path`` (written atomically).
 
@@ -49,6 +50,7 @@ def render_file(
         subtype: soundfile subtype of the output (``FLOAT``, ``PCM_16``, ``PCM_24``, ...);
             ``None``: 32-bit float (24-bit integer for FLAC, which has no float).
         engine: render engine (``None``: the default, ``iir``; or ``graph``).
+        controls: values of the preset's knobs (``{"gain": 3.7}``).
 
     Returns:
         A one-line summary.
@@ -60,11 +62,22 @@ def render_file(
     check_output_path(output_path)
     check_not_input(output_path, input_path)
     effect = load_preset(preset)
+    if controls or effect.controls:
+        from lactose_audio.knobs import check_controls
+
+        check_controls(effect.chain, controls)  # before reading the audio
     # Silence, DC and one-sample files are valid input: the effect's output for them is
     # well defined (only training pairs must carry signal, lactose_audio.data.check_signal).
     # Read, rendered and written block by block: memory does not grow with the file.
     done = render_stream(
-        effect, input_path, output_path, mix=mix, channel=channel, subtype=subtype, engine=engine
+        effect,
+        input_path,
+        output_path,
+        mix=mix,
+        channel=channel,
+        subtype=subtype,
+        engine=engine,
+        controls=controls,
     )
     sample_rate, seconds = done.sample_rate, done.seconds
     duration = done.n_samples / sample_rate
@@ -190,7 +203,8 @@ def inspect_preset(
     for i, table in enumerate(stage_tables(effect)):
         unit = f" {table['unit']}" if table["unit"] else ""
         lines.append("")
-        lines.append(f"[{i}] {table['block']}  key={table['key']}  ranges={len(table['rows'])}")
+        key = f"control {table['control']}" if table["control"] else table["key"]
+        lines.append(f"[{i}] {table['block']}  key={key}  ranges={len(table['rows'])}")
         names = [p for p in table["params"]]
         header = ["range", "data", *names]
         rows = []
@@ -202,6 +216,8 @@ def inspect_preset(
                 + ("+inf" if hi is None else f"{hi:.4g}")
                 + unit
             )
+            if "setting" in row:
+                span = f"{table['control']}={row['setting']:g}"
             count = f"{row['count']}{' (!)' if row['flagged'] else ''}"
             rows.append([span, count, *[_format_value(row["params"][n]) for n in names]])
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
@@ -240,10 +256,13 @@ def stage_tables(effect) -> list[dict[str, Any]]:
                     "params": {n: float(values[r, j]) for j, n in enumerate(names)},
                 }
             )
+            if stage.control is not None:  # a knob: one row per captured setting
+                rows[-1]["setting"] = stage.key.settings[r]
         tables.append(
             {
                 "block": stage.block.name,
                 "key": key_kind(stage),
+                "control": stage.control,
                 "unit": stage.edges.unit,
                 "params": {p.name: p.unit for p in stage.block.params},
                 "rows": rows,
@@ -309,6 +328,7 @@ def _render_task(
             channel=options["channel"],
             subtype=options["subtype"],
             engine=options["engine"],
+            controls=options.get("controls"),
         )
     except LactoseError as exc:
         message = str(exc)
@@ -337,6 +357,7 @@ def render_files(
     engine: str | None = None,
     overwrite: bool = False,
     progress: bool | None = False,
+    controls: dict[str, float] | None = None,
 ) -> BatchResult:
     """Render many files through ``preset`` into ``out_dir``, mirroring their folder tree.
 
@@ -355,7 +376,7 @@ def render_files(
         root: the folder the outputs mirror; default: ``inputs`` if it is a folder, else the
             files' common folder.
         pattern: glob for the files of a folder, e.g. ``"*.flac"``.
-        mix, channel, subtype, engine: as for :func:`render_file`.
+        mix, channel, subtype, engine, controls: as for :func:`render_file`.
         overwrite: replace existing outputs (default: keep them, listed as skipped).
         progress: ``True`` shows a progress bar on stderr, ``None`` only on a terminal.
 
@@ -401,7 +422,17 @@ def render_files(
     effect = preset if hasattr(preset, "to_document") else load_preset(preset)
     text = dumps(effect.to_document())
     source = str(preset) if isinstance(preset, str | os.PathLike) else effect.name
-    options = {"mix": float(mix), "channel": channel, "subtype": subtype, "engine": engine}
+    if controls or effect.controls:
+        from lactose_audio.knobs import check_controls
+
+        check_controls(effect.chain, controls)
+    options = {
+        "mix": float(mix),
+        "channel": channel,
+        "subtype": subtype,
+        "engine": engine,
+        "controls": dict(controls or {}),
+    }
 
     result = BatchResult()
     tasks: list[tuple[str, str]] = []

@@ -129,3 +129,25 @@ def test_program_exit_code_and_output_survive_the_fast_exit(argv, code, stream, 
     )
     assert done.returncode == code
     assert text in getattr(done, stream)
+
+
+def test_knob_render_does_not_import_tensorflow(wavs):
+    """A preset with a control key, rendered with --set and streamed with set()."""
+    body = f"""
+import numpy as np
+from lactose_audio.chain_spec import ControlKey
+from lactose_audio.chains import Chain
+from lactose_audio.presets import Effect, save_preset
+from lactose_audio.render import RenderStream
+chain = Chain.from_spec("tanh>lowpass", key=ControlKey("gain", (0.0, 10.0)))
+cover = [{{"counts": [1, 1], "flagged": [False, False]}}] * 2
+save_preset(Effect(chain=chain, name="knob", coverage=cover), "{wavs}/knob.json")
+from lactose_audio.cli import main
+argv = ["render", "{wavs}/knob.json", "{wavs}/dry.wav", "{wavs}/k.wav", "--set", "gain=2"]
+assert main(argv) == 0
+stream = RenderStream(chain, {SR}, controls={{"gain": 1.0}})
+stream.process(np.zeros(3000, np.float32))
+stream.set(gain=9.0)
+stream.process(np.ones(3000, np.float32))
+"""
+    assert _run(body) is False

@@ -1,0 +1,193 @@
+"""Knob benchmark (issue 12): a preset trained on 5 captures, interpolated at held-out settings.
+
+    python scripts/bench_knobs.py [--seconds 8] [--steps 120] [--seed 0] [--json]
+
+Two effects made with third-party DSP (never lactose_audio's blocks), each with a 0-10 knob:
+
+- ``drive``: a numpy tanh drive whose drive follows the knob (``6 + 2.4 * gain`` dB) into a
+  scipy Butterworth low-pass whose cutoff follows the same knob (``1200 * 2**(gain / 4)`` Hz);
+  one knob, since 2-D banks (two knobs on one capture grid) are not done;
+- ``compressor``: a pedalboard ``Compressor`` whose threshold follows the knob
+  (``-6 - 3 * gain`` dB; ratio 4, attack 5 ms, release 80 ms) into a pedalboard tanh
+  ``Distortion`` (12 dB).
+
+Each is captured at the 5 settings 0, 2.5, 5, 7.5, 10 on a TRAIN take (plucked strings from
+``scripts/make_datasets.py``) and trained jointly (``gain>tanh>lowpass>highpass``, every stage
+following the knob). At the held-out settings 3.75 and 6.25 a model is also trained directly
+(one capture, same chain, same steps), and both are judged on a different TEST take rendered
+through the effect at that setting. Keys printed:
+
+- ``interp_over_direct``: worst case over effects and held-out settings of
+  ``ESR(interpolated) / ESR(direct)``; bar: every ``ESR(interp) <= 1.25 * ESR(direct) + 0.002``;
+- ``esr_heldout``: per effect and setting, the interpolated ESR on the TEST take;
+- ``train_seconds_ratio``: worst over effects of (seconds of the 5-capture fit) / (mean seconds
+  of a one-capture fit); bar <= 2.5.
+
+Step-bounded fits (``--steps``, the same for every fit), latency 0 given. One 2-step fit warms
+TensorFlow up first, so no measured run pays for its import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import butter, sosfilt
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from make_datasets import make_score, render_score  # noqa: E402
+
+SAMPLE_RATE = 44100
+TRAIN_SETTINGS = (0.0, 2.5, 5.0, 7.5, 10.0)
+HELD_OUT = (3.75, 6.25)
+CHAIN = "gain>tanh>lowpass>highpass"
+RATIO_BAR, SLACK = 1.25, 0.002
+TIME_BAR = 2.5
+
+
+def take(seconds: float, seed: int) -> np.ndarray:
+    """A plucked-string dry take (seeded)."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * SAMPLE_RATE)
+    notes = make_score(rng, seconds, SAMPLE_RATE, polyphonic=True)
+    return render_score(notes, n, SAMPLE_RATE, rng)
+
+
+def drive(dry: np.ndarray, gain: float) -> np.ndarray:
+    y = np.tanh(10 ** ((6.0 + 2.4 * gain) / 20.0) * dry.astype(np.float64))
+    sos = butter(2, 1200.0 * 2 ** (gain / 4.0), fs=SAMPLE_RATE, output="sos")
+    return (0.5 * sosfilt(sos, y)).astype(np.float32)
+
+
+def compressor(dry: np.ndarray, gain: float) -> np.ndarray:
+    import pedalboard
+
+    board = pedalboard.Pedalboard(
+        [
+            pedalboard.Compressor(
+                threshold_db=-6.0 - 3.0 * gain, ratio=4.0, attack_ms=5.0, release_ms=80.0
+            ),
+            pedalboard.Distortion(drive_db=12.0),
+        ]
+    )
+    return board(dry.astype(np.float32), SAMPLE_RATE).astype(np.float32)
+
+
+EFFECTS = {"drive": drive, "compressor": compressor}
+
+
+def fit(dry, captures, steps: int, seed: int):
+    """Train on ``[(wet, gain)]`` (one capture: no control, a plain fit). Returns (fx, s)."""
+    from lactose_audio.data import pair_from_arrays
+    from lactose_audio.training import TrainConfig, train
+
+    pairs = []
+    for wet, gain in captures:
+        pair = pair_from_arrays(dry, wet, SAMPLE_RATE, latency=0, name=f"gain={gain:g}")
+        pairs.append(dataclasses.replace(pair, controls={"gain": gain}))
+    if len(pairs) == 1:
+        pairs = [dataclasses.replace(pairs[0], controls=None)]
+        cfg = TrainConfig(chain_spec=CHAIN, key="none", steps=steps, seed=seed)
+    else:
+        settings = {"gain": sorted(g for _, g in captures)}
+        cfg = TrainConfig(chain_spec=CHAIN, key="none", steps=steps, seed=seed, controls=settings)
+    start = time.perf_counter()
+    result = train(pairs, cfg)
+    return result.effect, time.perf_counter() - start
+
+
+def esr(target: np.ndarray, prediction: np.ndarray) -> float:
+    from lactose_audio.losses import esr as esr_of
+
+    return float(esr_of(target, prediction))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="TRAIN take length")
+    parser.add_argument("--steps", type=int, default=120, help="steps of every fit")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--effects", default=",".join(EFFECTS))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    train_dry = take(args.seconds, 1000 + args.seed)
+    test_dry = take(max(4.0, args.seconds / 2), 2000 + args.seed)
+    fit(train_dry, [(drive(train_dry, 0.0), 0.0)], 2, args.seed)  # warm TensorFlow up
+    out: dict = {"effects": {}, "steps": args.steps, "seconds": args.seconds}
+    worst_ratio, worst_time, passed = 0.0, 0.0, True
+    for name in args.effects.split(","):
+        effect = EFFECTS[name]
+        captures = [(effect(train_dry, g), g) for g in TRAIN_SETTINGS]
+        joint, joint_s = fit(train_dry, captures, args.steps, args.seed)
+        rows, single_s = {}, []
+        for g in HELD_OUT:
+            direct, direct_s = fit(train_dry, [(effect(train_dry, g), g)], args.steps, args.seed)
+            single_s.append(direct_s)
+            target = effect(test_dry, g)
+            e_interp = esr(target, joint(test_dry, SAMPLE_RATE, gain=g))
+            e_direct = esr(target, direct(test_dry, SAMPLE_RATE))
+            ok = e_interp <= RATIO_BAR * e_direct + SLACK
+            passed &= ok
+            ratio = e_interp / max(e_direct, 1e-12)
+            worst_ratio = max(worst_ratio, ratio)
+            rows[f"{g:g}"] = {
+                "esr_interpolated": e_interp,
+                "esr_direct": e_direct,
+                "ratio": ratio,
+                "pass": ok,
+            }
+        at_captured = [
+            esr(effect(test_dry, g), joint(test_dry, SAMPLE_RATE, gain=g)) for g in TRAIN_SETTINGS
+        ]
+        time_ratio = joint_s / float(np.mean(single_s))
+        worst_time = max(worst_time, time_ratio)
+        out["effects"][name] = {
+            "heldout": rows,
+            "esr_captured_settings": dict(zip(map(str, TRAIN_SETTINGS), at_captured, strict=True)),
+            "train_seconds_5_captures": joint_s,
+            "train_seconds_1_capture": float(np.mean(single_s)),
+            "train_seconds_ratio": time_ratio,
+        }
+    out["interp_over_direct"] = worst_ratio
+    out["esr_heldout"] = {
+        n: {g: r["esr_interpolated"] for g, r in e["heldout"].items()}
+        for n, e in out["effects"].items()
+    }
+    out["train_seconds_ratio"] = worst_time
+    out["pass_interp"] = bool(passed)
+    out["pass_time"] = bool(worst_time <= TIME_BAR)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for n, e in out["effects"].items():
+            for g, r in e["heldout"].items():
+                print(
+                    f"{n:>10} gain={g:>5}: interpolated ESR {r['esr_interpolated']:.5f}, "
+                    f"direct {r['esr_direct']:.5f} ({r['ratio']:.2f}x) "
+                    f"{'PASS' if r['pass'] else 'FAIL'}"
+                )
+            print(
+                f"{n:>10}: 5 captures {e['train_seconds_5_captures']:.1f} s, one "
+                f"{e['train_seconds_1_capture']:.1f} s ({e['train_seconds_ratio']:.2f}x)"
+            )
+        print(
+            f"interp_over_direct {worst_ratio:.3f} (bar: <= {RATIO_BAR} x direct + {SLACK}) "
+            f"{'PASS' if passed else 'FAIL'}"
+        )
+        print(
+            f"train_seconds_ratio {worst_time:.2f} (bar <= {TIME_BAR}) "
+            f"{'PASS' if out['pass_time'] else 'FAIL'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
