@@ -138,7 +138,7 @@ def test_verdicts_follow_the_documented_bounds(value, word):
 
 
 def test_a_budget_too_short_for_a_search_says_how_long_it_needs():
-    with pytest.raises(ParameterError, match=r"needs --budget-seconds of at least 58"):
+    with pytest.raises(ParameterError, match=r"needs --budget-seconds of at least 70"):
         from lactose_audio.search import check_budget
 
         check_budget(TrainConfig(budget_seconds=20).resolved())
