@@ -6,7 +6,7 @@ STAMP := $(VENV)/.lactose-installed
 DDSP_VERSION := 3.7.0
 DEMO_DIR ?= demo_out
 
-.PHONY: setup test demo lint format bench datasets clean
+.PHONY: setup test demo lint format bench bench-long datasets clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,16 @@ datasets: setup
 bench: setup
 	$(BIN)/python scripts/bench_bank.py
 	$(BIN)/python scripts/bench_render.py
+	$(BIN)/python scripts/bench_startup.py
+	$(BIN)/python scripts/bench_pitch.py
 	$(BIN)/python scripts/bench_quality.py
+
+# The long ones: fidelity (12 effects x 2 configurations x 120 s, ~50 min), long files
+# (60-minute takes), knob captures.
+bench-long: setup
+	$(BIN)/python scripts/bench_fidelity.py
+	$(BIN)/python scripts/bench_long.py
+	$(BIN)/python scripts/bench_knobs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(DEMO_DIR)
