@@ -187,9 +187,9 @@ def estimate_latency(
 ) -> tuple[int, float]:
     """Estimate how many samples the wet lags the dry, by FFT cross-correlation.
 
-    Computes ``c[k] = sum_t wet[t + k] * dry[t]`` for ``|k| <= max_latency`` (one zero-padded
-    real FFT of length >= ``max(len) + max_latency``, so no circular wrap within the window)
-    and returns the ``k`` of the largest ``|c[k]|``. Ties go to the smallest ``|k|``.
+    Computes ``c[k] = sum_t wet[t + k] * dry[t]`` for ``|k| <= max_latency`` (blockwise FFTs,
+    :func:`_cross_correlation`: bounded memory for any length) and returns the ``k`` of the
+    largest ``|c[k]|``. Ties go to the smallest ``|k|``.
 
     Args:
         dry: float ``[n_dry]``.
@@ -201,16 +201,10 @@ def estimate_latency(
         normalised correlation at that lag, ``c[k] / (||dry|| * ||wet||)`` in [-1, 1]
         (negative if the wet is inverted).
     """
-    from scipy import fft
-
     n = max(dry.shape[0], wet.shape[0])
     window = int(min(max_latency, n - 1))
-    n_fft = fft.next_fast_len(n + window + 1, real=True)
-    d = fft.rfft(dry.astype(np.float64), n_fft)
-    w = fft.rfft(wet.astype(np.float64), n_fft)
-    circular = fft.irfft(w * np.conj(d), n_fft)
     lags = np.arange(-window, window + 1)
-    values = circular[lags % n_fft]
+    values = _cross_correlation(dry, wet, window)
     magnitude = np.abs(values)
     # Prefer the smallest |lag| among (numerically) equal maxima.
     best = magnitude.max()
@@ -219,6 +213,34 @@ def estimate_latency(
     norm = float(np.linalg.norm(dry.astype(np.float64)) * np.linalg.norm(wet.astype(np.float64)))
     correlation = float(values[index] / norm) if norm > 0 else 0.0
     return int(lags[index]), correlation
+
+
+#: Dry samples per block of the cross-correlation: memory stays ~100 MB for any length.
+XCORR_BLOCK = 1 << 20
+
+
+def _cross_correlation(dry: np.ndarray, wet: np.ndarray, window: int) -> np.ndarray:
+    """``c[k] = sum_t wet[t + k] * dry[t]`` for ``k`` in ``[-window, window]``, float64.
+
+    Block by block over the dry signal (overlap-save: each block of :data:`XCORR_BLOCK` dry
+    samples against the wet samples it can meet, one real FFT each), so a long pair needs
+    memory for one block, not for the whole file. Out-of-range samples count as zero.
+    """
+    from scipy import fft
+
+    out = np.zeros(2 * window + 1, np.float64)
+    n_wet = wet.shape[0]
+    for start in range(0, dry.shape[0], XCORR_BLOCK):
+        d = dry[start : start + XCORR_BLOCK].astype(np.float64)
+        lo, hi = start - window, start + d.size + window  # wet[t + k] for t in the block
+        w = np.zeros(hi - lo, np.float64)
+        a, b = max(lo, 0), min(hi, n_wet)
+        if b > a:
+            w[a - lo : b - lo] = wet[a:b]
+        n_fft = fft.next_fast_len(w.size + d.size, real=True)
+        corr = fft.irfft(fft.rfft(w, n_fft) * np.conj(fft.rfft(d, n_fft)), n_fft)
+        out += corr[: 2 * window + 1]  # corr[j] = sum_t w[t + j] d[t], lag k = j - window
+    return out
 
 
 def _check_int(name: str, value: object, minimum: int | None = None) -> int:

@@ -101,6 +101,19 @@ def context_samples(chain: Any, sample_rate: int) -> int:
     return -(-ir_length(sample_rate) // hop) * hop
 
 
+def hop_energy(audio: np.ndarray, hop_size: int, block_hops: int = 4096) -> np.ndarray:
+    """``sum(audio[h*hop:(h+1)*hop]**2)`` per whole hop, float64 ``[n_samples // hop]``.
+
+    Computed ``block_hops`` hops at a time, so the float64 copy is bounded for long files.
+    """
+    n_hops = audio.shape[0] // hop_size
+    out = np.empty(n_hops, np.float64)
+    for h in range(0, n_hops, block_hops):
+        part = audio[h * hop_size : min(h + block_hops, n_hops) * hop_size].astype(np.float64)
+        out[h : h + part.size // hop_size] = np.sum(part.reshape(-1, hop_size) ** 2, axis=1)
+    return out
+
+
 def unconditioned(selections: Sequence[Any]) -> list[Any]:
     """Selections that pick row 0 everywhere (the unconditioned phase), same shapes."""
     return [None if s is None else type(s)(*(np.zeros_like(a) for a in s)) for s in selections]
@@ -140,9 +153,16 @@ class SegmentSampler:
             n_starts = (track.train_end - n) // self.hop + 1
             if n_starts < 1:
                 raise ParameterError("a training part is shorter than one segment with context")
-            energy = np.concatenate([[0.0], np.cumsum(track.wet.astype(np.float64) ** 2)])
-            starts = np.arange(n_starts) * self.hop
-            rms = np.sqrt((energy[starts + n] - energy[starts + context]) / segment)
+            # Energy per hop, then cumulative over hops: starts and segments are whole hops,
+            # so a long pair needs one float64 per hop, not one per sample.
+            n_hops = track.train_end // self.hop
+            blocks = hop_energy(track.wet[: n_hops * self.hop], self.hop)
+            energy = np.concatenate([[0.0], np.cumsum(blocks)])
+            starts = np.arange(n_starts)
+            rms = np.sqrt(
+                np.maximum(energy[starts + n // self.hop] - energy[starts + context // self.hop], 0)
+                / segment
+            )
             self.weights.append(rms + 1e-3 * float(rms.max() or 1.0))
         totals = np.array([w.sum() for w in self.weights])
         self.track_p = totals / totals.sum()

@@ -45,6 +45,8 @@ from lactose_audio.sampling import (
     unconditioned,
 )
 
+#: Validation audio per graph call, in samples (about 12 s at 44.1 kHz).
+VALIDATION_CHUNK = 1 << 19
 #: Share of a keyed chain's budget spent on the unconditioned phase.
 UNCONDITIONED_SHARE = 0.5
 #: A refinement restart that gains less than this (relative) ends the refine stage.
@@ -156,27 +158,33 @@ class Trainer:
         return tf.function(step, reduce_retracing=True, autograph=False)
 
     def validation_esr(self) -> float:
-        """ESR over every pair's validation part (each preceded by its filter context)."""
+        """ESR over every pair's validation part (each preceded by its filter context).
+
+        The part runs in chunks of :data:`VALIDATION_CHUNK` samples, each with its own filter
+        context, so memory does not grow with the pair (same result: the context covers the
+        filters' impulse response).
+        """
         tf = self.tf
         errors, energy = 0.0, 0.0
+        if self._eval_fn is None:
+            # One trace per chunk length (whole chunks, and each pair's last one): the graph
+            # needs a static length.
+            self._eval_fn = tf.function(
+                lambda d, s: self.chain.forward(d, s, self.sample_rate), autograph=False
+            )
+        chunk = VALIDATION_CHUNK - VALIDATION_CHUNK % self.hop
         for track in self.tracks:
-            start = track.train_end - self.context
-            n = track.n_samples - start
-            sels = self.chain.slice_selections(track.selections, start, n)
-            if self._row0:
-                sels = unconditioned(sels)
-            if self._eval_fn is None:
-                # One trace per validation length (pairs of different lengths, e.g. knob
-                # captures with their own latency): the graph needs a static length.
-                self._eval_fn = tf.function(
-                    lambda d, s: self.chain.forward(d, s, self.sample_rate),
-                    autograph=False,
-                )
-            batched = [None if s is None else type(s)(*(a[None] for a in s)) for s in sels]
-            prediction = self._eval_fn(track.dry[None, start:], batched).numpy()[0, self.context :]
-            target = track.wet[track.train_end :].astype(np.float64)
-            errors += float(np.sum((target - prediction) ** 2))
-            energy += float(np.sum(target**2))
+            for begin in range(track.train_end, track.n_samples, chunk):
+                end = min(begin + chunk, track.n_samples)
+                start = begin - self.context
+                sels = self.chain.slice_selections(track.selections, start, end - start)
+                if self._row0:
+                    sels = unconditioned(sels)
+                batched = [None if s is None else type(s)(*(a[None] for a in s)) for s in sels]
+                prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
+                target = track.wet[begin:end].astype(np.float64)
+                errors += float(np.sum((target - prediction[0, self.context :]) ** 2))
+                energy += float(np.sum(target**2))
         return errors / max(energy, 1e-20)
 
     # -- budget --------------------------------------------------------------------------------

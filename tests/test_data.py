@@ -329,3 +329,22 @@ def test_load_pairs_refuses_two_files_for_one_role(tmp_path):
     _write(tmp_path / "a_dry.flac", _dry(), subtype="PCM_24")
     with pytest.raises(DataError, match=r"a second dry file for 'a'"):
         find_pairs(tmp_path)
+
+
+def test_latency_is_found_blockwise_as_on_the_whole_file(monkeypatch):
+    """The cross-correlation runs over blocks of the dry signal (bounded memory): with tiny
+    blocks it gives the same lag and correlation as the direct sum ``sum_t w[t+k] d[t]``."""
+    import lactose_audio.data as data_module
+
+    rng = np.random.default_rng(21)
+    dry = rng.standard_normal(5000)
+    wet = np.concatenate([np.zeros(37), 0.5 * dry[:-37]]) + 0.01 * rng.standard_normal(5000)
+    monkeypatch.setattr(data_module, "XCORR_BLOCK", 700)
+    lag, corr = data_module.estimate_latency(dry, wet, max_latency=100)
+    direct = np.array(
+        [np.dot(wet[max(k, 0) : 5000 + min(k, 0)], dry[max(-k, 0) : 5000 - max(k, 0)])
+         for k in range(-100, 101)]
+    )  # fmt: skip
+    assert lag == 37 == int(np.argmax(np.abs(direct))) - 100
+    expected = direct[lag + 100] / (np.linalg.norm(dry) * np.linalg.norm(wet))
+    assert corr == pytest.approx(expected, rel=1e-9)
