@@ -122,6 +122,29 @@ class Block:
         controls = {k: const(v) for k, v in controls.items()}
         return np.asarray(self.kernel(const(audio), controls, sample_rate, **kwargs))
 
+    def faust(self, x: str, controls: Mapping[str, str], dry: str | None = None) -> str:
+        """The same DSP as a Faust expression, for export (memoryless blocks).
+
+        Args:
+            x: Faust expression of the input signal.
+            controls: ``{name: Faust expression}`` of the physical controls.
+            dry: Faust expression of the enclosing chain's input (blocks with
+                :attr:`uses_dry`).
+
+        Returns:
+            A Faust expression of the output (library helpers of the generated program, e.g.
+            ``dbgain``, ``softplus``, may be used; see :mod:`lactose_audio.faust`).
+
+        Raises:
+            ExportError: This default: the block has no Faust kernel (e.g. a plugin block).
+        """
+        from lactose_audio.errors import ExportError
+
+        raise ExportError(
+            f"block {self.name!r} has no Faust kernel (define {type(self).__name__}.faust to "
+            "export it); presets using it can be rendered but not exported"
+        )
+
     def __call__(
         self, audio: Any, sample_rate: float, **values: float
     ) -> tf.Tensor:  # convenience for notebooks and tests
