@@ -344,28 +344,35 @@ class FaustBackend:
 
     # ---- per-range tables
     def _values(self, index: int, stage: Any) -> dict[str, str]:
-        """Top-level per-range lists of a keyed stage's parameters; ``{param: list name}``."""
+        """Top-level per-range values of a stage's parameters; ``{param: definition name}``.
+
+        A keyed stage's are lists (one value per range), an unkeyed stage's single values.
+        """
         block, rows = stage.block, stage.physical()
         names = {}
-        self.tables.append(
-            f"// stage {index}: {block.name}, {stage.n_ranges} ranges of the {stage.key.kind} "
-            f"key, edges {[round(e, 4) for e in stage.edges.edges]} {stage.edges.unit}"
-        )
+        if stage.keyed:
+            self.tables.append(
+                f"// stage {index}: {block.name}, {stage.n_ranges} ranges of the "
+                f"{stage.key.kind} key, edges {[round(e, 4) for e in stage.edges.edges]} "
+                f"{stage.edges.unit}"
+            )
+        else:
+            self.tables.append(f"// stage {index}: {block.name} (one range)")
         for i, spec in enumerate(block.params):
             name = f"s{index}_{block.name}_{spec.name}"
             values = ", ".join(num(v) for v in rows[:, i])
+            values = f"({values})" if stage.keyed else values
             unit = f"  // {spec.unit}" if spec.unit else ""
-            self.tables.append(f"{name} = ({values});{unit}")
+            self.tables.append(f"{name} = {values};{unit}")
             names[spec.name] = name
         return names
 
     def _controls(self, index: int, stage: Any) -> list[str]:
         """``name = expression;`` of every control of a pointwise stage."""
         block = stage.block
-        if not stage.keyed:
-            row = stage.physical()[0]
-            return [f"{p.name} = {num(v)};" for p, v in zip(block.params, row, strict=True)]
         lists = self._values(index, stage)
+        if not stage.keyed:
+            return [f"{p} = {lists[p]};" for p in block.param_names]
         lo, up, fr, soft = self._selection(stage)
         n = stage.n_ranges
         out = []
@@ -389,16 +396,14 @@ class FaustBackend:
         """Top-level definition of a filter stage's 9 lane coefficients; returns its name."""
         block = stage.block
         name = f"s{index}_{block.name}_lane"
-        if not stage.keyed:
-            controls = {p.name: Sym(num(v)) for p, v in zip(block.params, stage.physical()[0])}
-        else:
-            lists = self._values(index, stage)
-            controls = {p: Sym(p) for p in block.param_names}
+        lists = self._values(index, stage)
+        controls = {p: Sym(p) for p in block.param_names}
         b, a = block.coefficients(controls, SAMPLE_RATE, FAUST)
         coefs = ", ".join(Sym.of(v) for v in (*b, *a))
         formula = f"(svf_params({coefs}) : lane_coefs)"
         if not stage.keyed:
-            self.tables.append(f"{name} = {formula};  // {block.name}: {stage!r}")
+            rows = " ".join(f"{p} = {lists[p]};" for p in block.param_names)
+            self.tables.append(f"{name} = {formula} with {{ {rows} }};  // at init")
             return name
         n = stage.n_ranges
         rows = " ".join(f"{p} = {lists[p]} : ba.selectn({n}, r);" for p in block.param_names)

@@ -1,0 +1,139 @@
+"""Running and building exported Faust programs: DawDreamer in-process, Faust's toolchain.
+
+- :func:`render_faust`: compile a Faust program in-process with DawDreamer (PyPI; it embeds the
+  Faust compiler and LLVM) and render mono audio through it, in blocks of any size, like a
+  plugin host. Used by the equivalence tests and ``scripts/bench_export.py``.
+- :func:`build_plugin`: ``lactose export --format lv2|vst3|clap|jack`` -- runs Faust's
+  ``faust2lv2`` / ``faust2vst`` / ``faust2clap`` / ``faust2jack`` scripts (Debian/Ubuntu:
+  ``make plugin-deps``) on the exported program; says exactly what to install when missing.
+
+No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lactose_audio.errors import ExportError
+
+#: ``--format`` -> (Faust script, Debian packages it needs besides faust).
+FORMATS: dict[str, tuple[str, str]] = {
+    "lv2": ("faust2lv2", "libboost-dev lv2-dev"),
+    "vst3": ("faust2vst", "libboost-dev"),
+    "clap": ("faust2clap", "libboost-dev"),
+    "jack": ("faust2jack", "libjack-jackd2-dev"),
+}
+PLUGIN_DEPS = "sudo apt-get install -y faust libboost-dev lv2-dev lv2file  (or: make plugin-deps)"
+
+
+def faust_parameters(processor: Any) -> dict[str, str]:
+    """``{label: address}`` of a DawDreamer Faust processor's sliders."""
+    return {p["label"]: p["name"] for p in processor.get_parameters_description()}
+
+
+def render_faust(
+    code: str,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    block_size: int = 512,
+    n_samples: int | None = None,
+    controls: dict[str, float] | None = None,
+) -> np.ndarray:
+    """Compile ``code`` with DawDreamer and run ``audio`` through it (mono in, mono out).
+
+    Args:
+        code: A Faust program (``process`` with one input and one output).
+        audio: float32 ``[n]``.
+        sample_rate: Hz (the host rate: ``ma.SR`` in the program).
+        block_size: Host buffer size in samples.
+        n_samples: Samples to render (default ``len(audio)``; input beyond it is silence).
+        controls: Slider values by label (``{"mix": 50.0, "output": -6.0}``).
+
+    Returns:
+        float32 ``[n_samples]``.
+
+    Raises:
+        ExportError: If DawDreamer is not installed or the program does not compile.
+    """
+    try:
+        import dawdreamer
+    except ImportError:
+        raise ExportError(
+            "rendering a Faust program in-process needs DawDreamer: pip install dawdreamer"
+        ) from None
+    n = len(audio) if n_samples is None else int(n_samples)
+    engine = dawdreamer.RenderEngine(int(sample_rate), int(block_size))
+    faust = engine.make_faust_processor("lactose")
+    if not faust.set_dsp_string(code):
+        raise ExportError("DawDreamer refused the Faust program")
+    try:
+        faust.compile()
+    except RuntimeError as exc:
+        raise ExportError(f"Faust did not compile the program: {str(exc).splitlines()[0]}")
+    names = faust_parameters(faust)
+    for label, value in (controls or {}).items():
+        faust.set_parameter(names[label], float(value))
+    padded = np.zeros((1, n + block_size), np.float32)
+    padded[0, : min(n, len(audio))] = audio[:n]
+    playback = engine.make_playback_processor("dry", padded)
+    engine.load_graph([(playback, []), (faust, ["dry"])])
+    engine.render(n / float(sample_rate))
+    out = np.asarray(engine.get_audio(), np.float32)[0]
+    if out.size < n:
+        raise ExportError(f"DawDreamer rendered {out.size} samples, expected {n}")
+    return out[:n]
+
+
+def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> Path:
+    """Build a plugin from Faust ``code`` with Faust's ``faust2<format>`` script.
+
+    Args:
+        code: The exported program.
+        name: Plugin (and file) name, an identifier.
+        fmt: ``lv2``, ``vst3``, ``clap`` or ``jack``.
+        out_dir: Folder receiving the build (created).
+
+    Returns:
+        The folder.
+
+    Raises:
+        ExportError: On an unknown format, a missing toolchain (the message says what to
+            install) or a failed build (the tool's last line).
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    script, packages = FORMATS[fmt]
+    missing = [t for t in (script, "faust") if shutil.which(t) is None]
+    if missing:
+        raise ExportError(
+            f"--format {fmt} needs Faust's {script} ({', '.join(missing)} not found): "
+            f"sudo apt-get install -y faust {packages}  (or: make plugin-deps)"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lactose-export-") as tmp:
+        dsp = Path(tmp) / f"{name}.dsp"
+        dsp.write_text(code)
+        args = [script, "-double", str(dsp)] if fmt != "jack" else [script, str(dsp)]
+        done = subprocess.run(args, cwd=tmp, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
+            raise ExportError(f"{script} failed: {last[-1]}")
+        for item in Path(tmp).iterdir():
+            if item.name != dsp.name and not item.name.endswith(".cpp"):
+                target = out / item.name
+                if target.exists():
+                    shutil.rmtree(target) if target.is_dir() else target.unlink()
+                shutil.move(str(item), target)
+    return out
+
+
+__all__ = ["FORMATS", "PLUGIN_DEPS", "build_plugin", "faust_parameters", "render_faust"]
