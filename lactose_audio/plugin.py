@@ -136,4 +136,44 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
     return out
 
 
-__all__ = ["FORMATS", "PLUGIN_DEPS", "build_plugin", "faust_parameters", "render_faust"]
+def export_preset(
+    preset: str | os.PathLike, out: str | os.PathLike, fmt: str = "dsp"
+) -> str:
+    """``lactose export``: a preset as a Faust program (``fmt="dsp"``) or a built plugin.
+
+    Args:
+        preset: A preset file or a shipped preset's name.
+        out: The ``.dsp`` file to write (atomically), or the folder of the plugin build.
+        fmt: ``dsp``, or one of :data:`FORMATS`.
+
+    Returns:
+        A one-line summary.
+
+    Raises:
+        ExportError: If the preset cannot be exported, or the toolchain is missing.
+    """
+    from lactose_audio.audio_io import atomic_write_text
+    from lactose_audio.faust import export_faust
+    from lactose_audio.presets import load_preset
+
+    if fmt != "dsp" and fmt not in FORMATS:
+        raise ExportError(f"--format must be dsp or one of {', '.join(FORMATS)}, got {fmt!r}")
+    effect = load_preset(preset)
+    code = export_faust(effect)
+    latency = code.split('latency_samples "', 1)[1].split('"', 1)[0]
+    if fmt == "dsp":
+        atomic_write_text(out, code)
+        return f"wrote {out} (Faust, {len(code.splitlines())} lines, latency {latency} samples)"
+    name = "".join(c if c.isalnum() else "_" for c in (effect.name or "lactose")) or "lactose"
+    folder = build_plugin(code, name, fmt, out)
+    return f"built {fmt} plugin {name} in {folder} (latency {latency} samples)"
+
+
+__all__ = [
+    "FORMATS",
+    "PLUGIN_DEPS",
+    "build_plugin",
+    "export_preset",
+    "faust_parameters",
+    "render_faust",
+]
