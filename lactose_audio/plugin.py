@@ -38,6 +38,66 @@ def faust_parameters(processor: Any) -> dict[str, str]:
     return {p["label"]: p["name"] for p in processor.get_parameters_description()}
 
 
+class FaustHost:
+    """A Faust program compiled in-process by DawDreamer, hosted like a plugin (mono).
+
+    Args:
+        code: A Faust program (``process`` with one input and one output).
+        sample_rate: Hz (the host rate: ``ma.SR`` in the program).
+        block_size: Host buffer size in samples.
+        controls: Slider values by label (``{"mix": 50.0, "output": -6.0}``).
+
+    Raises:
+        ExportError: If DawDreamer is not installed or the program does not compile.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        sample_rate: int,
+        block_size: int = 512,
+        controls: dict[str, float] | None = None,
+    ) -> None:
+        try:
+            import dawdreamer
+        except ImportError:
+            raise ExportError(
+                "rendering a Faust program in-process needs DawDreamer: pip install dawdreamer"
+            ) from None
+        self.sample_rate = int(sample_rate)
+        self.block_size = int(block_size)
+        self.engine = dawdreamer.RenderEngine(self.sample_rate, self.block_size)
+        self.faust = self.engine.make_faust_processor("lactose")
+        if not self.faust.set_dsp_string(code):
+            raise ExportError("DawDreamer refused the Faust program")
+        try:
+            self.faust.compile()
+        except RuntimeError as exc:
+            line = str(exc).splitlines()[0]
+            raise ExportError(f"Faust did not compile the program: {line}") from None
+        names = faust_parameters(self.faust)
+        for label, value in (controls or {}).items():
+            self.faust.set_parameter(names[label], float(value))
+        self.n_samples = 0
+
+    def load(self, audio: np.ndarray, n_samples: int | None = None) -> None:
+        """The input of the next :meth:`run` (silence beyond ``audio``), ``n_samples`` long."""
+        n = len(audio) if n_samples is None else int(n_samples)
+        padded = np.zeros((1, n + self.block_size), np.float32)
+        padded[0, : min(n, len(audio))] = audio[:n]
+        playback = self.engine.make_playback_processor("dry", padded)
+        self.engine.load_graph([(playback, []), (self.faust, ["dry"])])
+        self.n_samples = n
+
+    def run(self) -> np.ndarray:
+        """Render the loaded input; float32 ``[n_samples]``."""
+        self.engine.render(self.n_samples / float(self.sample_rate))
+        out = np.asarray(self.engine.get_audio(), np.float32)[0]
+        if out.size < self.n_samples:
+            raise ExportError(f"DawDreamer rendered {out.size} samples, not {self.n_samples}")
+        return out[: self.n_samples]
+
+
 def render_faust(
     code: str,
     audio: np.ndarray,
@@ -47,49 +107,22 @@ def render_faust(
     n_samples: int | None = None,
     controls: dict[str, float] | None = None,
 ) -> np.ndarray:
-    """Compile ``code`` with DawDreamer and run ``audio`` through it (mono in, mono out).
+    """Compile ``code`` with DawDreamer and run ``audio`` through it (:class:`FaustHost`).
 
     Args:
-        code: A Faust program (``process`` with one input and one output).
+        code: A Faust program (mono in, mono out).
         audio: float32 ``[n]``.
-        sample_rate: Hz (the host rate: ``ma.SR`` in the program).
+        sample_rate: Hz.
         block_size: Host buffer size in samples.
         n_samples: Samples to render (default ``len(audio)``; input beyond it is silence).
-        controls: Slider values by label (``{"mix": 50.0, "output": -6.0}``).
+        controls: Slider values by label.
 
     Returns:
         float32 ``[n_samples]``.
-
-    Raises:
-        ExportError: If DawDreamer is not installed or the program does not compile.
     """
-    try:
-        import dawdreamer
-    except ImportError:
-        raise ExportError(
-            "rendering a Faust program in-process needs DawDreamer: pip install dawdreamer"
-        ) from None
-    n = len(audio) if n_samples is None else int(n_samples)
-    engine = dawdreamer.RenderEngine(int(sample_rate), int(block_size))
-    faust = engine.make_faust_processor("lactose")
-    if not faust.set_dsp_string(code):
-        raise ExportError("DawDreamer refused the Faust program")
-    try:
-        faust.compile()
-    except RuntimeError as exc:
-        raise ExportError(f"Faust did not compile the program: {str(exc).splitlines()[0]}")
-    names = faust_parameters(faust)
-    for label, value in (controls or {}).items():
-        faust.set_parameter(names[label], float(value))
-    padded = np.zeros((1, n + block_size), np.float32)
-    padded[0, : min(n, len(audio))] = audio[:n]
-    playback = engine.make_playback_processor("dry", padded)
-    engine.load_graph([(playback, []), (faust, ["dry"])])
-    engine.render(n / float(sample_rate))
-    out = np.asarray(engine.get_audio(), np.float32)[0]
-    if out.size < n:
-        raise ExportError(f"DawDreamer rendered {out.size} samples, expected {n}")
-    return out[:n]
+    host = FaustHost(code, sample_rate, block_size, controls)
+    host.load(audio, n_samples)
+    return host.run()
 
 
 def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> Path:
@@ -171,6 +204,7 @@ def export_preset(
 
 __all__ = [
     "FORMATS",
+    "FaustHost",
     "PLUGIN_DEPS",
     "build_plugin",
     "export_preset",
