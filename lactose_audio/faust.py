@@ -197,9 +197,12 @@ ramp = rdtable(FADE, 0.5 - 0.5 * cos(ma.PI * (float(ba.time) + 0.5) / FADE), min
 fade = select2(frames <= {first_frame}, select2(phase < FADE, 1.0, ramp), 1.0);  // none in the first frame
 atframe(s) = ba.sAndH(newframe, s');  // s at the end of the previous frame, held for this one
 fadeto(s) = atframe(s) + fade * (s - atframe(s));  // from the previous frame's value to s
+fadepair(new, old) = old + fade * (new - old);
+// a filter stage's 9 SVF coefficients for range i, faded from the previous frame's range's
+fadelane(lane, i) = (lane(i), lane(atframe(i))) : ro.interleave({N_COEFS}, 2) : par(j, {N_COEFS}, fadepair);
 
 // ---- helpers ----
-tanh = ma.tanh;
+tanh(v) = 1.0 - 2.0 / (exp(2.0 * v) + 1.0);  // one exp (libm's tanhf is slower)
 dbgain(d) = exp(d * {num(math.log(10.0) / 20.0)});  // 10^(d / 20)
 softplus(v) = max(v, 0.0) + log(1.0 + exp(0.0 - abs(v)));
 table(n, values, i) = rdtable(n, values : ba.selectn(n, ba.time), int(i));  // values[i]
@@ -210,14 +213,14 @@ env_step(k, prev, q, e) = select2(e, prev, k * prev + (1.0 - k) * q);
 // ---- amplitude keys (lactose_audio.conditioning), dBFS ----
 // RMS envelope: max of a fast (attack) and a slow (release) one-pole average of x^2.
 samplecoef(ms) = select2(ms > 0, 0.0, exp(-1000.0 / (max(ms, 1e-9) * ma.SR)));
-amp_sample_db(attack_ms, release_ms, x) = 10.0 * log10(max(max(fast, slow), FLOOR)) with {{
+amp_sample_power(attack_ms, release_ms, x) = max(fast, slow) with {{
   fast = x * x : (pole_step(samplecoef(attack_ms)) ~ _);
   slow = x * x : (pole_step(samplecoef(release_ms)) ~ _);
 }};
 // Per frame: the envelope stepped once per block of BLOCK samples (cut from the frame start)
 // with the block's mean square; the key is the frame's mean envelope power, in dB.
 blockcoef(ms, m) = select2(ms > 0, 0.0, exp(-1000.0 * m / (max(ms, 1e-9) * ma.SR)));
-amp_frame_db(attack_ms, release_ms, x) = 10.0 * log10(max(acc / HOP, FLOOR)) with {{
+amp_frame_power(attack_ms, release_ms, x) = acc / HOP with {{
   bpos = phase % BLOCK;
   bend = (bpos == BLOCK - 1) | (phase == HOP - 1);
   m = {block_len};
@@ -226,6 +229,7 @@ amp_frame_db(attack_ms, release_ms, x) = 10.0 * log10(max(acc / HOP, FLOOR)) wit
   slow = (q, bend) : (env_step(blockcoef(release_ms, m)) ~ _);
   acc = (max(fast, slow) * m * bend, phase != 0) : (acc_step ~ _);
 }};
+todb(p) = 10.0 * log10(max(p, FLOOR));  // dBFS (hard edges compare powers: no log needed)
 frame_mean(k) = atframe((k, phase != 0) : (acc_step ~ _) : /(HOP));
 
 // ---- filters: biquad -> trapezoidal SVF lane (lactose_audio.svf) ----
@@ -288,31 +292,37 @@ class FaustBackend:
         self.latency = 0
 
     # ---- keys and selections
-    def _key(self, stage: Any) -> str:
+    def _key(self, stage: Any) -> tuple[str, str | None]:
+        """Names of a stage's key (in its unit) and, for an amplitude key read per frame or
+        per sample, of its linear power (what hard edges compare, as powers)."""
         key, per_sample = stage.key, stage.control_rate == "sample"
         sig = (key.kind, key.rate, key.attack_ms, key.release_ms, per_sample)
         if sig in self._keys:
             return self._keys[sig]
         name = f"key{len(self._keys)}"
+        power = None
+        rate = "per sample" if per_sample else "per frame, held over the frame"
         if key.kind == "amplitude":
             times = f"{num(key.attack_ms)}, {num(key.release_ms)}"
-            if per_sample:
-                expr = f"amp_sample_db({times}, xd)"
-            elif key.rate == "frame":
-                expr = f"atframe(amp_frame_db({times}, x))"
+            if per_sample or key.rate == "frame":
+                power = f"{name}p"
+                detector = "amp_sample_power" if per_sample else "amp_frame_power"
+                expr = f"{detector}({times}, {'xd' if per_sample else 'x'})"
+                expr = expr if per_sample else f"atframe({expr})"
+                self.body.append(f"  {power} = {expr};  // envelope power (linear), {rate}")
+                expr = f"todb({power})"
             else:
-                expr = f"frame_mean(amp_sample_db({times}, x))"
+                expr = f"frame_mean(todb(amp_sample_power({times}, x)))"
         else:  # the signed sample
             expr = "xd" if per_sample else "frame_mean(x)"
         if not per_sample:
             self.latency = self.hop
-        rate = "per sample" if per_sample else "per frame, held over the frame"
         self.body.append(f"  {name} = {expr};  // {key.kind} key ({key.unit}), {rate}")
-        self._keys[sig] = name
-        return name
+        self._keys[sig] = (name, power)
+        return self._keys[sig]
 
     def _selection(self, stage: Any) -> tuple[str, str, str, bool]:
-        key = self._key(stage)
+        key, power = self._key(stage)
         sig = (key, stage.edges.edges, stage.soft_width)
         if sig in self._sels:
             return self._sels[sig]
@@ -321,6 +331,13 @@ class FaustBackend:
         edges = np.asarray(stage.edges.edges, np.float64)
         e32 = cast_up(edges, np.dtype(np.float32)).astype(np.float64)
         count = " + ".join(f"({key} >= {num(e)})" for e in e32)
+        if power is not None and not stage.soft_width > 0.0:
+            # key >= e  <=>  power >= 10^(e/10) (up to float32 rounding); every edge at or
+            # below the key's floor is always passed
+            floor = FLOOR_DB
+            count = " + ".join(
+                "1" if e <= floor else f"({power} >= {num(10.0 ** (e / 10.0))})" for e in e32
+            )
         text = ", ".join(f"{e:g}" for e in edges)
         self.body.append(f"  // ranges of {key}: edges [{text}] {stage.edges.unit}")
         width = stage.soft_width
@@ -368,20 +385,29 @@ class FaustBackend:
         return names
 
     def _controls(self, index: int, stage: Any) -> list[str]:
-        """``name = expression;`` of every control of a pointwise stage."""
+        """``name = expression;`` of every control and derived quantity of a pointwise stage.
+
+        Unkeyed: constants (Faust folds the derived ones at initialisation). Hard edges: the
+        derived quantities of every range in tables computed once. Soft edges: per sample.
+        """
         block = stage.block
         lists = self._values(index, stage)
+        derived = block.faust_derived({p: p for p in block.param_names})
         if not stage.keyed:
-            return [f"{p} = {lists[p]};" for p in block.param_names]
+            out = [f"{p} = {lists[p]};" for p in block.param_names]
+            return out + [f"{d} = {expr};" for d, expr in derived.items()]
         lo, up, fr, soft = self._selection(stage)
         n = stage.n_ranges
         out = []
+        if not soft:
+            rows = " ".join(f"{p} = {lists[p]} : ba.selectn({n}, ba.time);" for p in lists)
+            out = [f"{p} = table({n}, {lists[p]}, {lo});" for p in block.param_names]
+            for d, expr in derived.items():
+                out.append(f"{d} = rdtable({n}, ({expr} with {{ {rows} }}), int({lo}));")
+            return out
         for spec in block.params:
             values = lists[spec.name]
             exact = f"table({n}, {values}, {lo})"
-            if not soft:
-                out.append(f"{spec.name} = {exact};")
-                continue
             raw = spec.to_raw_with(FAUST, Sym("v"))
             phys = spec.to_physical_with(FAUST, Sym("r"))
             rows = f"{values} : ba.selectn({n}, ba.time) : \\(v).({raw})"
@@ -390,7 +416,7 @@ class FaustBackend:
                 f"rl = rdtable({n}, {rows}, int({lo})); ru = rdtable({n}, {rows}, int({up})); "
                 f"r = rl + {fr} * (ru - rl); }}));"
             )
-        return out
+        return out + [f"{d} = {expr};" for d, expr in derived.items()]
 
     def _lane_table(self, index: int, stage: Any) -> str:
         """Top-level definition of a filter stage's 9 lane coefficients; returns its name."""
@@ -425,6 +451,7 @@ class FaustBackend:
         for stage, index in zip(run.stages, run.indices, strict=True):
             controls = self._controls(index, stage)
             names = {p: p for p in stage.block.param_names}
+            names.update({d: d for d in stage.block.faust_derived(names)})
             kernel = stage.block.faust(x, names, dry=dry)
             where = f" with {{ {' '.join(controls)} }}" if controls else ""
             x = self._new(f"({kernel}){where}", f"stage {index}: {stage.block.name}")
@@ -437,12 +464,11 @@ class FaustBackend:
                 x = self._new(f"({lane}, {x}) : svf_lane", f"stage {index}: {stage.block.name}")
                 continue
             lo, up, fr, soft = self._selection(stage)
-            faded = f"par(j, {N_COEFS}, fadeto)"
-            lower = f"(({lane}({lo}) : {faded}), {x} : svf_lane)"
+            lower = f"(fadelane({lane}, {lo}), {x} : svf_lane)"
             if not soft:
                 x = self._new(lower, f"stage {index}: {stage.block.name}")
                 continue
-            upper = f"(({lane}({up}) : {faded}), {x} : svf_lane)"
+            upper = f"(fadelane({lane}, {up}), {x} : svf_lane)"
             x = self._new(
                 f"yl + w * (yu - yl) with {{ yl = {lower}; yu = {upper}; w = fadeto({fr}); }}",
                 f"stage {index}: {stage.block.name}, soft edges: two lanes crossfaded",

@@ -42,8 +42,11 @@ class Gain(Block):
     def kernel_np(self, audio, controls: Mapping[str, Any], sample_rate: float):
         return affine_np(audio, db_gain_np(controls["gain_db"]))
 
+    def faust_derived(self, controls):
+        return {"gain": f"dbgain({controls['gain_db']})"}
+
     def faust(self, x, controls, dry=None):
-        return f"{x} * dbgain({controls['gain_db']})"
+        return f"{x} * {controls['gain']}"
 
 
 class DCBlocker(LinearFilter):

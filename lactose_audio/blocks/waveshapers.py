@@ -110,12 +110,17 @@ class TanhDrive(Block):
         np.tanh(y, out=y)
         return affine_np(y, gain, -np.tanh(bias) * gain)
 
+    def faust_derived(self, controls):
+        c = controls
+        return {
+            "drive": f"dbgain({c['drive_db']})",
+            "offset": f"tanh({c['bias']})",
+            "gain": f"dbgain({c['gain_db']})",
+        }
+
     def faust(self, x, controls, dry=None):
         c = controls
-        return (
-            f"(tanh({x} * dbgain({c['drive_db']}) + {c['bias']}) - tanh({c['bias']}))"
-            f" * dbgain({c['gain_db']})"
-        )
+        return f"(tanh({x} * {c['drive']} + {c['bias']}) - {c['offset']}) * {c['gain']}"
 
 
 class AsymmetricClip(Block):
@@ -144,10 +149,17 @@ class AsymmetricClip(Block):
         )
         return np.tanh(audio * drive) * db_gain_np(controls["gain_db"])
 
+    def faust_derived(self, controls):
+        c = controls
+        return {
+            "pos": f"dbgain({c['drive_pos_db']})",
+            "neg": f"dbgain({c['drive_neg_db']})",
+            "gain": f"dbgain({c['gain_db']})",
+        }
+
     def faust(self, x, controls, dry=None):
         c = controls
-        drive = f"select2({x} >= 0, dbgain({c['drive_neg_db']}), dbgain({c['drive_pos_db']}))"
-        return f"tanh({x} * {drive}) * dbgain({c['gain_db']})"
+        return f"tanh({x} * select2({x} >= 0, {c['neg']}, {c['pos']})) * {c['gain']}"
 
 
 class SmoothHardClip(Block):
@@ -178,12 +190,20 @@ class SmoothHardClip(Block):
         s = _f32(controls["knee"]) * t
         return u - s * _softplus_np((u - t) / s) + s * _softplus_np((-u - t) / s)
 
+    def faust_derived(self, controls):
+        c = controls
+        return {
+            "drive": f"dbgain({c['drive_db']})",
+            "t": f"dbgain({c['ceiling_db']})",
+            "s": f"{c['knee']} * dbgain({c['ceiling_db']})",
+        }
+
     def faust(self, x, controls, dry=None):
         c = controls
+        t, s = c["t"], c["s"]
         return (
-            "(u - s * softplus((u - t) / s) + s * softplus((0 - u - t) / s) with { "
-            f"u = {x} * dbgain({c['drive_db']}); t = dbgain({c['ceiling_db']}); "
-            f"s = {c['knee']} * t; }})"
+            f"(u - {s} * softplus((u - {t}) / {s}) + {s} * softplus((0 - u - {t}) / {s})"
+            f" with {{ u = {x} * {c['drive']}; }})"
         )
 
 
@@ -315,19 +335,22 @@ class MLPShaper(Block):
         m0 = np.sum(np.tanh(np.einsum("...i,...ij->...j", h0, w2) + b2) * w3, axis=-1)
         return (y - m0).astype(np.float32)
 
+    @staticmethod
+    def _faust_net(u: str, c, tag: str) -> str:
+        """``m(u)`` as a Faust expression (definitions named ``{tag}...``)."""
+        h = MLP_HIDDEN
+        defs = [f"{tag}1_{i} = tanh({u} * {c[f'w1_{i}']} + {c[f'b1_{i}']});" for i in range(h)]
+        for j in range(h):
+            dot = " + ".join(f"{tag}1_{i} * {c[f'w2_{h * i + j}']}" for i in range(h))
+            defs.append(f"{tag}2_{j} = tanh({dot} + {c[f'b2_{j}']});")
+        out = " + ".join(f"{tag}2_{j} * {c[f'w3_{j}']}" for j in range(h))
+        return f"({tag} with {{ {' '.join(defs)} {tag} = {out}; }})"
+
+    def faust_derived(self, controls):
+        return {"at_zero": self._faust_net("0.0", controls, "z")}  # m(0)
+
     def faust(self, x, controls, dry=None):
-        h, c = MLP_HIDDEN, controls
-
-        def net(u: str, tag: str) -> list[str]:
-            defs = [f"{tag}1_{i} = tanh({u} * {c[f'w1_{i}']} + {c[f'b1_{i}']});" for i in range(h)]
-            for j in range(h):
-                dot = " + ".join(f"{tag}1_{i} * {c[f'w2_{h * i + j}']}" for i in range(h))
-                defs.append(f"{tag}2_{j} = tanh({dot} + {c[f'b2_{j}']});")
-            out = " + ".join(f"{tag}2_{j} * {c[f'w3_{j}']}" for j in range(h))
-            return [*defs, f"{tag} = {out};"]
-
-        defs = net(f"({x})", "m") + net("0.0", "z")
-        return f"(m - z with {{ {' '.join(defs)} }})"
+        return f"{self._faust_net(f'({x})', controls, 'm')} - {controls['at_zero']}"
 
 
 __all__ = [
