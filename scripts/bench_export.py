@@ -35,15 +35,16 @@ def esr(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sum((y.astype(np.float64) - ref) ** 2) / np.sum(ref**2))
 
 
-def fidelity(seconds: float) -> dict[str, float]:
-    """ESR of each exportable shipped preset's plugin vs ``lactose render``."""
+def fidelity(seconds: float, speed_audio: np.ndarray) -> tuple[dict, dict]:
+    """ESR of each exportable shipped preset's plugin vs ``lactose render`` (on ``seconds``
+    of audio), and its speed (x real time, best of 3) on ``speed_audio``."""
     from lactose_audio.errors import ExportError
     from lactose_audio.faust import export_faust
-    from lactose_audio.plugin import render_faust
+    from lactose_audio.plugin import FaustHost, render_faust
     from lactose_audio.presets import SHIPPED_DIR, load_preset
     from lactose_audio.render import render
 
-    out = {}
+    out, speed = {}, {}
     for path in sorted(SHIPPED_DIR.glob("*.json")):
         effect = load_preset(path)
         try:
@@ -57,7 +58,17 @@ def fidelity(seconds: float) -> dict[str, float]:
         ref = render(effect.chain, audio, SR)
         y = render_faust(code, audio, SR, n_samples=audio.size + latency)[latency:]
         out[path.stem] = esr(y, ref)
-    return out
+        host = FaustHost(code, SR)
+        host.load(speed_audio)
+        best = min(_timed(host.run) for _ in range(4))
+        speed[path.stem] = speed_audio.size / SR / best
+    return out, speed
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -73,8 +84,8 @@ def main() -> None:
     from lactose_audio.plugin import FaustHost
     from lactose_audio.render import render
 
-    per_preset = fidelity(10.0)
     audio = guitar_like(args.seconds)
+    per_preset, preset_rtf = fidelity(10.0, audio)
     chain = bench_chain(8, audio)
     code = export_faust(chain)
     t0 = time.perf_counter()
@@ -96,6 +107,7 @@ def main() -> None:
         "seconds_audio": args.seconds,
         "max_esr_vs_render": max(per_preset.values()),
         "esr_vs_render": per_preset,
+        "preset_plugin_rtf": preset_rtf,
         "plugin_seconds": t_plugin,
         "plugin_rtf": args.seconds / t_plugin,
         "render_seconds": t_render,
@@ -110,7 +122,7 @@ def main() -> None:
         return
     print(f"audio: {args.seconds:g} s at {SR} Hz; {result['timing']}")
     for name, value in per_preset.items():
-        print(f"  {name:<14} ESR vs lactose render {value:.2e}")
+        print(f"  {name:<14} ESR vs lactose render {value:.2e}, {preset_rtf[name]:.0f}x real time")
     for label, seconds in (
         ("compiled Faust (DawDreamer)", t_plugin),
         ("lactose render", t_render),
