@@ -187,19 +187,21 @@ def _library(hop: int, first_frame: int) -> str:
     return f"""
 // ---- frame clock (the renderer's frame grid: frame f = samples [f * HOP, (f + 1) * HOP)) ----
 HOP = {hop};  // samples per frame: keys and filter parameters change once per frame
-FADE = {crossfade_length(hop)};  // filters crossfade their coefficients over a frame's first FADE samples
+FADE = {crossfade_length(hop)};  // filters crossfade coefficients over a frame's first FADE samples
 BLOCK = {ENVELOPE_BLOCK};  // envelope step of the frame-rate amplitude key, samples
 FLOOR = {num(10.0 ** (FLOOR_DB / 10.0))};  // power floor of the amplitude key ({FLOOR_DB:g} dBFS)
 phase = ((+(1) : %(HOP)) ~ _) + (HOP - 1) : %(HOP);  // 0 at every frame start
 newframe = phase == 0;
 frames = newframe : ((+ : min(3)) ~ _);  // frames started so far (saturates at 3)
 ramp = rdtable(FADE, 0.5 - 0.5 * cos(ma.PI * (float(ba.time) + 0.5) / FADE), min(phase, FADE - 1));
-fade = select2(frames <= {first_frame}, select2(phase < FADE, 1.0, ramp), 1.0);  // none in the first frame
+// the crossfade weight of the new coefficients (none in the first frame)
+fade = select2(frames <= {first_frame}, select2(phase < FADE, 1.0, ramp), 1.0);
 atframe(s) = ba.sAndH(newframe, s');  // s at the end of the previous frame, held for this one
 fadeto(s) = atframe(s) + fade * (s - atframe(s));  // from the previous frame's value to s
 fadepair(new, old) = old + fade * (new - old);
 // a filter stage's 9 SVF coefficients for range i, faded from the previous frame's range's
-fadelane(lane, i) = (lane(i), lane(atframe(i))) : ro.interleave({N_COEFS}, 2) : par(j, {N_COEFS}, fadepair);
+fadelane(lane, i) = (lane(i), lane(atframe(i))) : ro.interleave({N_COEFS}, 2)
+                    : par(j, {N_COEFS}, fadepair);
 
 // ---- helpers ----
 tanh(v) = 1.0 - 2.0 / (exp(2.0 * v) + 1.0);  // one exp (libm's tanhf is slower)
@@ -347,7 +349,9 @@ class FaustBackend:
         else:
             half = 0.5 * width
             bands = [f"(({key} >= {num(e - half)}) & ({key} < {num(e + half)}))" for e in edges]
-            below = " + ".join(f"{b} * ({key} >= {num(e)})" for b, e in zip(bands, e32, strict=True))
+            below = " + ".join(
+                f"{b} * ({key} >= {num(e)})" for b, e in zip(bands, e32, strict=True)
+            )
             fracs = " + ".join(
                 f"{b} * max(0.0, min(1.0, ({key} - {num(e - half)}) / {num(width)}))"
                 for b, e in zip(bands, edges, strict=True)

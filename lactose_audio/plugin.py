@@ -169,9 +169,7 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
     return out
 
 
-def export_preset(
-    preset: str | os.PathLike, out: str | os.PathLike, fmt: str = "dsp"
-) -> str:
+def export_preset(preset: str | os.PathLike, out: str | os.PathLike, fmt: str = "dsp") -> str:
     """``lactose export``: a preset as a Faust program (``fmt="dsp"``) or a built plugin.
 
     Args:
