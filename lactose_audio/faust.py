@@ -209,6 +209,8 @@ dbgain(d) = exp(d * {num(math.log(10.0) / 20.0)});  // 10^(d / 20)
 softplus(v) = max(v, 0.0) + log(1.0 + exp(0.0 - abs(v)));
 table(n, values, i) = rdtable(n, values : ba.selectn(n, ba.time), int(i));  // values[i]
 acc_step(prev, v, keep) = v + keep * prev;  // a running sum that restarts where keep == 0
+inband(v, e, w) = (v >= e - 0.5 * w) & (v < e + 0.5 * w);  // the soft band of edge e
+inband_frac(v, e, w) = max(0.0, min(1.0, (v - (e - 0.5 * w)) / w));
 pole_step(k, prev, p) = k * prev + (1.0 - k) * p;
 env_step(k, prev, q, e) = select2(e, prev, k * prev + (1.0 - k) * q);
 
@@ -329,37 +331,33 @@ class FaustBackend:
         if sig in self._sels:
             return self._sels[sig]
         i = len(self._sels)
-        lo, up, fr = f"lo{i}", f"up{i}", f"fr{i}"
-        edges = np.asarray(stage.edges.edges, np.float64)
-        e32 = cast_up(edges, np.dtype(np.float32)).astype(np.float64)
-        count = " + ".join(f"({key} >= {num(e)})" for e in e32)
-        if power is not None and not stage.soft_width > 0.0:
-            # key >= e  <=>  power >= 10^(e/10) (up to float32 rounding); every edge at or
-            # below the key's floor is always passed
-            floor = FLOOR_DB
-            count = " + ".join(
-                "1" if e <= floor else f"({power} >= {num(10.0 ** (e / 10.0))})" for e in e32
-            )
-        text = ", ".join(f"{e:g}" for e in edges)
-        self.body.append(f"  // ranges of {key}: edges [{text}] {stage.edges.unit}")
-        width = stage.soft_width
+        lo, up, fr, edges = f"lo{i}", f"up{i}", f"fr{i}", f"edges{i}"
+        e32 = cast_up(np.asarray(stage.edges.edges, np.float64), np.dtype(np.float32))
+        n, width = len(e32), stage.soft_width
+        self.tables.append(
+            f"{edges} = ({', '.join(num(e) for e in e32)});  // {stage.edges.unit or 'linear'}: "
+            f"inner edges of the ranges (float32, rounded up)"
+        )
+        edge = f"ba.take(k + 1, {edges})"
+        if power is not None and not width > 0.0:
+            # key >= e  <=>  power >= 10^(e/10) (up to float32 rounding); an edge at or below
+            # the key's floor is always passed
+            test = f"(({power} >= pow(10.0, 0.1 * e)) | (e <= {num(FLOOR_DB)}))"
+        else:
+            test = f"({key} >= e)"
+        count = f"sum(k, {n}, {test} with {{ e = {edge}; }})"
         soft = width > 0.0
         if not soft:
             self.body.append(f"  {lo} = {count};  // the range: how many edges are <= the key")
         else:
-            half = 0.5 * width
-            bands = [f"(({key} >= {num(e - half)}) & ({key} < {num(e + half)}))" for e in edges]
-            below = " + ".join(
-                f"{b} * ({key} >= {num(e)})" for b, e in zip(bands, e32, strict=True)
-            )
-            fracs = " + ".join(
-                f"{b} * max(0.0, min(1.0, ({key} - {num(e - half)}) / {num(width)}))"
-                for b, e in zip(bands, edges, strict=True)
-            )
+            band = f"inband({key}, {edge}, {num(width)})"
             self.body.append(f"  // soft edges: {width:g} {stage.edges.unit} bands around them")
-            self.body.append(f"  {lo} = {count} - ({below});")
-            self.body.append(f"  {up} = {lo} + {' + '.join(bands)};")
-            self.body.append(f"  {fr} = {fracs};  // weight of range {up}")
+            self.body.append(f"  {lo} = {count} - sum(k, {n}, {band} * ({key} >= {edge}));")
+            self.body.append(f"  {up} = {lo} + sum(k, {n}, {band});")
+            self.body.append(
+                f"  {fr} = sum(k, {n}, {band} * inband_frac({key}, {edge}, {num(width)}));"
+                f"  // weight of range {up}"
+            )
         self._sels[sig] = (lo, up, fr, soft)
         return self._sels[sig]
 

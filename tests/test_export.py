@@ -279,3 +279,19 @@ def test_lv2_plugin_built_and_run_equals_render(tmp_path):  # pragma: no cover -
     y = y if y.ndim == 1 else y[:, 0]
     ref = render(load_preset("fuzz").chain, audio, 44100)
     assert esr(y[latency : latency + audio.size], ref) <= TOLERANCE
+
+
+def test_every_builtin_block_exports_or_is_refused_by_design():
+    """A contract over the registry: a built-in block has a Faust kernel (memoryless) or runs as
+    an SVF (filters), except fir_eq, refused with its reason."""
+    from lactose_audio.faust import check_exportable
+
+    builtin = [n for n, cls in registered_blocks().items() if cls.__module__.startswith("lactose")]
+    assert sorted(builtin) == sorted([*POINTWISE, *FILTERS, "fir_eq"])
+    for name in builtin:
+        chain = Chain([Stage(name)])
+        if name == "fir_eq":
+            with pytest.raises(ExportError, match="not exported"):
+                check_exportable(chain)
+        else:
+            check_exportable(chain)
