@@ -168,7 +168,9 @@ class FaustOps:
 
 
 FAUST = FaustOps()
-SAMPLE_RATE = Sym("ma.SR")
+SAMPLE_RATE = Sym("SR")
+SR_DEFINITION = "SR = ma.SR;  // the host's sample rate, Hz"
+"""The program's sample-rate line (:func:`lactose_audio.plugin.build_plugin` replaces it)."""
 
 
 # ---- the fixed part of every program -----------------------------------------------------------
@@ -185,6 +187,8 @@ def _library(hop: int, first_frame: int) -> str:
     lane = lane_coefficients(*(Sym(n) for n in _LANE_ARGS))
     block_len = str(ENVELOPE_BLOCK) if hop % ENVELOPE_BLOCK == 0 else "(bpos + 1)"
     return f"""
+{SR_DEFINITION}
+
 // ---- frame clock (the renderer's frame grid: frame f = samples [f * HOP, (f + 1) * HOP)) ----
 HOP = {hop};  // samples per frame: keys and filter parameters change once per frame
 FADE = {crossfade_length(hop)};  // filters crossfade coefficients over a frame's first FADE samples
@@ -216,14 +220,14 @@ env_step(k, prev, q, e) = select2(e, prev, k * prev + (1.0 - k) * q);
 
 // ---- amplitude keys (lactose_audio.conditioning), dBFS ----
 // RMS envelope: max of a fast (attack) and a slow (release) one-pole average of x^2.
-samplecoef(ms) = select2(ms > 0, 0.0, exp(-1000.0 / (max(ms, 1e-9) * ma.SR)));
+samplecoef(ms) = select2(ms > 0, 0.0, exp(-1000.0 / (max(ms, 1e-9) * SR)));
 amp_sample_power(attack_ms, release_ms, x) = max(fast, slow) with {{
   fast = x * x : (pole_step(samplecoef(attack_ms)) ~ _);
   slow = x * x : (pole_step(samplecoef(release_ms)) ~ _);
 }};
 // Per frame: the envelope stepped once per block of BLOCK samples (cut from the frame start)
 // with the block's mean square; the key is the frame's mean envelope power, in dB.
-blockcoef(ms, m) = select2(ms > 0, 0.0, exp(-1000.0 * m / (max(ms, 1e-9) * ma.SR)));
+blockcoef(ms, m) = select2(ms > 0, 0.0, exp(-1000.0 * m / (max(ms, 1e-9) * SR)));
 amp_frame_power(attack_ms, release_ms, x) = acc / HOP with {{
   bpos = phase % BLOCK;
   bend = (bpos == BLOCK - 1) | (phase == HOP - 1);

@@ -31,6 +31,12 @@ FORMATS: dict[str, tuple[str, str]] = {
     "jack": ("faust2jack", "libjack-jackd2-dev"),
 }
 PLUGIN_DEPS = "sudo apt-get install -y faust libboost-dev lv2-dev lv2file  (or: make plugin-deps)"
+#: The sample rate for Faust's C++ backend. Faust 2.54 (Debian 12) fills init-time tables
+#: (``rdtable``) in helper classes whose ``fSampleRate`` is never set, so ``ma.SR`` there reads
+#: 0: the biquad coefficient tables would be computed at 1 Hz. Every C++ init function of those
+#: versions and later takes the rate as its argument ``sample_rate``; reading it directly is
+#: right in both the helper classes and the DSP class.
+CPP_SAMPLE_RATE = "SR = min(192000.0, max(1.0, fconstant(int sample_rate, <math.h>)));"
 
 
 def faust_parameters(processor: Any) -> dict[str, str]:
@@ -152,6 +158,9 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from lactose_audio.faust import SR_DEFINITION
+
+    code = code.replace(SR_DEFINITION, CPP_SAMPLE_RATE, 1)
     with tempfile.TemporaryDirectory(prefix="lactose-export-") as tmp:
         dsp = Path(tmp) / f"{name}.dsp"
         dsp.write_text(code)
