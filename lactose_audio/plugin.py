@@ -23,12 +23,14 @@ import numpy as np
 
 from lactose_audio.errors import ExportError
 
-#: ``--format`` -> (Faust script, Debian packages it needs besides faust).
+#: ``--format`` -> (Faust script, what to install for it). Debian 12's ``faust`` (2.54) ships
+#: ``faust2lv2`` and ``faust2jackconsole``; ``faust2vst3`` and ``faust2clap`` come with newer
+#: Faust releases (https://github.com/grame-cncm/faust/releases).
 FORMATS: dict[str, tuple[str, str]] = {
-    "lv2": ("faust2lv2", "libboost-dev lv2-dev"),
-    "vst3": ("faust2vst", "libboost-dev"),
-    "clap": ("faust2clap", "libboost-dev"),
-    "jack": ("faust2jack", "libjack-jackd2-dev"),
+    "lv2": ("faust2lv2", "sudo apt-get install -y faust libboost-dev lv2-dev"),
+    "vst3": ("faust2vst3", "a Faust release with faust2vst3 and the VST3 SDK"),
+    "clap": ("faust2clap", "a Faust release with faust2clap and the CLAP headers"),
+    "jack": ("faust2jackconsole", "sudo apt-get install -y faust libjack-jackd2-dev"),
 }
 PLUGIN_DEPS = "sudo apt-get install -y faust libboost-dev lv2-dev lv2file  (or: make plugin-deps)"
 #: The sample rate for Faust's C++ backend. Faust 2.54 (Debian 12) fills init-time tables
@@ -149,12 +151,13 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
     """
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    script, packages = FORMATS[fmt]
+    script, install = FORMATS[fmt]
     missing = [t for t in (script, "faust") if shutil.which(t) is None]
     if missing:
+        hint = "  (or: make plugin-deps)" if fmt == "lv2" else ""
         raise ExportError(
             f"--format {fmt} needs Faust's {script} ({', '.join(missing)} not found): "
-            f"sudo apt-get install -y faust {packages}  (or: make plugin-deps)"
+            f"install {install}{hint}"
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,8 +167,9 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
     with tempfile.TemporaryDirectory(prefix="lactose-export-") as tmp:
         dsp = Path(tmp) / f"{name}.dsp"
         dsp.write_text(code)
-        args = [script, "-double", str(dsp)] if fmt != "jack" else [script, str(dsp)]
-        done = subprocess.run(args, cwd=tmp, capture_output=True, text=True)
+        done = subprocess.run(
+            [script, "-double", str(dsp)], cwd=tmp, capture_output=True, text=True
+        )
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
             raise ExportError(f"{script} failed: {last[-1]}")
