@@ -28,8 +28,8 @@ from lactose_audio.errors import ExportError
 #: Faust releases (https://github.com/grame-cncm/faust/releases).
 FORMATS: dict[str, tuple[str, str]] = {
     "lv2": ("faust2lv2", "sudo apt-get install -y faust libboost-dev lv2-dev"),
-    "vst3": ("faust2vst3", "a Faust release with faust2vst3 and the VST3 SDK"),
-    "clap": ("faust2clap", "a Faust release with faust2clap and the CLAP headers"),
+    "vst3": ("faust2vst3", "install a Faust release with faust2vst3 and the VST3 SDK"),
+    "clap": ("faust2clap", "install a Faust release with faust2clap and the CLAP headers"),
     "jack": ("faust2jackconsole", "sudo apt-get install -y faust libjack-jackd2-dev"),
 }
 PLUGIN_DEPS = "sudo apt-get install -y faust libboost-dev lv2-dev lv2file  (or: make plugin-deps)"
@@ -157,7 +157,7 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
         hint = "  (or: make plugin-deps)" if fmt == "lv2" else ""
         raise ExportError(
             f"--format {fmt} needs Faust's {script} ({', '.join(missing)} not found): "
-            f"install {install}{hint}"
+            f"{install}{hint}"
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
