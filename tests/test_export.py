@@ -214,14 +214,14 @@ def test_edited_table_changes_the_plugin():
     assert esr(plugin_output(code, audio, 44100), render(effect.chain, audio, 44100)) <= 1e-5
 
 
-class _NoFaust(registered_blocks()["tanh"]):
-    """A plugin's block: a TF and a numpy kernel, no Faust kernel."""
-
-    name = "test_export_no_faust"
-    faust = Block.faust  # the default: refuses
-
-
 def test_blocks_without_a_faust_kernel_are_refused():
+    # defined here, not at import: other modules parametrise over the registry when collected
+    class NoFaust(registered_blocks()["tanh"]):
+        """A plugin's block: a TF and a numpy kernel, no Faust kernel."""
+
+        name = "test_export_no_faust"
+        faust = Block.faust  # the default: refuses
+
     with pytest.raises(ExportError, match="test_export_no_faust.*no Faust kernel"):
         export_faust(Chain([Stage("gain"), Stage("test_export_no_faust")]))
     with pytest.raises(ExportError, match="fir_eq.*not exported"):
