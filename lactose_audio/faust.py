@@ -296,6 +296,7 @@ class FaustBackend:
         self.body: list[str] = []  # inside process: keys, selections, the chain
         self._keys: dict[tuple, str] = {}
         self._sels: dict[tuple, tuple[str, str, str, bool]] = {}
+        self._edges_of: dict[str, str] = {}  # selection (its lo name) -> its edges' name
         self._n = 0
         self.latency = 0
 
@@ -336,6 +337,7 @@ class FaustBackend:
             return self._sels[sig]
         i = len(self._sels)
         lo, up, fr, edges = f"lo{i}", f"up{i}", f"fr{i}", f"edges{i}"
+        self._edges_of[lo] = edges
         e32 = cast_up(np.asarray(stage.edges.edges, np.float64), np.dtype(np.float32))
         n, width = len(e32), stage.soft_width
         self.tables.append(
@@ -374,10 +376,10 @@ class FaustBackend:
         block, rows = stage.block, stage.physical()
         names = {}
         if stage.keyed:
+            lo = self._selection(stage)[0]  # defines the edges first
             self.tables.append(
                 f"// stage {index}: {block.name}, {stage.n_ranges} ranges of the "
-                f"{stage.key.kind} key, edges {[round(e, 4) for e in stage.edges.edges]} "
-                f"{stage.edges.unit}"
+                f"{stage.key.kind} key split at {self._edges_of[lo]}"
             )
         else:
             self.tables.append(f"// stage {index}: {block.name} (one range)")
