@@ -6,7 +6,7 @@ STAMP := $(VENV)/.lactose-installed
 DDSP_VERSION := 3.7.0
 DEMO_DIR ?= demo_out
 
-.PHONY: setup test demo lint format bench bench-long datasets clean
+.PHONY: setup test demo lint format bench bench-long bench-export plugin-deps datasets clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,15 @@ bench-long: setup
 	$(BIN)/python scripts/bench_fidelity.py
 	$(BIN)/python scripts/bench_long.py
 	$(BIN)/python scripts/bench_knobs.py
+
+bench-export: setup
+	$(BIN)/python scripts/bench_export.py
+
+# Faust's toolchain for `lactose export --format lv2|vst3|clap|jack` and lv2file for the LV2
+# test (Debian/Ubuntu, needs root). Never needed by `make test` or `make demo`: the export
+# tests compile with DawDreamer (PyPI), and the LV2 test skips without these.
+plugin-deps:
+	apt-get install -y faust libboost-dev lv2-dev lv2file
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(DEMO_DIR)

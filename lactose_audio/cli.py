@@ -52,6 +52,7 @@ def cli() -> None:
       lactose render my_drive.json guitar_di.wav out.wav
       lactose eval my_drive.json dry.wav wet.wav
       lactose inspect my_drive.json --plot my_drive.png
+      lactose export my_drive.json --out my_drive.dsp
       lactose presets
     """
 
@@ -425,6 +426,39 @@ def inspect(preset, plot, as_json) -> None:
     from lactose_audio.workflows import inspect_preset
 
     click.echo(inspect_preset(preset, plot=plot, as_json=as_json))
+
+
+@cli.command()
+@click.argument("preset")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(),
+    help="The Faust program to write (FILE.dsp), or the folder of a plugin build (--format).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("dsp", "lv2", "vst3", "clap", "jack")),
+    default="dsp",
+    show_default=True,
+    help="dsp: the Faust program; lv2|vst3|clap|jack: build a plugin with Faust's toolchain.",
+)
+def export(preset, out, fmt) -> None:
+    """Export PRESET as a real-time plugin: a Faust program, or a built LV2/VST3/CLAP/JACK.
+
+    The program does what `lactose render` does, causally (latency: one frame when a key is
+    per frame), with mix and output sliders. Pitch-keyed presets are refused.
+
+    \b
+    Example:
+      lactose export my_drive.json --out my_drive.dsp
+      lactose export my_drive.json --format lv2 --out plugins/
+    """
+    from lactose_audio.plugin import export_preset
+
+    click.echo(export_preset(preset, out, fmt))
 
 
 @cli.command()

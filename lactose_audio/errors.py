@@ -35,6 +35,11 @@ class DependencyError(LactoseError):
     """An optional dependency (e.g. CREPE) is needed for a feature that is unavailable."""
 
 
+class ExportError(LactoseError):
+    """A preset cannot be exported as a plugin (a block without a Faust kernel, a pitch key,
+    a missing Faust toolchain); the message says why and what to do."""
+
+
 class TrainingInterrupted(LactoseError):
     """Ctrl-C during training, after the best preset so far was saved (exit code 130)."""
 
@@ -45,5 +50,6 @@ __all__ = [
     "DataError",
     "PresetError",
     "DependencyError",
+    "ExportError",
     "TrainingInterrupted",
 ]

@@ -27,6 +27,11 @@ class NumpyOps:
     f64 = real
 
     @staticmethod
+    def rate(sample_rate: Any) -> float:
+        """The sample rate as a number (a symbol in code-generating namespaces)."""
+        return float(sample_rate)
+
+    @staticmethod
     def sigmoid(x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for any |x|
@@ -105,6 +110,10 @@ class TfOps:
 
     def real(self, x: Any) -> Any:
         return self._tf.cast(x, self._tf.float32)
+
+    @staticmethod
+    def rate(sample_rate: Any) -> float:
+        return float(sample_rate)
 
     def f64(self, x: Any) -> Any:
         return self._tf.cast(x, self._tf.float64)

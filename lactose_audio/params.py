@@ -69,6 +69,14 @@ class ParamSpec:
         """Physical -> raw, numpy float64 (the inverse of :meth:`to_physical_np`)."""
         return self._scaling.inverse_np(physical)
 
+    def to_physical_with(self, ops: Any, raw: Any) -> Any:
+        """Raw -> physical in the namespace ``ops`` (Faust expressions for export)."""
+        return self._scaling.forward_with(ops, raw)
+
+    def to_raw_with(self, ops: Any, physical: Any) -> Any:
+        """Physical -> raw in the namespace ``ops`` (Faust expressions for export)."""
+        return self._scaling.inverse_with(ops, physical)
+
     @property
     def default_raw(self) -> float:
         """The raw value whose physical value is :attr:`default`."""

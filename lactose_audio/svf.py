@@ -91,19 +91,37 @@ def svf_parameters(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     """
     b = np.asarray(b, np.float64)
     a = np.asarray(a, np.float64)
-    b = b / a[..., :1]
-    a = a / a[..., :1]
-    a1, a2 = a[..., 1], a[..., 2]
-    dc, ny = 1.0 + a1 + a2, 1.0 - a1 + a2  # A(1), A(-1)
-    if not (np.all(dc > 0.0) and np.all(ny > 0.0) and np.all(np.abs(a2) < 1.0)):
+    dc, ny = (a[..., 0] + a[..., 1] + a[..., 2]), (a[..., 0] - a[..., 1] + a[..., 2])
+    if not (
+        np.all(dc / a[..., 0] > 0.0)
+        and np.all(ny / a[..., 0] > 0.0)
+        and np.all(np.abs(a[..., 2] / a[..., 0]) < 1.0)
+    ):
         raise ValueError("svf_parameters needs strictly stable biquads")
-    g = np.sqrt(dc / ny)
+    params = svf_formula(tuple(b[..., i] for i in range(3)), tuple(a[..., i] for i in range(3)), np)
+    return np.stack(params, axis=-1)
+
+
+def svf_formula(b: tuple, a: tuple, xp: Any) -> tuple:
+    """:func:`svf_parameters` on three numerator and three denominator values, any namespace.
+
+    The one home of the biquad -> SVF formula: numpy arrays here, Faust expressions in
+    :mod:`lactose_audio.faust` (``xp`` needs only ``sqrt``; the rest is arithmetic). No
+    stability check.
+
+    Returns:
+        ``(g, k, m0, m1, m2)``.
+    """
+    b0, b1, b2 = (v / a[0] for v in b)
+    a1, a2 = a[1] / a[0], a[2] / a[0]
+    dc, ny = 1.0 + a1 + a2, 1.0 - a1 + a2  # A(1), A(-1)
+    g = xp.sqrt(dc / ny)
     k = 2.0 * (1.0 - a2) / (ny * g)
-    m0 = (b[..., 0] - b[..., 1] + b[..., 2]) / ny
-    m2 = (b[..., 0] + b[..., 1] + b[..., 2]) / dc - m0
+    m0 = (b0 - b1 + b2) / ny
+    m2 = (b0 + b1 + b2) / dc - m0
     d = 1.0 + g * k + g * g
-    m1 = (d * (b[..., 0] - m0) - m2 * g * g) / g
-    return np.stack([g, k, m0, m1, m2], axis=-1)
+    m1 = (d * (b0 - m0) - m2 * g * g) / g
+    return g, k, m0, m1, m2
 
 
 # ---- the kernel ------------------------------------------------------------------------------
@@ -117,20 +135,36 @@ N_COEFS = 9
 """Expanded coefficients per lane: ``p11, p12, p21, p22, q1, q2, c1, c2, d``."""
 
 
-@_jit(contract=True)
-def _lane_coefficients(g, k, m0, m1, m2, row):  # pragma: no cover - compiled
+def lane_coefficients(g, k, m0, m1, m2) -> tuple:
+    """The 9 expanded coefficients ``p11, p12, p21, p22, q1, q2, c1, c2, d`` of one lane.
+
+    Plain arithmetic, so the one formula serves the numba kernel (:func:`_lane_coefficients`)
+    and the Faust export (on expressions).
+    """
     a1 = 1.0 / (1.0 + g * (g + k))
     a2 = g * a1
     a3 = g * a2
-    row[0] = 2.0 * a1 - 1.0
-    row[1] = -2.0 * a2
-    row[2] = 2.0 * a2
-    row[3] = 1.0 - 2.0 * a3
-    row[4] = 2.0 * a2
-    row[5] = 2.0 * a3
-    row[6] = m1 * a1 + m2 * a2
-    row[7] = m2 * (1.0 - a3) - m1 * a2
-    row[8] = m0 + m1 * a2 + m2 * a3
+    return (
+        2.0 * a1 - 1.0,
+        -2.0 * a2,
+        2.0 * a2,
+        1.0 - 2.0 * a3,
+        2.0 * a2,
+        2.0 * a3,
+        m1 * a1 + m2 * a2,
+        m2 * (1.0 - a3) - m1 * a2,
+        m0 + m1 * a2 + m2 * a3,
+    )
+
+
+_lane_formula = _jit(contract=True)(lane_coefficients)
+
+
+@_jit(contract=True)
+def _lane_coefficients(g, k, m0, m1, m2, row):  # pragma: no cover - compiled
+    c = _lane_formula(g, k, m0, m1, m2)
+    for j in range(N_COEFS):
+        row[j] = c[j]
 
 
 @_jit(contract=True)
@@ -466,4 +500,12 @@ def filter_static(b: Any, a: Any, x: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["N_COEFS", "N_PARAMS", "filter_static", "svf_group", "svf_parameters"]
+__all__ = [
+    "N_COEFS",
+    "N_PARAMS",
+    "filter_static",
+    "lane_coefficients",
+    "svf_formula",
+    "svf_group",
+    "svf_parameters",
+]

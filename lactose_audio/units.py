@@ -116,6 +116,19 @@ class Scaling:
         t = np.asarray(t, dtype=np.float64)
         return np.asarray(self._outer(NP, a + t * (b - a)), dtype=np.float64)
 
+    def forward_with(self, ops: Any, raw: Any) -> Any:
+        """Raw -> physical in the namespace ``ops`` (e.g. Faust expressions for export)."""
+        return self._forward(ops, raw)
+
+    def inverse_with(self, ops: Any, phys: Any) -> Any:
+        """Physical -> raw in the namespace ``ops`` (no clipping to the bounds); the logit of
+        the unit value, clipped like :meth:`inverse_np`."""
+        lo = self._inner(NP, float(self.minimum))
+        hi = self._inner(NP, float(self.maximum))
+        unit = (self._inner(ops, phys) - float(lo)) / float(hi - lo)
+        unit = ops.clip(unit, UNIT_EPS, 1.0 - UNIT_EPS)
+        return ops.log(unit) - ops.log(1.0 - unit)
+
     def inverse_np(self, phys: Any) -> np.ndarray:
         """Physical -> raw in numpy float64 (values are clipped to the bounds first)."""
         lo = self._inner(NP, float(self.minimum))

@@ -65,8 +65,9 @@ def wavs(tmp_path_factory):
         ["eval", PRESET, "{d}/dry.wav", "{d}/wet.wav", "--json"],
         ["inspect", PRESET, "--json"],
         ["presets"],
+        ["export", PRESET, "--out", "{d}/fx.dsp"],
     ],
-    ids=["render", "render-pitch", "eval", "inspect", "presets"],
+    ids=["render", "render-pitch", "eval", "inspect", "presets", "export"],
 )
 def test_cli_commands_do_not_import_tensorflow(wavs, argv):
     argv = [a.format(d=wavs) for a in argv]

@@ -122,6 +122,44 @@ class Block:
         controls = {k: const(v) for k, v in controls.items()}
         return np.asarray(self.kernel(const(audio), controls, sample_rate, **kwargs))
 
+    def faust_derived(self, controls: Mapping[str, str]) -> dict[str, str]:
+        """Quantities of the Faust kernel that depend on the controls only (e.g. ``dbgain``).
+
+        The export computes them once per range into tables (hard edges, unkeyed stages) rather
+        than per sample; with soft edges, per sample from the interpolated controls.
+
+        Args:
+            controls: ``{name: Faust expression}`` of the physical controls.
+
+        Returns:
+            ``{derived name: Faust expression}`` (names distinct from the parameters').
+        """
+        return {}
+
+    def faust(self, x: str, controls: Mapping[str, str], dry: str | None = None) -> str:
+        """The same DSP as a Faust expression, for export (memoryless blocks).
+
+        Args:
+            x: Faust expression of the input signal.
+            controls: ``{name: Faust expression}`` of the physical controls and of the
+                :meth:`faust_derived` quantities.
+            dry: Faust expression of the enclosing chain's input (blocks with
+                :attr:`uses_dry`).
+
+        Returns:
+            A Faust expression of the output (library helpers of the generated program, e.g.
+            ``dbgain``, ``softplus``, may be used; see :mod:`lactose_audio.faust`).
+
+        Raises:
+            ExportError: This default: the block has no Faust kernel (e.g. a plugin block).
+        """
+        from lactose_audio.errors import ExportError
+
+        raise ExportError(
+            f"block {self.name!r} has no Faust kernel (define {type(self).__name__}.faust to "
+            "export it); presets using it can be rendered but not exported"
+        )
+
     def __call__(
         self, audio: Any, sample_rate: float, **values: float
     ) -> tf.Tensor:  # convenience for notebooks and tests

@@ -91,8 +91,9 @@ class Biquad(LinearFilter):
     def _prewarp(self, controls: Mapping[str, Any], sample_rate: float, xp: Any):
         # Cutoffs at or above Nyquist are clamped just below it, where the RBJ lowpass is
         # transparent (w0 -> pi gives H = 1): a learned lowpass can "open up" completely.
-        fc = xp.minimum(xp.f64(controls["cutoff_hz"]), NYQUIST_FRACTION * float(sample_rate))
-        w0 = 2.0 * math.pi * fc / float(sample_rate)
+        rate = xp.rate(sample_rate)
+        fc = xp.minimum(xp.f64(controls["cutoff_hz"]), NYQUIST_FRACTION * rate)
+        w0 = 2.0 * math.pi * fc / rate
         alpha = xp.sin(w0) / (2.0 * xp.f64(controls["q"]))
         return w0, xp.cos(w0), alpha
 
@@ -100,11 +101,14 @@ class Biquad(LinearFilter):
         """RBJ ``(b, a)``: two triples of float64 values ``[...]`` (not normalised by ``a0``).
 
         Args:
-            controls: ``{name: [...]}`` physical values (Hz, dB), numpy or TF.
+            controls: ``{name: [...]}`` physical values (Hz, dB), numpy or TF (or Faust
+                expressions with :data:`lactose_audio.faust.FAUST`: the exported plugin
+                computes its coefficient tables with these same formulas).
             sample_rate: Hz.
             xp: Array namespace; default: that of the controls.
         """
-        return self._coefficients(controls, float(sample_rate), _ns(controls, xp))
+        xp = _ns(controls, xp)
+        return self._coefficients(controls, xp.rate(sample_rate), xp)
 
     def _coefficients(self, controls: Mapping[str, Any], sample_rate: float, xp: Any):
         raise NotImplementedError

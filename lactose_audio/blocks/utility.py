@@ -42,6 +42,12 @@ class Gain(Block):
     def kernel_np(self, audio, controls: Mapping[str, Any], sample_rate: float):
         return affine_np(audio, db_gain_np(controls["gain_db"]))
 
+    def faust_derived(self, controls):
+        return {"gain": f"dbgain({controls['gain_db']})"}
+
+    def faust(self, x, controls, dry=None):
+        return f"{x} * {controls['gain']}"
+
 
 class DCBlocker(LinearFilter):
     """First-order highpass ``H(z) = (1 - z^-1) / (1 - R z^-1)``, ``R = exp(-2 pi fc / fs)``.
@@ -59,7 +65,7 @@ class DCBlocker(LinearFilter):
     def coefficients(self, controls: Mapping[str, Any], sample_rate: float, xp: Any = None):
         """As a biquad: ``b = (1, -1, 0)``, ``a = (1, -R, 0)``; float64 ``[...]`` each."""
         xp = xp if xp is not None else namespace_of(controls["cutoff_hz"])
-        pole = xp.exp(-2.0 * math.pi * xp.f64(controls["cutoff_hz"]) / float(sample_rate))
+        pole = xp.exp(-2.0 * math.pi * xp.f64(controls["cutoff_hz"]) / xp.rate(sample_rate))
         one, zero = xp.ones_like(pole), xp.zeros_like(pole)
         return (one, -one, zero), (one, -pole, zero)
 
@@ -91,6 +97,9 @@ class Mix(Block):
         if dry is None:
             raise ParameterError("the mix block needs the dry signal (dry=): use it in a chain")
         return dry + np.asarray(controls["wet"], np.float32) * (audio - dry)
+
+    def faust(self, x, controls, dry=None):
+        return f"{dry} + {controls['wet']} * ({x} - {dry})"
 
 
 __all__ = ["DCBlocker", "Gain", "Mix"]

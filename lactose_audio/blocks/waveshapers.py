@@ -110,6 +110,18 @@ class TanhDrive(Block):
         np.tanh(y, out=y)
         return affine_np(y, gain, -np.tanh(bias) * gain)
 
+    def faust_derived(self, controls):
+        c = controls
+        return {
+            "drive": f"dbgain({c['drive_db']})",
+            "offset": f"tanh({c['bias']})",
+            "gain": f"dbgain({c['gain_db']})",
+        }
+
+    def faust(self, x, controls, dry=None):
+        c = controls
+        return f"(tanh({x} * {c['drive']} + {c['bias']}) - {c['offset']}) * {c['gain']}"
+
 
 class AsymmetricClip(Block):
     """Soft clip with separate drive for each polarity.
@@ -136,6 +148,18 @@ class AsymmetricClip(Block):
             audio >= 0.0, db_gain_np(controls["drive_pos_db"]), db_gain_np(controls["drive_neg_db"])
         )
         return np.tanh(audio * drive) * db_gain_np(controls["gain_db"])
+
+    def faust_derived(self, controls):
+        c = controls
+        return {
+            "pos": f"dbgain({c['drive_pos_db']})",
+            "neg": f"dbgain({c['drive_neg_db']})",
+            "gain": f"dbgain({c['gain_db']})",
+        }
+
+    def faust(self, x, controls, dry=None):
+        c = controls
+        return f"tanh({x} * select2({x} >= 0, {c['neg']}, {c['pos']})) * {c['gain']}"
 
 
 class SmoothHardClip(Block):
@@ -165,6 +189,22 @@ class SmoothHardClip(Block):
         t = db_gain_np(controls["ceiling_db"])
         s = _f32(controls["knee"]) * t
         return u - s * _softplus_np((u - t) / s) + s * _softplus_np((-u - t) / s)
+
+    def faust_derived(self, controls):
+        c = controls
+        return {
+            "drive": f"dbgain({c['drive_db']})",
+            "t": f"dbgain({c['ceiling_db']})",
+            "s": f"{c['knee']} * dbgain({c['ceiling_db']})",
+        }
+
+    def faust(self, x, controls, dry=None):
+        c = controls
+        t, s = c["t"], c["s"]
+        return (
+            f"(u - {s} * softplus((u - {t}) / {s}) + {s} * softplus((0 - u - {t}) / {s})"
+            f" with {{ u = {x} * {c['drive']}; }})"
+        )
 
 
 CHEBYSHEV_ORDER = 9
@@ -204,6 +244,15 @@ class ChebyshevShaper(Block):
             at_zero = (-1.0) ** (k // 2) if k % 2 == 0 else 0.0
             out = out + _f32(controls[f"c{k}"]) * (t_cur - np.float32(at_zero))
         return out
+
+    def faust(self, x, controls, dry=None):
+        defs = [f"t1 = max(-1.0, min(1.0, {x}));", "t0 = 1.0;"]
+        terms = [f"{controls['c1']} * t1"]
+        for k in range(2, CHEBYSHEV_ORDER + 1):
+            defs.append(f"t{k} = 2.0 * t1 * t{k - 1} - t{k - 2};")
+            at_zero = (-1.0) ** (k // 2) if k % 2 == 0 else 0.0
+            terms.append(f"{controls[f'c{k}']} * (t{k} - ({at_zero!r}))")
+        return f"({' + '.join(terms)} with {{ {' '.join(defs)} }})"
 
 
 MLP_HIDDEN = 8
@@ -285,6 +334,23 @@ class MLPShaper(Block):
         h0 = np.tanh(b1)  # m(0), per control row
         m0 = np.sum(np.tanh(np.einsum("...i,...ij->...j", h0, w2) + b2) * w3, axis=-1)
         return (y - m0).astype(np.float32)
+
+    @staticmethod
+    def _faust_net(u: str, c, tag: str) -> str:
+        """``m(u)`` as a Faust expression (definitions named ``{tag}...``)."""
+        h = MLP_HIDDEN
+        defs = [f"{tag}1_{i} = tanh({u} * {c[f'w1_{i}']} + {c[f'b1_{i}']});" for i in range(h)]
+        for j in range(h):
+            dot = " + ".join(f"{tag}1_{i} * {c[f'w2_{h * i + j}']}" for i in range(h))
+            defs.append(f"{tag}2_{j} = tanh({dot} + {c[f'b2_{j}']});")
+        out = " + ".join(f"{tag}2_{j} * {c[f'w3_{j}']}" for j in range(h))
+        return f"({tag} with {{ {' '.join(defs)} {tag} = {out}; }})"
+
+    def faust_derived(self, controls):
+        return {"at_zero": self._faust_net("0.0", controls, "z")}  # m(0)
+
+    def faust(self, x, controls, dry=None):
+        return f"{self._faust_net(f'({x})', controls, 'm')} - {controls['at_zero']}"
 
 
 __all__ = [

@@ -21,12 +21,20 @@ Every name is importable from ``lactose_audio.ranges``.
 """
 
 from lactose_audio.ranges.bank import RangeBank
-from lactose_audio.ranges.edges import RangeEdges, Selection, coverage, range_index, select
+from lactose_audio.ranges.edges import (
+    RangeEdges,
+    Selection,
+    cast_up,
+    coverage,
+    range_index,
+    select,
+)
 from lactose_audio.ranges.optimiser import SeparatedAdam
 
 __all__ = [
     "RangeEdges",
     "Selection",
+    "cast_up",
     "range_index",
     "select",
     "coverage",

@@ -66,10 +66,10 @@ def _count_table(values, edges, table, low, scale, out):  # pragma: no cover - c
     return out
 
 
-def _cast_up(edges: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast_up(edges: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Smallest value of ``dtype`` that is >= each float64 edge.
 
-    For a value ``v`` of that dtype, ``v >= edge`` (exact) iff ``v >= _cast_up(edge)``, so the
+    For a value ``v`` of that dtype, ``v >= edge`` (exact) iff ``v >= cast_up(edge)``, so the
     boundary rule evaluated in the values' own dtype is exact.
     """
     if dtype == np.float64:
@@ -275,7 +275,7 @@ def range_index(
     out = np.zeros(flat.shape, dtype=np.int32)
     if edge_array.size == 0 or flat.size == 0:
         return out.reshape(array.shape)
-    cast = _cast_up(edge_array, array.dtype)
+    cast = cast_up(edge_array, array.dtype)
     if cast.size <= _LINEAR_MAX_EDGES:
         _count_linear(flat, cast, out)
     else:
@@ -385,4 +385,4 @@ def coverage(lower: np.ndarray, n_ranges: int) -> np.ndarray:
     return np.bincount(flat.astype(np.int64), minlength=n_ranges).astype(np.int64)
 
 
-__all__ = ["RangeEdges", "Selection", "coverage", "range_index", "select"]
+__all__ = ["RangeEdges", "Selection", "cast_up", "coverage", "range_index", "select"]
