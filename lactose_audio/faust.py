@@ -28,6 +28,18 @@ Faust program that does what ``lactose render`` does, causally, sample by sample
   lanes and crossfade their outputs, as :mod:`lactose_audio.svf` does.
 - Nested chains and ``mix`` through the executor; the user's dry/wet ``mix`` (%) and an
   ``output`` gain (dB) are plugin sliders.
+- **Knobs** (``control`` keys, :mod:`lactose_audio.knobs`): one slider per control, labelled
+  with its name (``"<name> knob"`` for a control called ``mix`` or ``output``), ranging over
+  the captured settings, defaulting to the middle captured setting (the lower middle one of an
+  even count: the first of two). Each parameter of a stage following it is interpolated
+  between the two captured settings around the value exactly as
+  :func:`lactose_audio.knobs.stage_row` does, in its declared scaling
+  (:meth:`lactose_audio.units.Scaling.interpolate_with`: dB and other linear parameters
+  linearly, Hz and ``q`` on a log axis); these depend on sliders only, so Faust computes them
+  once per host block. A slider is read at each frame start; after a change, pointwise stages
+  ramp their parameters (and derived quantities) over that frame and filters crossfade their
+  coefficients like a range change (what ``RenderStream.set`` does, except that the stream
+  ramps raw values: equal at steady settings, both click-free during a change).
 
 Refused with :class:`~lactose_audio.errors.ExportError` (one line): pitch keys (pYIN over the
 whole file is not causal), blocks without a Faust kernel (plugins' blocks), filters that are
@@ -52,122 +64,11 @@ from lactose_audio.blocks.base import Block, crossfade_length
 from lactose_audio.conditioning import ENVELOPE_BLOCK, FLOOR_DB
 from lactose_audio.errors import ExportError
 from lactose_audio.executor import FilterGroup, PointwiseRun, execute, plan
+from lactose_audio.faust_ops import FAUST, FaustOps, Sym, num  # noqa: F401 (re-exported)
 from lactose_audio.iir import iir_supported
 from lactose_audio.ranges import cast_up
 from lactose_audio.svf import N_COEFS, lane_coefficients, svf_formula
 
-# ---- Faust expressions as an array namespace (lactose_audio.ops) -------------------------------
-
-
-def num(value: float) -> str:
-    """A finite number as a Faust literal."""
-    value = float(value)
-    if not math.isfinite(value):
-        raise ExportError(f"cannot export a non-finite value ({value})")
-    return repr(value)
-
-
-class Sym:
-    """A Faust expression that composes with Python arithmetic (``a * b`` -> ``(a * b)``)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-    @staticmethod
-    def of(value: Any) -> str:
-        return value.text if isinstance(value, Sym) else num(value)
-
-    def _op(self, op: str, other: Any, swap: bool = False) -> Sym:
-        a, b = Sym.of(self), Sym.of(other)
-        return Sym(f"({b} {op} {a})" if swap else f"({a} {op} {b})")
-
-    def __add__(self, o):
-        return self._op("+", o)
-
-    def __radd__(self, o):
-        return self._op("+", o, True)
-
-    def __sub__(self, o):
-        return self._op("-", o)
-
-    def __rsub__(self, o):
-        return self._op("-", o, True)
-
-    def __mul__(self, o):
-        return self._op("*", o)
-
-    def __rmul__(self, o):
-        return self._op("*", o, True)
-
-    def __truediv__(self, o):
-        return self._op("/", o)
-
-    def __rtruediv__(self, o):
-        return self._op("/", o, True)
-
-    def __neg__(self):
-        return Sym(f"(0.0 - {self.text})")
-
-    def __pow__(self, n):
-        return self * self if n == 2 else Sym(f"pow({self.text}, {Sym.of(n)})")
-
-
-def _call(name: str, *args: Any) -> Sym:
-    return Sym(f"{name}({', '.join(Sym.of(a) for a in args)})")
-
-
-class FaustOps:
-    """The :mod:`lactose_audio.ops` namespace whose values are Faust expressions: the one
-    formula (coefficients, scalings) written for numpy and TensorFlow, emitted as Faust."""
-
-    name = "faust"
-    pi = math.pi
-
-    @staticmethod
-    def real(x: Any) -> Sym:
-        return x if isinstance(x, Sym) else Sym(num(x))
-
-    f64 = real
-
-    @staticmethod
-    def rate(sample_rate: Any) -> Sym:
-        return sample_rate if isinstance(sample_rate, Sym) else Sym(num(sample_rate))
-
-    def sigmoid(self, x: Any) -> Sym:
-        return 0.5 * (1.0 + self.tanh(0.5 * self.real(x)))  # as NumpyOps.sigmoid
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("sin", "cos", "sqrt", "exp", "log", "tanh"):
-            return lambda x: _call(name, x)
-        raise AttributeError(name)
-
-    @staticmethod
-    def minimum(a: Any, b: Any) -> Sym:
-        return _call("min", a, b)
-
-    @staticmethod
-    def maximum(a: Any, b: Any) -> Sym:
-        return _call("max", a, b)
-
-    @staticmethod
-    def clip(x: Any, lo: Any, hi: Any) -> Sym:
-        return _call("max", lo, _call("min", hi, x))
-
-    @staticmethod
-    def zeros_like(x: Any) -> Sym:
-        return Sym("0.0")
-
-    @staticmethod
-    def ones_like(x: Any) -> Sym:
-        return Sym("1.0")
-
-
-FAUST = FaustOps()
 SAMPLE_RATE = Sym("SR")
 SR_DEFINITION = "SR = ma.SR;  // the host's sample rate, Hz"
 """The program's sample-rate line (:func:`lactose_audio.plugin.build_plugin` replaces it)."""
@@ -206,6 +107,14 @@ fadepair(new, old) = old + fade * (new - old);
 // a filter stage's 9 SVF coefficients for range i, faded from the previous frame's range's
 fadelane(lane, i) = (lane(i), lane(atframe(i))) : ro.interleave({N_COEFS}, 2)
                     : par(j, {N_COEFS}, fadepair);
+// knobs: a value computed from the sliders, taken at each frame start; after a change it
+// ramps over that frame from the previous frame's value (pointwise stages), or a filter's
+// 9 coefficients crossfade like fadelane (filter stages)
+knobramp = select2(frames <= 1, (phase + 1) / HOP, 1.0);
+knob(s) = atframe(h) + knobramp * (h - atframe(h)) with {{ h = ba.sAndH(newframe, s); }};
+knoblane(lane) = lane : par(j, {N_COEFS}, ba.sAndH(newframe)) <: (si.bus({N_COEFS}),
+                 par(j, {N_COEFS}, atframe)) : ro.interleave({N_COEFS}, 2)
+                 : par(j, {N_COEFS}, fadepair);
 
 // ---- helpers ----
 tanh(v) = 1.0 - 2.0 / (exp(2.0 * v) + 1.0);  // one exp (libm's tanhf is slower)
@@ -265,7 +174,7 @@ def check_exportable(chain: Any) -> None:
                 "file (not causal), so a real-time plugin cannot reproduce it; pitch-keyed "
                 "presets are not exported"
             )
-        if stage.keyed and stage.key.kind not in ("amplitude", "sample"):
+        if stage.keyed and stage.key.kind not in ("amplitude", "sample", "control"):
             raise ExportError(f"{where}: a {stage.key.kind!r} key has no Faust detector")
         if block.is_linear:
             if not iir_supported(block):
@@ -297,6 +206,7 @@ class FaustBackend:
         self._keys: dict[tuple, str] = {}
         self._sels: dict[tuple, tuple[str, str, str, bool]] = {}
         self._edges_of: dict[str, str] = {}  # selection (its lo name) -> its edges' name
+        self._knobs: dict[str, tuple[float, ...]] = {}  # control name -> captured settings
         self._n = 0
         self.latency = 0
 
@@ -375,7 +285,13 @@ class FaustBackend:
         """
         block, rows = stage.block, stage.physical()
         names = {}
-        if stage.keyed:
+        if stage.keyed and stage.control is not None:
+            knob = self._knob(stage)
+            self.tables.append(
+                f"// stage {index}: {block.name}, one row per captured setting of {knob} "
+                f"({', '.join(num(s) for s in stage.key.settings)})"
+            )
+        elif stage.keyed:
             lo = self._selection(stage)[0]  # defines the edges first
             self.tables.append(
                 f"// stage {index}: {block.name}, {stage.n_ranges} ranges of the "
@@ -392,6 +308,52 @@ class FaustBackend:
             names[spec.name] = name
         return names
 
+    # ---- knobs (control keys): plugin sliders
+    def _knob(self, stage: Any) -> str:
+        """The slider of a stage's control (defined once per control); returns its name.
+
+        Also defines ``<name>_k`` (the captured interval ``[s_k, s_k+1]`` holding the value) and
+        ``<name>_t`` (``(v - s_k) / (s_k+1 - s_k)``), as :func:`lactose_audio.knobs.stage_row`.
+        """
+        control, settings = stage.control, stage.key.settings
+        name = f"knob_{control}"
+        if control in self._knobs:
+            return name
+        self._knobs[control] = settings
+        n, lo, hi = len(settings), settings[0], settings[-1]
+        label = f"{control} knob" if control in ("mix", "output") else control
+        step = 10.0 ** math.floor(math.log10((hi - lo) / 1000.0))
+        default = settings[(n - 1) // 2]  # the middle captured setting (the first of two)
+        values = ", ".join(num(v) for v in settings)
+        count = f"sum(j, {n - 2}, {name} >= ba.take(j + 2, {name}_settings))" if n > 2 else "0"
+        self.tables += [
+            f"// ---- knob {control}: captured at {values}; in between, every parameter is",
+            "// interpolated in its declared scaling (dB linearly, Hz on a log axis) ----",
+            f'{name} = hslider("[{1 + len(self._knobs)}]{label}", {num(default)}, {num(lo)}, '
+            f"{num(hi)}, {num(step)}) : max({num(lo)}) : min({num(hi)});",
+            f"{name}_settings = ({values});",
+            f"{name}_k = {count};  // the value lies in [setting k, setting k+1]",
+            f"{name}_t = ({name} - sk) / (sk1 - sk) with {{ "
+            f"sk = {name}_settings : ba.selectn({n}, {name}_k); "
+            f"sk1 = {name}_settings : ba.selectn({n}, {name}_k + 1); }};",
+        ]
+        return name
+
+    def _knob_values(self, index: int, stage: Any) -> dict[str, str]:
+        """Top-level definitions of a control stage's parameters at the sliders' values
+        (computed per host block: they depend on sliders only); ``{param: name}``."""
+        knob, lists = self._knob(stage), self._values(index, stage)
+        n, names = stage.n_ranges, {}
+        for spec in stage.block.params:
+            at = f"{lists[spec.name]}_at"
+            pick = f"{lists[spec.name]} : ba.selectn({n}, {knob}_k"
+            expr = spec.interpolate_with(FAUST, Sym("pk"), Sym("pk1"), Sym(f"{knob}_t"))
+            self.tables.append(
+                f"{at} = {Sym.of(expr)} with {{ pk = {pick}); pk1 = {pick} + 1); }};"
+            )
+            names[spec.name] = at
+        return names
+
     def _controls(self, index: int, stage: Any) -> list[str]:
         """``name = expression;`` of every control and derived quantity of a pointwise stage.
 
@@ -399,8 +361,15 @@ class FaustBackend:
         derived quantities of every range in tables computed once. Soft edges: per sample.
         """
         block = stage.block
-        lists = self._values(index, stage)
         derived = block.faust_derived({p: p for p in block.param_names})
+        if stage.keyed and stage.control is not None:
+            at = self._knob_values(index, stage)
+            rows = " ".join(f"{p} = {at[p]};" for p in block.param_names)
+            for d, expr in derived.items():
+                at[d] = f"s{index}_{block.name}_{d}_at"
+                self.tables.append(f"{at[d]} = {expr} with {{ {rows} }};")
+            return [f"{p} = knob({name});" for p, name in at.items()]
+        lists = self._values(index, stage)
         if not stage.keyed:
             out = [f"{p} = {lists[p]};" for p in block.param_names]
             return out + [f"{d} = {expr};" for d, expr in derived.items()]
@@ -430,11 +399,16 @@ class FaustBackend:
         """Top-level definition of a filter stage's 9 lane coefficients; returns its name."""
         block = stage.block
         name = f"s{index}_{block.name}_lane"
-        lists = self._values(index, stage)
         controls = {p: Sym(p) for p in block.param_names}
         b, a = block.coefficients(controls, SAMPLE_RATE, FAUST)
         coefs = ", ".join(Sym.of(v) for v in (*b, *a))
         formula = f"(svf_params({coefs}) : lane_coefs)"
+        if stage.keyed and stage.control is not None:
+            at = self._knob_values(index, stage)
+            rows = " ".join(f"{p} = {at[p]};" for p in block.param_names)
+            self.tables.append(f"{name} = {formula} with {{ {rows} }};  // at the sliders")
+            return name
+        lists = self._values(index, stage)
         if not stage.keyed:
             rows = " ".join(f"{p} = {lists[p]};" for p in block.param_names)
             self.tables.append(f"{name} = {formula} with {{ {rows} }};  // at init")
@@ -470,6 +444,12 @@ class FaustBackend:
             lane = self._lane_table(index, stage)
             if not stage.keyed:
                 x = self._new(f"({lane}, {x}) : svf_lane", f"stage {index}: {stage.block.name}")
+                continue
+            if stage.control is not None:
+                x = self._new(
+                    f"(knoblane({lane}), {x} : svf_lane)",
+                    f"stage {index}: {stage.block.name}, following {stage.control}",
+                )
                 continue
             lo, up, fr, soft = self._selection(stage)
             lower = f"(fadelane({lane}, {lo}), {x} : svf_lane)"

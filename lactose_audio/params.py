@@ -65,6 +65,10 @@ class ParamSpec:
         """Interpolate physical values in the declared scaling (see ``Scaling.interpolate_np``)."""
         return self._scaling.interpolate_np(start, stop, t)
 
+    def interpolate_with(self, ops: Any, start: Any, stop: Any, t: Any) -> Any:
+        """:meth:`interpolate_np` in the namespace ``ops`` (Faust expressions for export)."""
+        return self._scaling.interpolate_with(ops, start, stop, t)
+
     def to_raw_np(self, physical: Any) -> np.ndarray:
         """Physical -> raw, numpy float64 (the inverse of :meth:`to_physical_np`)."""
         return self._scaling.inverse_np(physical)

@@ -103,18 +103,23 @@ class Scaling:
         """Raw -> physical as a float32 TF tensor (differentiable). Any shape."""
         return self._forward(tf_ops(), raw)
 
-    def interpolate_np(self, start: Any, stop: Any, t: Any) -> np.ndarray:
-        """Physical values ``t`` of the way from ``start`` to ``stop`` on this scaling's axis.
+    def interpolate_with(self, ops: Any, start: Any, stop: Any, t: Any) -> Any:
+        """Physical values ``t`` of the way from ``start`` to ``stop`` on this scaling's axis,
+        in the namespace ``ops``: ``outer(inner(start) + t * (inner(stop) - inner(start)))``
+        (linear scalings: the physical values; ``log``: their logarithm, Hz on a log axis)."""
+        a, b = self._inner(ops, start), self._inner(ops, stop)
+        return self._outer(ops, a + t * (b - a))
 
-        Linear scalings interpolate the physical values, ``log`` ones their logarithm (Hz on
-        a log axis): ``outer(inner(start) + t * (inner(stop) - inner(start)))``, float64.
+    def interpolate_np(self, start: Any, stop: Any, t: Any) -> np.ndarray:
+        """:meth:`interpolate_with` in numpy float64.
+
         ``t = 0`` gives ``start`` and ``t = 1`` gives ``stop``; ``t`` in ``[0, 1]`` stays
         within the bounds.
         """
-        a = self._inner(NP, np.asarray(start, dtype=np.float64))
-        b = self._inner(NP, np.asarray(stop, dtype=np.float64))
+        start = np.asarray(start, dtype=np.float64)
+        stop = np.asarray(stop, dtype=np.float64)
         t = np.asarray(t, dtype=np.float64)
-        return np.asarray(self._outer(NP, a + t * (b - a)), dtype=np.float64)
+        return np.asarray(self.interpolate_with(NP, start, stop, t), dtype=np.float64)
 
     def forward_with(self, ops: Any, raw: Any) -> Any:
         """Raw -> physical in the namespace ``ops`` (e.g. Faust expressions for export)."""

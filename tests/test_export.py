@@ -297,3 +297,92 @@ def test_every_builtin_block_exports_or_is_refused_by_design():
                 check_exportable(chain)
         else:
             check_exportable(chain)
+
+
+# ---- knobs (control keys): plugin sliders, interpolated like render ---------------------------
+
+
+def knob_effect():
+    """A knob preset (version 2) on every kind of stage: gain, tanh, a low-pass and a high-pass
+    follow ``gain`` (settings 0, 5, 10), a peak follows ``tone`` (2 settings), a shelf the
+    amplitude key, inside a nested chain."""
+    from lactose_audio.chain_spec import ControlKey
+    from lactose_audio.presets import Effect
+
+    gain, tone = ControlKey("gain", (0.0, 5.0, 10.0)), ControlKey("tone", (-1.0, 1.0))
+    rng = np.random.default_rng(21)
+    inner = Chain([randomise(Stage("highshelf", key=FRAME_KEY, edges=EDGES), rng)], mix=0.8)
+    chain = Chain(
+        [
+            randomise(Stage("gain", key=gain), rng),
+            randomise(Stage("tanh", key=gain), rng),
+            randomise(Stage("lowpass", key=gain), rng),
+            randomise(Stage("peak", key=tone), rng),
+            inner,
+            randomise(Stage("highpass", key=gain), rng),
+        ],
+        hop_size=HOP,
+    )
+    coverage = [{"counts": [1] * s.n_ranges, "flagged": [False] * s.n_ranges} for s in chain.stages]
+    return Effect(chain=chain, name="knob", coverage=coverage)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"gain": 5.0, "tone": -1.0}, {"gain": 10.0, "tone": 1.0}, {"gain": 3.7, "tone": 0.25}],
+    ids=["captured", "last", "between"],
+)
+def test_knob_sliders_equal_render_with_the_same_values(values, tmp_path):
+    """At captured settings and between them (parameters interpolated in their declared
+    scaling, as knobs.stage_row), the plugin with its sliders set equals effect(x, sr, **v)."""
+    from lactose_audio.presets import save_preset
+
+    effect = load_preset(save_preset(knob_effect(), tmp_path / "knob.json"))
+    audio = plucks(2.0, 44100, seed=13)
+    code = export_faust(effect)
+    y = plugin_output(code, audio, 44100, controls=values)
+    assert esr(y, effect(audio, 44100, **values)) <= TOLERANCE
+    assert latency_of(code) == HOP  # the amplitude key's frame
+
+
+def test_knob_slider_default_is_the_middle_setting_and_range_is_captured():
+    effect = knob_effect()
+    code = export_faust(effect)
+    assert 'hslider("[2]gain", 5.0, 0.0, 10.0, 0.01)' in code
+    assert 'hslider("[3]tone", -1.0, -1.0, 1.0, 0.001)' in code  # of two settings, the first
+    audio = plucks(1.0, 44100, seed=14)
+    y = plugin_output(code, audio, 44100)
+    assert esr(y, effect(audio, 44100, gain=5.0, tone=-1.0)) <= TOLERANCE
+
+
+def test_knob_named_like_a_fixed_slider_gets_its_own_label():
+    from lactose_audio.chain_spec import ControlKey
+
+    chain = Chain([Stage("tanh", key=ControlKey("mix", (0.0, 1.0)))])
+    chain[0].set_physical([[0.0, 0.0, 0.0], [18.0, 0.0, -6.0]])
+    code = export_faust(chain)
+    assert 'hslider("[2]mix knob", 0.0, 0.0, 1.0, 0.001)' in code
+    audio = plucks(1.0, 44100, seed=15)
+    y = plugin_output(code, audio, 44100, controls={"mix knob": 0.6, "mix": 50.0})
+    ref = 0.5 * render(chain, audio, 44100, controls={"mix": 0.6}) + 0.5 * audio
+    assert esr(y, ref) <= TOLERANCE
+
+
+def test_cli_exports_a_knob_preset_equal_to_render_set(tmp_path):
+    """``lactose export`` of a knob preset, against ``lactose render --set``."""
+    import soundfile as sf
+
+    from lactose_audio.presets import save_preset
+
+    preset = save_preset(knob_effect(), tmp_path / "knob.json")
+    done = _cli("export", str(preset), "--out", "fx.dsp", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    audio = plucks(1.5, 44100, seed=16)
+    sf.write(tmp_path / "in.wav", audio, 44100, subtype="FLOAT")
+    done = _cli("render", str(preset), "in.wav", "out.wav", "--set", "gain=6.25", "--set",
+                "tone=0.5", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ref, _ = sf.read(tmp_path / "out.wav", dtype="float32")
+    code = (tmp_path / "fx.dsp").read_text()
+    y = plugin_output(code, audio, 44100, controls={"gain": 6.25, "tone": 0.5})
+    assert esr(y, ref) <= TOLERANCE
