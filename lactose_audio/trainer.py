@@ -85,6 +85,8 @@ class Trainer:
                 )
         self.sampler = SegmentSampler(chain, self.tracks, self.context, self.segment)
         self.keyed = any(stage.keyed for stage in chain.stages)
+        #: knob captures: the per-setting phase gets most of the budget (unconditioned_share)
+        self.captures = any(s.keyed and s.control is not None for s in chain.stages)
         self.rng = np.random.default_rng(cfg.seed)
         tf.random.set_seed(cfg.seed)
         self.strategy = tf.distribute.get_strategy()
@@ -191,10 +193,21 @@ class Trainer:
     def phase_budget(self) -> tuple[float | None, int | None]:
         """(seconds, steps) at which the current phase ends (``None``: no such bound)."""
         cfg = self.cfg
-        share = UNCONDITIONED_SHARE if self._row0 else 1.0
+        share = self.unconditioned_share if self._row0 else 1.0
         seconds = cfg.budget_seconds * share if cfg.budget_seconds is not None else None
         steps = int(math.ceil(cfg.steps * share)) if cfg.steps is not None else None
         return seconds, steps
+
+    @property
+    def unconditioned_share(self) -> float:
+        """Budget share of the unconditioned phase: :data:`UNCONDITIONED_SHARE`, or with knob
+        captures ``1 / (n_captures + 1)``. That phase fits one set of parameters to every
+        capture (a start for each setting's rows), while the per-setting phase fits ``n``
+        times as many (it converges ``n`` times slower: a loud capture dominates the joint
+        loss and the quiet ones' rows move slowly), so a fixed half starved it."""
+        if self.captures:
+            return 1.0 / (len(self.tracks) + 1)
+        return UNCONDITIONED_SHARE
 
     def _used(self, share: float) -> bool:
         """True when ``share`` of the current phase's budget (time or steps) is used."""

@@ -254,3 +254,30 @@ def test_render_set_on_the_command_line(tmp_path, capsys):
     assert cli.main(["inspect", str(preset)]) == 0
     text = capsys.readouterr().out
     assert "key=control gain" in text and "gain=5" in text and "gain=10" in text
+
+
+def test_capture_fits_give_most_of_the_budget_to_the_per_setting_phase():
+    """The unconditioned phase of a knob fit takes 1 / (n_captures + 1) of the budget (its one
+    set of parameters is only every setting's start); a plain keyed fit keeps half."""
+    import dataclasses
+
+    from lactose_audio.data import pair_from_arrays
+    from lactose_audio.trainer import UNCONDITIONED_SHARE, Trainer
+    from lactose_audio.training import TrainConfig, build_chain
+
+    x = _signal(SR * 2)
+    pairs = [
+        dataclasses.replace(
+            pair_from_arrays(x, np.tanh(g * x), SR, latency=0), controls={"gain": g}
+        )
+        for g in (1.0, 2.0, 3.0)
+    ]
+    cfg = TrainConfig(chain_spec="tanh", key="none", steps=40, controls={"gain": [1.0, 2.0, 3.0]})
+    cfg = cfg.resolved()
+    trainer = Trainer(build_chain(cfg, [p.dry for p in pairs], SR), pairs, cfg, SR)
+    assert trainer.unconditioned_share == 0.25 and trainer.phase_budget() == (None, 10)
+    plain = dataclasses.replace(cfg, controls=None, key="amplitude", n_ranges=2)
+    pair = dataclasses.replace(pairs[0], controls=None)
+    trainer = Trainer(build_chain(plain, [x], SR), [pair], plain, SR)
+    assert trainer.unconditioned_share == UNCONDITIONED_SHARE == 0.5
+    assert trainer.phase_budget() == (None, 20)
