@@ -37,9 +37,8 @@ Faust program that does what ``lactose render`` does, causally, sample by sample
   (:meth:`lactose_audio.units.Scaling.interpolate_with`: dB and other linear parameters
   linearly, Hz and ``q`` on a log axis); these depend on sliders only, so Faust computes them
   once per host block. A slider is read at each frame start; after a change, pointwise stages
-  ramp their parameters (and derived quantities) over that frame and filters crossfade their
-  coefficients like a range change (what ``RenderStream.set`` does, except that the stream
-  ramps raw values: equal at steady settings, both click-free during a change).
+  ramp their raw values over that frame and filters crossfade their coefficients like a range
+  change: what ``RenderStream.set`` does at a chunk boundary on the frame grid.
 
 Refused with :class:`~lactose_audio.errors.ExportError` (one line): pitch keys (pYIN over the
 whole file is not causal), blocks without a Faust kernel (plugins' blocks), filters that are
@@ -363,12 +362,17 @@ class FaustBackend:
         block = stage.block
         derived = block.faust_derived({p: p for p in block.param_names})
         if stage.keyed and stage.control is not None:
-            at = self._knob_values(index, stage)
-            rows = " ".join(f"{p} = {at[p]};" for p in block.param_names)
-            for d, expr in derived.items():
-                at[d] = f"s{index}_{block.name}_{d}_at"
-                self.tables.append(f"{at[d]} = {expr} with {{ {rows} }};")
-            return [f"{p} = knob({name});" for p, name in at.items()]
+            # raw values at the sliders (per host block), ramped per sample after a change
+            # like RenderStream's ramp (RangeBank.gather: raw rows interpolated)
+            at, out = self._knob_values(index, stage), []
+            for spec in block.params:
+                raw = f"{at[spec.name]}_raw"
+                self.tables.append(
+                    f"{raw} = {Sym.of(spec.to_raw_with(FAUST, Sym(at[spec.name])))};"
+                )
+                phys = Sym.of(spec.to_physical_with(FAUST, Sym("r")))
+                out.append(f"{spec.name} = ({phys} with {{ r = knob({raw}); }});")
+            return out + [f"{d} = {expr};" for d, expr in derived.items()]
         lists = self._values(index, stage)
         if not stage.keyed:
             out = [f"{p} = {lists[p]};" for p in block.param_names]

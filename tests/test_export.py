@@ -386,3 +386,35 @@ def test_cli_exports_a_knob_preset_equal_to_render_set(tmp_path):
     code = (tmp_path / "fx.dsp").read_text()
     y = plugin_output(code, audio, 44100, controls={"gain": 6.25, "tone": 0.5})
     assert esr(y, ref) <= TOLERANCE
+
+
+def test_a_knob_moved_during_playback_equals_render_stream_set_and_does_not_click():
+    """Slider automation: the plugin reads the knob at frame starts and ramps like
+    ``RenderStream.set`` (oracle: the stream with the change at the same frame); the step
+    is no larger than the static renders' own (the naive switch's is, so a click would show)."""
+    from lactose_audio.chain_spec import ControlKey
+    from lactose_audio.plugin import FaustHost, faust_parameters
+    from lactose_audio.render import RenderStream
+
+    sr, frame = 44100, 11
+    chain = Chain.from_spec("tanh>lowpass", key=ControlKey("gain", (0.0, 10.0)), hop_size=HOP)
+    chain[0].set_physical([[0.0, 0.0, 0.0], [24.0, 0.0, -12.0]])
+    chain[1].set_physical([[1000.0, 0.7071], [8000.0, 0.7071]])
+    x = (0.5 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32)
+    host = FaustHost(export_faust(chain), sr, 512)
+    moved = np.arange(x.size + 512) >= (frame - 1) * HOP + 300  # read at frame 11's start
+    host.faust.set_automation(faust_parameters(host.faust)["gain"], np.where(moved, 10.0, 0.0))
+    host.load(x)
+    y = host.run()
+    stream = RenderStream(chain, sr, controls={"gain": 0})
+    head = stream.process(x[: frame * HOP])
+    stream.set(gain=10)
+    expected = np.concatenate([head, stream.process(x[frame * HOP :]), stream.flush()])
+    assert esr(y, expected) <= TOLERANCE
+    y0 = render(chain, x, sr, controls={"gain": 0})
+    y1 = render(chain, x, sr, controls={"gain": 10})
+    settle = 2000  # past the filter's start-up
+    own = max(np.abs(np.diff(y0[settle:])).max(), np.abs(np.diff(y1[settle:])).max())
+    naive = np.concatenate([y0[: frame * HOP], y1[frame * HOP :]])
+    assert np.abs(np.diff(naive[settle:])).max() > 1.5 * own
+    assert np.abs(np.diff(y[settle:])).max() <= own * (1 + 1e-4)
