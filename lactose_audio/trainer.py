@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from lactose_audio.errors import LactoseError, ParameterError
+from lactose_audio.data import SILENCE_DBFS
+from lactose_audio.errors import DataError, LactoseError, ParameterError
 from lactose_audio.sampling import (
     SegmentSampler,
     context_samples,
@@ -83,6 +84,15 @@ class Trainer:
                     f"training audio too short: needs at least {needed / sample_rate:.1f} s "
                     f"per pair at {sample_rate} Hz"
                 )
+        validation_peak = max(
+            float(np.max(np.abs(t.wet[t.train_end :]), initial=0.0)) for t in self.tracks
+        )
+        if validation_peak < 10.0 ** (SILENCE_DBFS / 20.0):
+            raise DataError(
+                f"{pairs[0].wet_name}: the held-out last {cfg.validation_fraction:.0%} of the wet "
+                "is silent, so no fit can be validated; record playing up to the end of the "
+                "take (or use a folder of several pairs)"
+            )
         self.sampler = SegmentSampler(chain, self.tracks, self.context, self.segment)
         self.keyed = any(stage.keyed for stage in chain.stages)
         #: knob captures: the per-setting phase gets most of the budget (unconditioned_share)

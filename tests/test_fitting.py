@@ -210,3 +210,14 @@ def test_ctrl_c_during_a_search_saves_the_best_candidate_and_resume_continues(dr
     resumed = train(pair, config, out=out, resume=True)
     assert resumed.chain == saved.training["chain"]
     assert resumed.validation_esr <= saved.training["validation_esr"]
+
+
+def test_a_silent_validation_part_is_refused(dry):
+    """With nothing to validate on, every candidate would score ESR 0: refuse, naming the wet."""
+    from lactose_audio.errors import DataError
+
+    wet = np.tanh(3 * dry)
+    wet[int(0.8 * wet.size) :] = 0.0
+    pair = pair_from_arrays(dry, wet.astype(np.float32), SR, latency=0, wet_name="w.wav")
+    with pytest.raises(DataError, match=r"w\.wav: the held-out last 15% of the wet is silent"):
+        train(pair, TrainConfig(chain_spec="tanh", key="none", steps=5))
