@@ -11,6 +11,7 @@ weights the high frequencies where distortion is audible.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,16 +47,29 @@ def pre_emphasis(audio: np.ndarray, coefficient: float = DEFAULT_PRE_EMPHASIS) -
     return out
 
 
-def esr(target: np.ndarray, prediction: np.ndarray, pre_emphasis_coefficient: float = 0.0) -> float:
-    """Error-to-signal ratio ``sum((y - ŷ)²) / sum(y²)`` (optionally pre-emphasised).
+def esr(
+    target: np.ndarray,
+    prediction: np.ndarray,
+    pre_emphasis_coefficient: float = 0.0,
+    *,
+    eps: float = _EPS,
+) -> float:
+    """Error-to-signal ratio ``sum((y - ŷ)²) / (sum(y²) + eps)`` (optionally pre-emphasised).
+
+    THE numpy ESR: ``lactose eval``, the reports' plots, the capture report and the benchmarks
+    all call it (training minimises :func:`esr_tf`, the same formula in TensorFlow).
 
     Args:
         target: ``[..., n_samples]`` the recorded wet signal ``y``.
         prediction: same shape, the model's output ``ŷ``.
         pre_emphasis_coefficient: 0 for plain ESR, e.g. 0.85 for pre-emphasised ESR.
+        eps: Added to the target's energy. The default (1e-10) keeps the ratio finite: a
+            silent target gives ``error / 1e-10`` (0 for a silent prediction). ``eps=0``
+            gives ``inf`` for a silent target with any error and 0 when the prediction is
+            silent too (what the plots print for a silent excerpt).
 
     Returns:
-        The ESR (dimensionless, ≥ 0).
+        The ESR (dimensionless, ≥ 0), computed in float64.
     """
     target = np.asarray(target, dtype=np.float64)
     prediction = np.asarray(prediction, dtype=np.float64)
@@ -63,7 +77,11 @@ def esr(target: np.ndarray, prediction: np.ndarray, pre_emphasis_coefficient: fl
     if pre_emphasis_coefficient:
         target = pre_emphasis(target, pre_emphasis_coefficient)
         prediction = pre_emphasis(prediction, pre_emphasis_coefficient)
-    return float(np.sum((target - prediction) ** 2) / (np.sum(target**2) + _EPS))
+    error = float(np.sum((target - prediction) ** 2))
+    energy = float(np.sum(target**2)) + eps
+    if energy > 0.0:
+        return error / energy
+    return 0.0 if error == 0.0 else math.inf
 
 
 def snr_db(target: np.ndarray, prediction: np.ndarray) -> float:
