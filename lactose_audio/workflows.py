@@ -510,6 +510,7 @@ def render_files(
         file=sys.stderr,
         disable=None if progress is None else not progress,
     )
+
     def run_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
         return _render_chunk(text, source, chunk, options)
 
