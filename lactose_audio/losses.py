@@ -77,10 +77,21 @@ def esr(
     if pre_emphasis_coefficient:
         target = pre_emphasis(target, pre_emphasis_coefficient)
         prediction = pre_emphasis(prediction, pre_emphasis_coefficient)
-    error = float(np.sum((target - prediction) ** 2))
-    energy = float(np.sum(target**2)) + eps
-    if energy > 0.0:
-        return error / energy
+    return esr_ratio(*error_energy(target, prediction), eps=eps)
+
+
+def error_energy(target: np.ndarray, prediction: np.ndarray) -> tuple[float, float]:
+    """``(sum((y - ŷ)²), sum(y²))`` in float64: the two sums an ESR is the ratio of."""
+    target = np.asarray(target, dtype=np.float64)
+    prediction = np.asarray(prediction, dtype=np.float64)
+    return float(np.sum((target - prediction) ** 2)), float(np.sum(target**2))
+
+
+def esr_ratio(error: float, energy: float, eps: float = _EPS) -> float:
+    """``error / (energy + eps)`` (see :func:`esr` for ``eps``; ``0 / 0`` is 0)."""
+    denominator = float(energy) + eps
+    if denominator > 0.0:
+        return float(error) / denominator
     return 0.0 if error == 0.0 else math.inf
 
 
@@ -114,21 +125,16 @@ class RunningErrors:
         c = self.coefficient
         t_pe = target - c * np.concatenate([[self._last[0]], target[:-1]])
         p_pe = prediction - c * np.concatenate([[self._last[1]], prediction[:-1]])
-        self._sums += [
-            np.sum((target - prediction) ** 2),
-            np.sum(target**2),
-            np.sum((t_pe - p_pe) ** 2),
-            np.sum(t_pe**2),
-        ]
+        self._sums += [*error_energy(target, prediction), *error_energy(t_pe, p_pe)]
         self._last = np.array([target[-1], prediction[-1]])
         self.n_samples += target.size
 
     def metrics(self) -> dict[str, float]:
         """``{"esr", "esr_pre_emphasis", "snr_db"}`` of everything added so far."""
-        value = float(self._sums[0] / (self._sums[1] + _EPS))
+        value = esr_ratio(self._sums[0], self._sums[1])
         return {
             "esr": value,
-            "esr_pre_emphasis": float(self._sums[2] / (self._sums[3] + _EPS)),
+            "esr_pre_emphasis": esr_ratio(self._sums[2], self._sums[3]),
             "snr_db": float(-10.0 * np.log10(max(value, 1e-30))),
         }
 
