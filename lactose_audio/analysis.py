@@ -4,7 +4,8 @@ The curve data is computed by the blocks' own code (never a copy of the DSP):
 :func:`transfer_curves` runs a memoryless block's kernel on an input ramp with each range's
 physical parameters; :func:`magnitude_responses` evaluates a linear filter's ``response`` per
 range. The rest validates what the plots are given (sample rates, audio pairs, training
-history) and picks what they show (the loudest excerpt, its ESR).
+history) and picks what they show (the loudest excerpt; its ESR is
+:func:`lactose_audio.losses.esr` with ``eps=0``: ``inf`` for a silent excerpt with any error).
 
 Importing this module imports neither TensorFlow nor matplotlib.
 """
@@ -238,13 +239,6 @@ def loudest_window(audio: np.ndarray, length: int) -> int:
     return int(starts[np.argmax(energy[starts + length] - energy[starts])])
 
 
-def esr(target: np.ndarray, prediction: np.ndarray) -> float:
-    """Error-to-signal ratio ``sum((p - t)^2) / sum(t^2)`` (inf for a silent target)."""
-    energy = float(np.sum(target**2))
-    error = float(np.sum((prediction - target) ** 2))
-    return error / energy if energy > 0 else (0.0 if error == 0 else math.inf)
-
-
 __all__ = [
     "DEFAULT_EXCERPT_SECONDS",
     "DEFAULT_SAMPLE_RATE",
@@ -253,7 +247,6 @@ __all__ = [
     "RESPONSE_N_FFT",
     "audio_pair",
     "check_sample_rate",
-    "esr",
     "excerpt_length",
     "finite_1d",
     "loudest_window",

@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lactose_audio.chain_spec import CONTROL_NAME
 from lactose_audio.errors import DataError, ParameterError
+from lactose_audio.losses import esr
 
 CAPTURES_CSV = "captures.csv"
 DRY_NAME = "dry.wav"
@@ -128,13 +127,6 @@ def load_captures(
         label = ",".join(f"{k}={v:g}" for k, v in controls.items())
         pairs.append(dataclasses.replace(pair, controls=dict(controls), name=label))
     return pairs
-
-
-def esr(target: np.ndarray, prediction: np.ndarray) -> float:
-    """Error-to-signal ratio ``sum((t - p)^2) / sum(t^2)`` (float64)."""
-    target = np.asarray(target, np.float64)
-    error = target - np.asarray(prediction, np.float64)
-    return float(np.sum(error**2) / max(float(np.sum(target**2)), 1e-20))
 
 
 def capture_report(effect: Any, pairs: Sequence[Any], validation_fraction: float) -> list[dict]:
@@ -250,7 +242,6 @@ __all__ = [
     "DRY_NAME",
     "capture_report",
     "check_captures",
-    "esr",
     "load_captures",
     "parse_controls",
     "read_captures_csv",

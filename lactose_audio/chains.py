@@ -48,7 +48,7 @@ from lactose_audio.errors import ParameterError
 from lactose_audio.executor import plan
 from lactose_audio.frames import as_audio, check_finite, frame_mean
 from lactose_audio.params import format_value, physical_to_raw_np, raw_to_physical_np
-from lactose_audio.ranges import RangeBank, RangeEdges, Selection, select
+from lactose_audio.ranges import UNKEYED, RangeBank, RangeEdges, Selection, Unkeyed, select
 
 
 class Stage:
@@ -361,7 +361,7 @@ class Chain:
 
     def selections(
         self, audio: np.ndarray, sample_rate: float, controls: dict[str, float] | None = None
-    ) -> list[Selection | None]:
+    ) -> list[Selection | Unkeyed]:
         """Every stage's selection over the whole dry signal (numpy, not differentiated).
 
         Args:
@@ -372,8 +372,9 @@ class Chain:
                 nearest the value, its own row at a captured setting).
 
         Returns:
-            One entry per :attr:`stages` item: ``None`` (unkeyed) or a ``Selection`` of arrays
-            ``[n_samples]`` (control rate ``sample``) or ``[n_frames]`` (``frame``).
+            One entry per :attr:`stages` item: :data:`~lactose_audio.ranges.UNKEYED` (an
+            unkeyed stage: row 0 everywhere) or a ``Selection`` of arrays ``[n_samples]``
+            (control rate ``sample``) or ``[n_frames]`` (``frame``).
 
         Raises:
             ParameterError: If a control a stage follows has no value.
@@ -382,7 +383,7 @@ class Chain:
 
     def _selections(
         self, audio: np.ndarray, sample_rate: float, controls: dict[str, float] | None = None
-    ) -> list[Selection | None]:
+    ) -> list[Selection | Unkeyed]:
         """:meth:`selections` of float32 mono ``audio``, and its finiteness check.
 
         Computing a key checks that the audio is finite (the frame-rate amplitude key for free:
@@ -393,10 +394,10 @@ class Chain:
             ParameterError: If ``audio`` has NaN or inf samples.
         """
         cache: dict[str, np.ndarray] = {}
-        out: list[Selection | None] = []
+        out: list[Selection | Unkeyed] = []
         for stage in self.stages:
             if not stage.keyed:
-                out.append(None)
+                out.append(UNKEYED)
                 continue
             if stage.control is not None:
                 if not controls or stage.control not in controls:
@@ -417,8 +418,8 @@ class Chain:
         return out
 
     def slice_selections(
-        self, selections: Sequence[Selection | None], start: int, n_samples: int
-    ) -> list[Selection | None]:
+        self, selections: Sequence[Selection | Unkeyed], start: int, n_samples: int
+    ) -> list[Selection | Unkeyed]:
         """The selections of the segment ``audio[start : start + n_samples]``.
 
         Raises:
@@ -431,8 +432,8 @@ class Chain:
         f0, nf = start // self.hop_size, -(-n_samples // self.hop_size)
         out = []
         for stage, sel in zip(self.stages, selections, strict=True):
-            if sel is None:
-                out.append(None)
+            if sel is UNKEYED:
+                out.append(UNKEYED)
                 continue
             lo, hi = (start, start + n_samples) if stage.control_rate == "sample" else (f0, f0 + nf)
             out.append(Selection(*(np.asarray(a)[..., lo:hi] for a in sel)))
@@ -444,7 +445,7 @@ class Chain:
 
         Args:
             audio: float32 ``[batch, n_samples]`` (tensor or array), starting on the frame grid.
-            selections: Per :attr:`stages`: ``None`` or a ``Selection`` of arrays/tensors
+            selections: Per :attr:`stages`: ``UNKEYED`` or a ``Selection`` of arrays/tensors
                 ``[T]`` or ``[batch, T]`` (``T`` = ``n_samples`` or ``n_frames`` per control
                 rate), e.g. from :meth:`slice_selections` (stacked for a batch).
             sample_rate: Hz.

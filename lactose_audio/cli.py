@@ -263,7 +263,7 @@ def _point(controls: dict) -> str:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Folder rendering: worker processes (default 1).",
+    help="Folder rendering: processes rendering at once (default 1: this one).",
 )
 @click.option(
     "--pattern",
@@ -353,8 +353,16 @@ def _render_folder(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # spawn: a forked copy of a process that runs TensorFlow or numba threads can hang
-        executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        from lactose_audio._process import skip_teardown_at_exit
+
+        # jobs - 1 workers, and this process renders too (work_here): the workers' start-up
+        # overlaps with rendering here. spawn: a forked copy of a process that runs TensorFlow
+        # or numba threads can hang.
+        executor = ProcessPoolExecutor(
+            jobs - 1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=skip_teardown_at_exit,
+        )
     try:
         result = render_files(
             preset,
@@ -369,6 +377,7 @@ def _render_folder(
             overwrite=overwrite,
             progress=None,
             controls=controls,
+            work_here=executor is not None,
         )
     finally:
         if executor is not None:

@@ -14,7 +14,7 @@ A chain (stages and nested chains, each level with its fixed ``mix``) is compile
     class Backend(Protocol):
         def pointwise(self, x, run: PointwiseRun, dry): ...   # dry: this level's input
         def filter_group(self, x, group: FilterGroup): ...
-        def mix(self, x, dry, mix: float): ...                # mix * x + (1 - mix) * dry
+        def mix(self, x, dry, mix: float): ...  # ops.dry_wet: mix * x + (1 - mix) * dry
 
 Backends: :class:`lactose_audio.graph.GraphBackend` (TensorFlow, frames ``[batch, n_frames,
 hop]``: training and ``engine="graph"``) and :class:`lactose_audio.iir.NumpyBackend` (numpy and
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from lactose_audio.ranges.edges import UNKEYED
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,9 @@ def execute(plan: Plan, x: Any, backend: Backend) -> Any:
 
 
 def is_hard(selection: Any) -> bool:
-    """True for ``None`` (unkeyed) or a selection whose numpy ``frac`` is all zero."""
-    if selection is None:
+    """True for :data:`~lactose_audio.ranges.UNKEYED` or a selection whose numpy ``frac`` is
+    all zero."""
+    if selection is UNKEYED:
         return True
     frac = selection[2]
     return isinstance(frac, np.ndarray) and not frac.any()

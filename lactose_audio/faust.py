@@ -468,6 +468,7 @@ class FaustBackend:
         return x
 
     def mix(self, x: str, dry: str, mix: float) -> str:
+        # ops.dry_wet's formula, written in Faust (mix is a constant of the program)
         return self._new(f"{num(mix)} * {x} + {num(1.0 - mix)} * {dry}", "the chain's mix")
 
     # ---- the program

@@ -28,15 +28,16 @@ from lactose_audio.executor import (
     plan,
     shares_selection,
 )
+from lactose_audio.ops import dry_wet
 from lactose_audio.params import physical_controls_tf
-from lactose_audio.ranges import Selection
+from lactose_audio.ranges import UNKEYED, Selection
 
 
 class GraphBackend:
     """Executor backend building TF ops on frames ``[batch, n_frames, hop]``.
 
     Args:
-        sels: Per plan stage: ``None`` or selection tensors ``[batch or 1, T]``.
+        sels: Per plan stage: ``UNKEYED`` or selection tensors ``[batch or 1, T]``.
         hard: Per plan stage: the selection is hard.
         sample_rate: Hz.
         n_fft: Frame-filter FFT size.
@@ -70,7 +71,7 @@ class GraphBackend:
         return x
 
     def mix(self, x, dry, mix: float):
-        return mix * x + (1.0 - mix) * dry
+        return dry_wet(x, dry, mix)
 
 
 def run(chain, frames, sels, hard, sample_rate: float, tails, tables=None):
@@ -178,8 +179,8 @@ def render_frames(chain, audio: np.ndarray, sels, sample_rate: float, tails):
 
 def _sel_tensors(sel: Any, n_padded: int | None = None) -> Any:
     """Selection -> tensors ``[batch or 1, T]``; per-sample ones padded to ``n_padded``."""
-    if sel is None:
-        return None
+    if sel is UNKEYED:
+        return UNKEYED
     lower, upper, frac = sel
 
     def batch(x, dtype):
@@ -211,7 +212,7 @@ def _pointwise_stage(x, stage: Any, sel, hard: bool, sample_rate: float, dry=Non
             return block.kernel(audio, controls, sample_rate)
         return block.kernel(audio, controls, sample_rate, dry=tf.reshape(dry, tf.shape(audio)))
 
-    if sel is None:
+    if sel is UNKEYED:
         raw = stage.bank.variable[0]
         controls = physical_controls_tf(block.params, raw)
         return kernel(x, controls)
@@ -288,13 +289,13 @@ def _filter_group(x, group, sample_rate: float, n_fft: int, tail, table=None):
     ``table``: :func:`_group_table` of the group if already computed (else computed here).
     """
     hop = int(x.shape[-1])
-    keyed = [s for s, sel, _ in group if sel is not None]
+    keyed = [s for s, sel, _ in group if sel is not UNKEYED]
     stages = [s for s, _, _ in group]
     shared_hard = shares_selection(stages, [s.keyed for s in stages]) and all(
         h for _, _, h in group
     )
     if table is None and (not keyed or shared_hard or len(group) == 1):
-        flags = [(stage, sel is not None, h) for stage, sel, h in group]
+        flags = [(stage, sel is not UNKEYED, h) for stage, sel, h in group]
         table = _group_table(flags, sample_rate, n_fft, hop)
     if not keyed:
         spectra = table[None]  # [1, 1, K]
@@ -305,8 +306,8 @@ def _filter_group(x, group, sample_rate: float, n_fft: int, tail, table=None):
     else:
         product = None
         for stage, sel, hard in group:
-            resp = _range_responses(stage, sample_rate, n_fft, sel is not None)
-            resp = resp[None] if sel is None else _per_frame(resp, sel, hard)
+            resp = _range_responses(stage, sample_rate, n_fft, sel is not UNKEYED)
+            resp = resp[None] if sel is UNKEYED else _per_frame(resp, sel, hard)
             product = resp if product is None else product * resp
         spectra = design_fir(product, n_fft, hop)
     return frame_filter(x, spectra, n_fft, tail, varying=bool(keyed))

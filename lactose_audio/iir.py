@@ -33,8 +33,9 @@ from lactose_audio.blocks.base import Block, crossfade_length, fft_size
 from lactose_audio.executor import FilterGroup, PointwiseRun, execute, is_hard, plan
 from lactose_audio.fir import FrameFilterState, design_fir_np, frame_filter_np
 from lactose_audio.frames import pad_to_frames
-from lactose_audio.ops import NP
+from lactose_audio.ops import NP, dry_wet
 from lactose_audio.params import raw_to_physical_np
+from lactose_audio.ranges.edges import UNKEYED
 from lactose_audio.svf import N_PARAMS, svf_group, svf_parameters
 
 # ---- per-range tables from the banks (cached on the bank's values) ---------------------------
@@ -145,7 +146,7 @@ class BiquadGroup:
         """Per-frame lane parameters ``[n_frames, 2 S, 5]`` and upper weights ``[n_frames, S]``.
 
         Args:
-            selections: Per stage ``None`` or a frame-rate ``Selection`` (``[n_frames]``).
+            selections: Per stage ``UNKEYED`` or a frame-rate ``Selection`` (``[n_frames]``).
             n_frames: Frames in this call.
         """
         n_stages = len(self.stages)
@@ -153,7 +154,7 @@ class BiquadGroup:
         weights = np.zeros((n_frames, n_stages))
         for s, (stage, sel) in enumerate(zip(self.stages, selections, strict=True)):
             table = stage_svf_table(stage, self.sample_rate)
-            if sel is None:
+            if sel is UNKEYED:
                 params[:, 2 * s] = table[0]
                 params[:, 2 * s + 1] = table[0]
                 continue
@@ -204,7 +205,7 @@ class FrameFilterGroup:
         static = np.ones(n_fft // 2 + 1, np.complex128)
         keyed = []
         for table, sel in zip(tables, selections, strict=True):
-            if sel is None:
+            if sel is UNKEYED:
                 static = static * table[0]
             else:
                 keyed.append((table, [np.asarray(v)[:n_frames] for v in sel]))
@@ -234,7 +235,7 @@ class FrameFilterGroup:
 def _stage_controls(stage: Any, sel: Any, n_padded: int) -> dict[str, np.ndarray]:
     """Physical controls of a pointwise stage for one call (see the module docstring)."""
     block = stage.block
-    if sel is None:
+    if sel is UNKEYED:
         row = stage.physical()[0]
         return {name: np.float64(v) for name, v in zip(block.param_names, row, strict=True)}
     lower, upper, frac = (np.asarray(v) for v in sel)
@@ -298,7 +299,7 @@ class NumpyBackend:
     def pointwise(self, x: np.ndarray, run: PointwiseRun, dry: np.ndarray) -> np.ndarray:
         for stage, i in zip(run.stages, run.indices, strict=True):
             block = stage.block
-            sample = stage.control_rate == "sample" and self._sels[i] is not None
+            sample = stage.control_rate == "sample" and self._sels[i] is not UNKEYED
             shape = (1, -1) if sample else (self._n_frames, -1)
             controls = _stage_controls(stage, self._sels[i], x.size)
             kernel = Block.kernel_np if self.tf_kernels else type(block).kernel_np
@@ -311,7 +312,7 @@ class NumpyBackend:
         return self._groups[group.number].process(x, [self._sels[i] for i in group.indices])
 
     def mix(self, x: np.ndarray, dry: np.ndarray, mix: float) -> np.ndarray:
-        return (mix * x + (1.0 - mix) * dry).astype(np.float32, copy=False)
+        return dry_wet(x, dry, mix).astype(np.float32, copy=False)
 
 
 __all__ = [

@@ -23,7 +23,7 @@ import numpy as np
 
 from lactose_audio.chain_spec import key_signature
 from lactose_audio.frames import frame_mean
-from lactose_audio.ranges import select
+from lactose_audio.ranges import UNKEYED, select
 
 if TYPE_CHECKING:
     from lactose_audio.chains import Chain
@@ -43,8 +43,10 @@ class AlignedSelections:
     ``push(audio, final)`` feeds the audio (whole frames, except in the last call) to every key
     stream and returns ``(ready, selections)``: ``ready`` is float32 ``[n_ready]``, the oldest
     held samples whose keys are all known (whole frames of ``hop_size`` samples, or all that
-    is left when ``final``), and ``selections`` has one entry per stage (``None`` if unkeyed)
-    covering exactly ``ready``. The concatenation of the ``ready`` parts is the input.
+    is left when ``final``), and ``selections`` has one entry per stage covering exactly
+    ``ready`` (:data:`~lactose_audio.ranges.UNKEYED` for an unkeyed stage, and for a
+    control-keyed one until the renderer sets it). The concatenation of the ``ready`` parts
+    is the input.
 
     Args:
         chain: The chain (its ``hop_size`` is the frame size).
@@ -120,7 +122,7 @@ class AlignedSelections:
             n_ready = n_frames * hop
         ready, self._audio = self._audio[:n_ready], self._audio[n_ready:]
         if n_ready == 0:
-            return ready, [None] * len(self.chain.stages)
+            return ready, [UNKEYED] * len(self.chain.stages)
         n_frames = -(-n_ready // hop)
         keys = {}
         for sig, values in self._keys.items():
@@ -129,7 +131,7 @@ class AlignedSelections:
         sels: list[Any] = []
         for stage in self.chain.stages:
             if not stage.keyed or stage.control is not None:
-                sels.append(None)  # a control's selection comes from its value (the renderer)
+                sels.append(UNKEYED)  # a control's selection comes from its value (the renderer)
                 continue
             values = keys[key_signature(stage.key)]
             if stage.control_rate == "frame" and stage.key.rate == "sample":

@@ -11,6 +11,7 @@ weights the high frequencies where distortion is audible.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,16 +47,29 @@ def pre_emphasis(audio: np.ndarray, coefficient: float = DEFAULT_PRE_EMPHASIS) -
     return out
 
 
-def esr(target: np.ndarray, prediction: np.ndarray, pre_emphasis_coefficient: float = 0.0) -> float:
-    """Error-to-signal ratio ``sum((y - ŷ)²) / sum(y²)`` (optionally pre-emphasised).
+def esr(
+    target: np.ndarray,
+    prediction: np.ndarray,
+    pre_emphasis_coefficient: float = 0.0,
+    *,
+    eps: float = _EPS,
+) -> float:
+    """Error-to-signal ratio ``sum((y - ŷ)²) / (sum(y²) + eps)`` (optionally pre-emphasised).
+
+    THE numpy ESR: ``lactose eval``, the reports' plots, the capture report and the benchmarks
+    all call it (training minimises :func:`esr_tf`, the same formula in TensorFlow).
 
     Args:
         target: ``[..., n_samples]`` the recorded wet signal ``y``.
         prediction: same shape, the model's output ``ŷ``.
         pre_emphasis_coefficient: 0 for plain ESR, e.g. 0.85 for pre-emphasised ESR.
+        eps: Added to the target's energy. The default (1e-10) keeps the ratio finite: a
+            silent target gives ``error / 1e-10`` (0 for a silent prediction). ``eps=0``
+            gives ``inf`` for a silent target with any error and 0 when the prediction is
+            silent too (what the plots print for a silent excerpt).
 
     Returns:
-        The ESR (dimensionless, ≥ 0).
+        The ESR (dimensionless, ≥ 0), computed in float64.
     """
     target = np.asarray(target, dtype=np.float64)
     prediction = np.asarray(prediction, dtype=np.float64)
@@ -63,7 +77,22 @@ def esr(target: np.ndarray, prediction: np.ndarray, pre_emphasis_coefficient: fl
     if pre_emphasis_coefficient:
         target = pre_emphasis(target, pre_emphasis_coefficient)
         prediction = pre_emphasis(prediction, pre_emphasis_coefficient)
-    return float(np.sum((target - prediction) ** 2) / (np.sum(target**2) + _EPS))
+    return esr_ratio(*error_energy(target, prediction), eps=eps)
+
+
+def error_energy(target: np.ndarray, prediction: np.ndarray) -> tuple[float, float]:
+    """``(sum((y - ŷ)²), sum(y²))`` in float64: the two sums an ESR is the ratio of."""
+    target = np.asarray(target, dtype=np.float64)
+    prediction = np.asarray(prediction, dtype=np.float64)
+    return float(np.sum((target - prediction) ** 2)), float(np.sum(target**2))
+
+
+def esr_ratio(error: float, energy: float, eps: float = _EPS) -> float:
+    """``error / (energy + eps)`` (see :func:`esr` for ``eps``; ``0 / 0`` is 0)."""
+    denominator = float(energy) + eps
+    if denominator > 0.0:
+        return float(error) / denominator
+    return 0.0 if error == 0.0 else math.inf
 
 
 def snr_db(target: np.ndarray, prediction: np.ndarray) -> float:
@@ -96,21 +125,16 @@ class RunningErrors:
         c = self.coefficient
         t_pe = target - c * np.concatenate([[self._last[0]], target[:-1]])
         p_pe = prediction - c * np.concatenate([[self._last[1]], prediction[:-1]])
-        self._sums += [
-            np.sum((target - prediction) ** 2),
-            np.sum(target**2),
-            np.sum((t_pe - p_pe) ** 2),
-            np.sum(t_pe**2),
-        ]
+        self._sums += [*error_energy(target, prediction), *error_energy(t_pe, p_pe)]
         self._last = np.array([target[-1], prediction[-1]])
         self.n_samples += target.size
 
     def metrics(self) -> dict[str, float]:
         """``{"esr", "esr_pre_emphasis", "snr_db"}`` of everything added so far."""
-        value = float(self._sums[0] / (self._sums[1] + _EPS))
+        value = esr_ratio(self._sums[0], self._sums[1])
         return {
             "esr": value,
-            "esr_pre_emphasis": float(self._sums[2] / (self._sums[3] + _EPS)),
+            "esr_pre_emphasis": esr_ratio(self._sums[2], self._sums[3]),
             "snr_db": float(-10.0 * np.log10(max(value, 1e-30))),
         }
 

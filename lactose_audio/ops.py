@@ -145,6 +145,26 @@ NP = NumpyOps()
 _TF_OPS: TfOps | None = None
 
 
+def dry_wet(wet: Any, dry: Any, mix: float) -> Any:
+    """THE fixed dry/wet mix: ``mix * wet + (1 - mix) * dry``.
+
+    One formula for a chain level's ``mix`` in every array backend (numpy rendering, TF
+    training) and for ``render(..., mix=)``; anything with ``*`` and ``+`` works (numpy arrays
+    keep their float32 dtype: ``mix`` is a Python float). The Faust export writes the same
+    expression in Faust. The learned ``mix`` *block* is a different thing (a per-range
+    parameter, ``dry + wet * (x - dry)``: :mod:`lactose_audio.blocks.utility`).
+
+    Args:
+        wet: The processed signal.
+        dry: The input it is mixed with, same shape.
+        mix: Wet fraction in ``[0, 1]`` (validated by the caller).
+
+    Returns:
+        The mixed signal, like ``wet``.
+    """
+    return mix * wet + (1.0 - mix) * dry
+
+
 def tf_ops() -> TfOps:
     """The TensorFlow namespace (imports TensorFlow on first call)."""
     global _TF_OPS
@@ -160,4 +180,4 @@ def namespace_of(x: Any) -> Any:
     return tf_ops()
 
 
-__all__ = ["NP", "NumpyOps", "TfOps", "namespace_of", "tf_ops"]
+__all__ = ["NP", "NumpyOps", "TfOps", "dry_wet", "namespace_of", "tf_ops"]

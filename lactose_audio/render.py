@@ -30,6 +30,7 @@ import numpy as np
 from lactose_audio.errors import ParameterError
 from lactose_audio.frames import as_audio
 from lactose_audio.key_align import AlignedSelections
+from lactose_audio.ops import dry_wet
 
 if TYPE_CHECKING:
     from lactose_audio.chains import Chain
@@ -111,7 +112,7 @@ def render(
         tails = graph.initial_tails(chain, sample_rate)
         wet, _ = graph.render_frames(chain, audio, sels, sample_rate, tails)
     if mix != 1.0:
-        wet = mix * wet + (1.0 - mix) * audio
+        wet = dry_wet(wet, audio, mix)
     return wet.astype(np.float32, copy=False)
 
 
@@ -146,7 +147,7 @@ class SelectionStream:
     def __call__(
         self, audio: np.ndarray, final: bool, controls: dict[int, Any] | None = None
     ) -> list[Any]:
-        """Selections (per stage, ``None`` if unkeyed) of ``audio``; ``final`` closes the key.
+        """Selections (per stage, ``UNKEYED`` if unkeyed) of ``audio``; ``final`` closes the key.
 
         ``controls``: the selections of control-keyed stages, by stage index (they come from
         control values, not from the audio).
@@ -258,7 +259,7 @@ class RenderStream:
                 self.chain, audio, sels, self.sample_rate, self._tails
             )
         if self.mix != 1.0:
-            wet = self.mix * wet + (1.0 - self.mix) * audio
+            wet = dry_wet(wet, audio, self.mix)
         return wet.astype(np.float32, copy=False)
 
     def process(self, chunk: np.ndarray) -> np.ndarray:

@@ -33,7 +33,6 @@ from lactose_audio.analysis import (
     RESPONSE_N_FFT,
     audio_pair,
     check_sample_rate,
-    esr,
     excerpt_length,
     finite_1d,
     loudest_window,
@@ -52,6 +51,7 @@ from lactose_audio.effect_plot import (
 )
 from lactose_audio.errors import DataError, ParameterError
 from lactose_audio.figures import DPI, new_figure, save_png
+from lactose_audio.losses import esr
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
@@ -233,7 +233,7 @@ def spectrogram_figure(
     axes[0].set_ylabel("frequency (Hz)")
     fig.suptitle(
         f"first {excerpt / sample_rate:.2f} s, STFT {n_fft} samples; ESR over the excerpt "
-        f"{esr(target, prediction):.4g}",
+        f"{esr(target, prediction, eps=0.0):.4g}",
         fontsize=11,
     )
     return fig
@@ -304,7 +304,7 @@ def waveform_figure(
         ax.grid(True, alpha=0.3)
     fig.suptitle(
         f"loudest {length / sample_rate * 1e3:.1f} ms of the target (from "
-        f"{start / sample_rate:.3f} s); ESR there {esr(tgt, pred):.4g}",
+        f"{start / sample_rate:.3f} s); ESR there {esr(tgt, pred, eps=0.0):.4g}",
         fontsize=11,
     )
     return fig
@@ -403,7 +403,6 @@ __all__ = [
     "audio_pair",
     "check_sample_rate",
     "effect_figure",
-    "esr",
     "excerpt_length",
     "finite_1d",
     "loudest_window",

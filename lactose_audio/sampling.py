@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lactose_audio.errors import ParameterError
+from lactose_audio.ranges.edges import UNKEYED
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Batch:
     Attributes:
         dry: float32 ``[n_segments, context + segment]``.
         wet: float32 ``[n_segments, segment]``.
-        selections: per stage ``None`` or a selection of arrays ``[n_segments, T]``.
+        selections: per stage ``UNKEYED`` or a selection of arrays ``[n_segments, T]``.
     """
 
     dry: np.ndarray
@@ -116,15 +117,15 @@ def hop_energy(audio: np.ndarray, hop_size: int, block_hops: int = 4096) -> np.n
 
 def unconditioned(selections: Sequence[Any]) -> list[Any]:
     """Selections that pick row 0 everywhere (the unconditioned phase), same shapes."""
-    return [None if s is None else type(s)(*(np.zeros_like(a) for a in s)) for s in selections]
+    return [s if s is UNKEYED else type(s)(*(np.zeros_like(a) for a in s)) for s in selections]
 
 
 def stack(per_segment: Sequence[Sequence[Any]]) -> list[Any]:
     """Per-segment selection lists -> one list of stacked selections ``[n_segments, T]``."""
     stacked = []
     for per_stage in zip(*per_segment, strict=True):
-        if per_stage[0] is None:
-            stacked.append(None)
+        if per_stage[0] is UNKEYED:
+            stacked.append(UNKEYED)
         else:
             arrays = (np.stack(a) for a in zip(*per_stage, strict=True))
             stacked.append(type(per_stage[0])(*arrays))
@@ -244,7 +245,7 @@ def coverage_counts(chain: Any, tracks: list[Track], min_fraction: float) -> lis
                 if stage.control_rate == "sample"
                 else (track.train_end // chain.hop_size)
             )
-            if sel is None:
+            if sel is UNKEYED:
                 counts[0] += stop
                 continue
             counts += coverage(np.asarray(sel.lower)[:stop], stage.n_ranges)

@@ -38,6 +38,7 @@ import numpy as np
 
 from lactose_audio.data import SILENCE_DBFS
 from lactose_audio.errors import DataError, LactoseError, ParameterError
+from lactose_audio.ranges import UNKEYED
 from lactose_audio.sampling import (
     SegmentSampler,
     context_samples,
@@ -192,7 +193,7 @@ class Trainer:
                 sels = self.chain.slice_selections(track.selections, start, end - start)
                 if self._row0:
                     sels = unconditioned(sels)
-                batched = [None if s is None else type(s)(*(a[None] for a in s)) for s in sels]
+                batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
                 prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
                 target = track.wet[begin:end].astype(np.float64)
                 errors += float(np.sum((target - prediction[0, self.context :]) ** 2))

@@ -7,12 +7,13 @@ renders many files, in this process or on any ``concurrent.futures.Executor``.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import os
 import sys
-from collections.abc import Iterable
-from concurrent.futures import Executor, as_completed
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from lactose_audio.errors import DataError, LactoseError, ParameterError
 
 #: Files :func:`render_files` picks from a folder by default.
 DEFAULT_PATTERN = "*.wav"
+
+#: Most files per task sent to an executor: a task of a few files costs one round trip instead
+#: of one per file, and small enough tasks keep the workers' loads even at the end.
+MAX_CHUNK_FILES = 4
 
 
 def render_file(
@@ -338,6 +343,83 @@ def _render_task(
     return src, None
 
 
+def _render_chunk(
+    text: str, source: str, pairs: list[tuple[str, str]], options: dict[str, Any]
+) -> list[tuple[str, str | None]]:
+    """Render several files in a worker (one task): :func:`_render_task` per file."""
+    return [_render_task(text, source, src, dst, options) for src, dst in pairs]
+
+
+def _warm_worker(text: str, source: str, options: dict[str, Any]) -> None:
+    """A worker's first task: build the preset and load the render path (numba's kernels).
+
+    Rendering one frame of silence loads what a worker's first file would (imports, numba's
+    cached machine code, the preset's filter tables); a problem is left to the files' tasks
+    to report.
+    """
+    from lactose_audio.render import DEFAULT_ENGINE, RenderStream
+
+    try:
+        effect = effect_from_text(text, source)
+        stream = RenderStream(
+            effect.chain,
+            44100.0,
+            engine=options["engine"] or DEFAULT_ENGINE,
+            controls=options.get("controls"),
+        )
+        stream.process(np.zeros(effect.chain.hop_size, np.float32))
+        stream.flush()
+    except Exception:  # noqa: S110 - reported per file by _render_task
+        pass
+
+
+def _scheduled(
+    tasks: list[tuple[str, str]],
+    executor: Executor,
+    run_chunk: Callable[[list[tuple[str, str]]], list[tuple[str, str | None]]],
+    submit_chunk: Callable[[list[tuple[str, str]]], Future],
+    submit_warm: Callable[[], Future],
+    work_here: bool,
+) -> Iterator[tuple[str, str | None]]:
+    """Outcomes of ``tasks`` rendered on ``executor`` (and here if ``work_here``), as they end.
+
+    Tasks go out in chunks of up to :data:`MAX_CHUNK_FILES` files (``submit_chunk``). With a
+    known number of workers, at most two chunks per worker wait in the executor. With
+    ``work_here``, each worker first gets :func:`_warm_worker` (``submit_warm``) and files only
+    once it is warm: until then, and whenever chunks remain, this process renders one itself
+    (``run_chunk``, from the end of the list) instead of waiting -- a worker still starting
+    never holds files that this process could have rendered.
+    """
+    workers = getattr(executor, "_max_workers", None)  # ProcessPoolExecutor, ThreadPoolExecutor
+    slots = (workers + (1 if work_here else 0)) if workers else 1
+    size = max(1, min(MAX_CHUNK_FILES, len(tasks) // (4 * slots)))
+    chunks = collections.deque(tasks[i : i + size] for i in range(0, len(tasks), size))
+    warming: set[Future] = set()
+    ready = workers or 0
+    if work_here and workers:
+        warming = {submit_warm() for _ in range(min(workers, len(chunks)))}
+        ready = 0
+    in_flight: set[Future] = set()
+    while chunks or in_flight:
+        warm = {f for f in warming if f.done()}
+        warming -= warm
+        ready += sum(1 for f in warm if f.exception() is None)
+        limit = 2 * ready if workers else len(chunks)
+        while chunks and len(in_flight) < limit:
+            in_flight.add(submit_chunk(chunks.popleft()))
+        if chunks and (work_here or not (in_flight or warming)):
+            yield from run_chunk(chunks.pop())
+            done = {f for f in in_flight if f.done()}
+        elif in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        else:  # no worker is ready yet
+            wait(warming, return_when=FIRST_COMPLETED)
+            continue
+        in_flight -= done
+        for future in done:
+            yield from future.result()
+
+
 def find_inputs(folder: str | os.PathLike, pattern: str = DEFAULT_PATTERN) -> list[Path]:
     """Files under ``folder`` (recursively) whose name matches ``pattern``, sorted."""
     return sorted(p for p in Path(folder).rglob(pattern) if p.is_file())
@@ -358,6 +440,7 @@ def render_files(
     overwrite: bool = False,
     progress: bool | None = False,
     controls: dict[str, float] | None = None,
+    work_here: bool = False,
 ) -> BatchResult:
     """Render many files through ``preset`` into ``out_dir``, mirroring their folder tree.
 
@@ -379,6 +462,14 @@ def render_files(
         mix, channel, subtype, engine, controls: as for :func:`render_file`.
         overwrite: replace existing outputs (default: keep them, listed as skipped).
         progress: ``True`` shows a progress bar on stderr, ``None`` only on a terminal.
+        work_here: with an ``executor``, this process renders files too, between handing
+            tasks to the executor (``lactose render --jobs N``: ``N - 1`` worker processes and
+            this one, so the workers' start-up overlaps with rendering here).
+
+    Files go to the executor in tasks of up to :data:`MAX_CHUNK_FILES` files. With an
+    executor whose number of workers is known (``ProcessPoolExecutor``), at most two tasks
+    per worker are queued at a time (the rest wait here, for ``work_here``); otherwise every
+    task is submitted at once.
 
     Returns:
         A :class:`BatchResult`.
@@ -456,12 +547,21 @@ def render_files(
         file=sys.stderr,
         disable=None if progress is None else not progress,
     )
+
+    def run_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+        return _render_chunk(text, source, chunk, options)
+
+    def submit_chunk(chunk: list[tuple[str, str]]) -> Future:
+        return executor.submit(_render_chunk, text, source, chunk, options)
+
+    def submit_warm() -> Future:
+        return executor.submit(_warm_worker, text, source, options)
+
     with bar:
         if executor is None:
             outcomes = (_render_task(text, source, s, d, options) for s, d in tasks)
         else:
-            futures = [executor.submit(_render_task, text, source, s, d, options) for s, d in tasks]
-            outcomes = (f.result() for f in as_completed(futures))
+            outcomes = _scheduled(tasks, executor, run_chunk, submit_chunk, submit_warm, work_here)
         for src, problem in outcomes:
             if problem is None:
                 result.written.append(Path(destination[src]))

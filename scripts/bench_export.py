@@ -31,8 +31,10 @@ from bench_render import SR, bench_chain, best_interleaved, guitar_like  # noqa:
 
 
 def esr(y: np.ndarray, ref: np.ndarray) -> float:
-    ref = ref.astype(np.float64)
-    return float(np.sum((y.astype(np.float64) - ref) ** 2) / np.sum(ref**2))
+    """ESR of ``y`` against the reference ``ref`` (:func:`lactose_audio.losses.esr`)."""
+    from lactose_audio.losses import esr as esr_of
+
+    return esr_of(ref, y)
 
 
 def fidelity(seconds: float, speed_audio: np.ndarray) -> tuple[dict, dict]:

@@ -119,9 +119,10 @@ def fit(dry, captures, steps: int | None, seed: int, budget: float | None = None
 
 
 def esr(target: np.ndarray, prediction: np.ndarray) -> float:
+    """:func:`lactose_audio.losses.esr` (imported when first used)."""
     from lactose_audio.losses import esr as esr_of
 
-    return float(esr_of(target, prediction))
+    return esr_of(target, prediction)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,19 @@ cache warm); the figure is the median of ``--runs`` runs. Printed:
 - ``pitch_render_rtf``: in-process render speed of the ``pitch_drive`` preset (key included),
   times real time, best of 3 after one warm-up.
 
-Usage: ``python scripts/bench_startup.py [--json] [--runs 5] [--preset drive_tone]``.
+Batch rendering (``--batch-files`` seeded mono files of ``--batch-seconds`` s, generated in the
+temporary folder): ``lactose render <preset> DIR OUT --jobs 1 --overwrite`` and the same with
+``--jobs 2``, each a fresh process, one warm-up each, then ``--batch-runs`` rounds alternating
+the two (median):
+
+- ``batch_jobs1_files_per_second``, ``batch_jobs2_files_per_second`` and their ratio
+  ``jobs2_over_jobs1`` (bar >= 1.7 on 2 CPUs);
+- ``worker_peak_rss_mb``: peak RSS of the largest process of a ``--jobs 2`` run (the command
+  renders too, beside its spawned worker): ``ru_maxrss`` of ``RUSAGE_CHILDREN`` in a wrapper
+  process, which covers the command and its workers (bar <= 400 MB).
+
+Usage: ``python scripts/bench_startup.py [--json] [--runs 5] [--preset drive_tone]
+[--batch-files 200] [--batch-seconds 5] [--batch-runs 3]``.
 """
 
 from __future__ import annotations
@@ -95,6 +107,46 @@ def render_peak_rss(argv: list[str]) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def take(seconds: float, seed: int) -> np.ndarray:
+    """A seeded take: decaying plucks of random pitch and level, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    period = rng.uniform(0.3, 1.0)
+    f0 = 82.41 * 2 ** (rng.integers(0, 24) / 12)
+    level = 10 ** (rng.uniform(-30, -3) / 20)
+    audio = level * np.sin(2 * np.pi * f0 * t) * np.exp(-(t % period) * 4.0)
+    return (audio + 1e-3 * rng.standard_normal(n)).astype(np.float32)
+
+
+def batch(folder: Path, preset: str, n_files: int, seconds: float, runs: int) -> dict:
+    """Files/s of ``lactose render PRESET DIR OUT --jobs 1|2`` and the peak RSS of ``--jobs 2``."""
+    import soundfile as sf
+
+    takes, out = folder / "takes", folder / "rendered"
+    for i in range(n_files):
+        path = takes / f"{i // 50:02d}" / f"take{i:03d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, take(seconds, 1000 + i), SR, subtype="FLOAT")
+    lactose = [sys.executable, "-m", "lactose_audio", "render", preset, str(takes), str(out)]
+    commands = {
+        f"jobs{j}": [*lactose, "--jobs", str(j), "--overwrite"] for j in (1, 2)
+    }  # fmt: skip
+    times = median_runs(commands, runs)
+    med = {name: statistics.median(values) for name, values in times.items()}
+    rss = render_peak_rss(commands["jobs2"])
+    return {
+        "batch_files": n_files,
+        "batch_file_seconds": seconds,
+        "batch_jobs1_seconds": round(med["jobs1"], 3),
+        "batch_jobs2_seconds": round(med["jobs2"], 3),
+        "batch_jobs1_files_per_second": round(n_files / med["jobs1"], 1),
+        "batch_jobs2_files_per_second": round(n_files / med["jobs2"], 1),
+        "jobs2_over_jobs1": round(med["jobs1"] / med["jobs2"], 2),
+        "worker_peak_rss_mb": round(rss, 1),
+    }
+
+
 def pitch_rtf(path: Path) -> float:
     """In-process render speed of the ``pitch_drive`` preset, times real time."""
     import soundfile as sf
@@ -117,6 +169,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--preset", default="drive_tone")
+    parser.add_argument("--batch-files", type=int, default=200)
+    parser.add_argument("--batch-seconds", type=float, default=5.0)
+    parser.add_argument("--batch-runs", type=int, default=3)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +204,7 @@ def main() -> None:
         times = median_runs(commands, args.runs)
         rss = render_peak_rss(commands["render"])
         rtf = pitch_rtf(src)
+        batched = batch(folder, args.preset, args.batch_files, args.batch_seconds, args.batch_runs)
 
     med = {name: statistics.median(values) for name, values in times.items()}
     result = {
@@ -160,6 +216,7 @@ def main() -> None:
         "pitch_render_rtf": round(rtf, 1),
         "pedalboard_cli_seconds": round(med["pedalboard"], 3),
         "render_over_pedalboard": round(med["render"] / med["pedalboard"], 2),
+        **batched,
         "runs": args.runs,
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
@@ -178,6 +235,17 @@ def main() -> None:
         ("render peak RSS", f"{result['peak_rss_mb']:.0f} MB", "<= 300 MB"),
         ("pedalboard script (same chain)", f"{result['pedalboard_cli_seconds']:.3f} s", ""),
         ("pitch_drive in-process", f"{result['pitch_render_rtf']:.0f}x real time", ""),
+        (
+            f"batch --jobs 1 ({args.batch_files} x {args.batch_seconds:g} s)",
+            f"{result['batch_jobs1_files_per_second']:.1f} files/s",
+            "",
+        ),
+        (
+            "batch --jobs 2",
+            f"{result['batch_jobs2_files_per_second']:.1f} files/s",
+            f">= 1.7x --jobs 1 ({result['jobs2_over_jobs1']:.2f}x)",
+        ),
+        ("batch --jobs 2 peak RSS", f"{result['worker_peak_rss_mb']:.0f} MB", "<= 400 MB"),
     ]
     load = f"load average {result['load_average_1min']} on {result['cpu_count']} CPUs"
     print(f"fresh process, 15 s mono 44.1 kHz, median of {args.runs} after a warm-up ({load})")

@@ -13,7 +13,7 @@ from lactose_audio.blocks.waveshapers import MLP_HIDDEN
 from lactose_audio.chains import Chain, Stage, make_key
 from lactose_audio.errors import ParameterError
 from lactose_audio.params import ParamSpec, physical_controls_tf
-from lactose_audio.ranges import RangeEdges, Selection
+from lactose_audio.ranges import UNKEYED, RangeEdges, Selection
 
 SR = 44100.0
 
@@ -127,7 +127,7 @@ def _stage_forward(stage, audio, hop=256):
     length = audio.shape[-1] if stage.control_rate == "sample" else n_frames
     lower = rng.integers(0, stage.n_ranges, length).astype(np.int32)
     sel = Selection(lower, lower, np.zeros(length, np.float32))
-    return chain, [None] * (len(chain.stages) - 1) + [sel]
+    return chain, [UNKEYED] * (len(chain.stages) - 1) + [sel]
 
 
 @pytest.mark.parametrize("name", ALL_BLOCKS)
@@ -163,7 +163,7 @@ def test_equal_rows_equal_unconditioned_block(name):
     plain = Stage(name)
     plain.set_physical(row)
     plain_chain = Chain(_drive_first(plain), hop_size=256)
-    unkeyed = plain_chain.forward(audio, [None] * len(plain_chain.stages), SR).numpy()
+    unkeyed = plain_chain.forward(audio, [UNKEYED] * len(plain_chain.stages), SR).numpy()
     # Same rows, same values; only SIMD-vs-scalar float32 rounding may differ.
     np.testing.assert_allclose(keyed, unkeyed, rtol=1e-5, atol=1e-5)
     # ... and the unconditioned chain equals the kernel with the same physical values.
@@ -303,7 +303,7 @@ def test_mix_oracle_per_range_and_nested():
     mix.set_physical(wets[:, None])
     chain = Chain([gain, mix], hop_size=256)
     lower = rng.integers(0, 3, 16).astype(np.int32)
-    out = chain.forward(audio, [None, Selection(lower, lower, np.zeros(16, np.float32))], SR)
+    out = chain.forward(audio, [UNKEYED, Selection(lower, lower, np.zeros(16, np.float32))], SR)
     w = np.repeat(wets[lower], 256)[None]
     g = 10 ** (6.0 / 20.0)
     np.testing.assert_allclose(out.numpy(), w * g * audio + (1 - w) * audio, atol=1e-6)
@@ -313,7 +313,7 @@ def test_mix_oracle_per_range_and_nested():
     inner_gain = Stage("gain")
     inner_gain.set_physical(np.array([-6.0]))
     outer = Chain([gain, Chain([inner_gain, inner_mix])], hop_size=256)
-    y = outer.forward(audio, [None, None, None], SR).numpy()
+    y = outer.forward(audio, [UNKEYED] * 3, SR).numpy()
     x_in = g * audio
     np.testing.assert_allclose(y, 0.25 * x_in / g + 0.75 * x_in, rtol=1e-5, atol=1e-6)
     # alone it is the identity, and a kernel call without dry= is refused

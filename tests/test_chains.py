@@ -162,3 +162,23 @@ def test_bank_shape_mismatch_is_refused():
               edges=RangeEdges((-20.0, -10.0), "dBFS"))  # fmt: skip
     with pytest.raises(ParameterError, match="need a key"):
         Stage("lowpass", edges=RangeEdges((-20.0,), "dBFS"))
+
+
+def test_unkeyed_stages_select_the_unkeyed_object():
+    import copy
+    import pickle
+
+    from lactose_audio.ranges import UNKEYED, Unkeyed
+    from lactose_audio.sampling import stack, unconditioned
+
+    chain = Chain.from_spec("gain>tanh>lowpass@amplitude", n_ranges=3)
+    x = (0.5 * np.sin(np.arange(4096) / 9.0)).astype(np.float32)
+    sels = chain.selections(x, SR)
+    assert sels[0] is UNKEYED and sels[1] is UNKEYED and isinstance(sels[2], Selection)
+    sliced = chain.slice_selections(sels, chain.hop_size, 2 * chain.hop_size)
+    assert sliced[:2] == [UNKEYED, UNKEYED]
+    assert unconditioned(sliced)[:2] == [UNKEYED, UNKEYED]
+    assert stack([sliced, sliced])[:2] == [UNKEYED, UNKEYED]
+    assert Unkeyed() is UNKEYED
+    assert pickle.loads(pickle.dumps(UNKEYED)) is UNKEYED
+    assert copy.deepcopy([UNKEYED])[0] is UNKEYED and repr(UNKEYED) == "UNKEYED"

@@ -176,3 +176,23 @@ def test_real_crepe_is_not_shadowed(tmp_path):
     proc = _run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_esr_is_one_formula_with_a_documented_silent_target():
+    import math
+
+    from lactose_audio.losses import RunningErrors, esr
+
+    rng = np.random.default_rng(5)
+    target = rng.standard_normal(1000)
+    prediction = target + 0.1 * rng.standard_normal(1000)
+    expected = np.sum((target - prediction) ** 2) / np.sum(target**2)
+    assert esr(target, prediction) == pytest.approx(expected, rel=1e-12)
+    silent = np.zeros(8)
+    assert esr(silent, silent) == 0.0 and esr(silent, silent, eps=0.0) == 0.0
+    assert esr(silent, silent + 1e-3) == pytest.approx(8e-6 / 1e-10)  # finite by default
+    assert esr(silent, silent + 1e-3, eps=0.0) == math.inf  # what the plots print
+    running = RunningErrors()
+    for i in range(0, 1000, 300):
+        running.update(target[i : i + 300], prediction[i : i + 300])
+    assert running.metrics()["esr"] == pytest.approx(esr(target, prediction), rel=1e-12)

@@ -12,7 +12,7 @@ from lactose_audio._tf import tf
 from lactose_audio.blocks import get_block
 from lactose_audio.chains import Chain, Stage, default_chain, make_key
 from lactose_audio.errors import ParameterError
-from lactose_audio.ranges import RangeEdges, Selection
+from lactose_audio.ranges import UNKEYED, RangeEdges, Selection
 from lactose_audio.render import RenderStream, render
 
 SR = 44100.0
@@ -188,7 +188,7 @@ def test_no_clicks_when_cutoff_alternates_every_frame(soft):
     assert jump_out <= 1.5 * jump_in, (jump_out, jump_in)
     fixed = iir.BiquadGroup([Stage("lowpass")], SR, hop)
     fixed.stages[0].set_physical([300.0, 0.7071])
-    assert np.abs(fixed.process(x, [None])[steady] - y[steady]).max() > 1e-3
+    assert np.abs(fixed.process(x, [UNKEYED])[steady] - y[steady]).max() > 1e-3
 
 
 EXTREMES = [

@@ -113,3 +113,36 @@ def test_cli_renders_a_folder_and_reports_every_failure(preset, takes, tmp_path,
     assert "rendered 3 file(s)" in captured.out and "2 failed" in captured.out
     _check_outputs(out_dir, signals)
     assert not any(p.name.startswith(".") for p in out_dir.rglob("*"))  # no temporary files
+
+
+def test_cli_jobs_2_renders_here_and_in_a_worker(preset, tmp_path, capsys):
+    """``--jobs 2``: one spawned worker plus this process, files in chunks; same outputs."""
+    root = tmp_path / "many"
+    signals = {}
+    for i in range(24):
+        x = (0.3 * np.random.default_rng(10 + i).standard_normal(3000)).astype(np.float32)
+        rel = f"d{i % 3}/take{i:02d}.wav"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / rel, x, SR, subtype="FLOAT")
+        signals[rel] = x
+    (root / "d1" / "broken.wav").write_text("not audio")
+    out_dir = tmp_path / "out"
+    code = cli.main(["render", str(preset), str(root), str(out_dir), "--jobs", "2"])
+    captured = capsys.readouterr()
+    assert code == 2 and "rendered 24 file(s), 1 failed" in captured.out
+    assert captured.err.count("lactose: error: ") == 1 and "broken.wav" in captured.err
+    _check_outputs(out_dir, signals)
+
+
+def test_render_files_work_here_with_a_thread_pool(preset, takes, tmp_path):
+    """The scheduler with ``work_here``: every file rendered once, failures returned."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, signals = takes
+    with ThreadPoolExecutor(1) as pool:
+        result = lactose_audio.render_files(
+            preset, root, tmp_path / "out", executor=pool, work_here=True
+        )
+    assert result.written == sorted(tmp_path / "out" / rel for rel in signals)
+    assert [p.name for p, _ in result.failed] == ["broken.wav"]
+    _check_outputs(tmp_path / "out", signals)

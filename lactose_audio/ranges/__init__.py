@@ -8,7 +8,8 @@ trains each set only on the error of the samples whose key fell into its range. 
 - :func:`range_index`: THE boundary rule. Range ``k`` is ``[e_{k-1}, e_k)`` (half-open), range
   0 is ``(-inf, e_0)`` and range ``n_ranges - 1`` is ``[e_last, +inf)``. Nothing else in the
   package decides which range a value falls in.
-- :func:`select`: the rule plus optional soft edges (interpolation between neighbouring rows).
+- :func:`select`: the rule plus optional soft edges (interpolation between neighbouring rows);
+  :data:`UNKEYED` (:class:`Unkeyed`) is the selection of an unkeyed stage: row 0 everywhere.
 - :class:`RangeBank`: a ``tf.Variable [n_ranges, n_params]``; ``gather`` is ``tf.gather``, whose
   gradient reaches only the selected rows, i.e. separated error backpropagation, batched.
 - :class:`SeparatedAdam`: Adam with a step count and moments per row; rows that received no
@@ -22,8 +23,10 @@ Every name is importable from ``lactose_audio.ranges``.
 
 from lactose_audio.ranges.bank import RangeBank
 from lactose_audio.ranges.edges import (
+    UNKEYED,
     RangeEdges,
     Selection,
+    Unkeyed,
     cast_up,
     coverage,
     range_index,
@@ -34,6 +37,8 @@ from lactose_audio.ranges.optimiser import SeparatedAdam
 __all__ = [
     "RangeEdges",
     "Selection",
+    "UNKEYED",
+    "Unkeyed",
     "cast_up",
     "range_index",
     "select",

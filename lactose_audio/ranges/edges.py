@@ -303,6 +303,45 @@ class Selection(NamedTuple):
     frac: Any
 
 
+class Unkeyed:
+    """The selection of an unkeyed stage: every sample and frame uses bank row 0.
+
+    An unkeyed stage (no key, or a single range) has no per-sample or per-frame selection:
+    its one row applies everywhere, whatever the length of the audio. Every list of
+    selections (``Chain.selections``, ``Chain.slice_selections``, the streams, the backends)
+    holds :data:`UNKEYED` at such a stage's position, never ``None``; a backend tests it with
+    ``sel is UNKEYED`` and runs the stage with row 0 as a constant (a scalar control, a
+    static filter). It is hard (no soft edges) and has no shape: slicing, stacking and
+    batching keep it as it is.
+
+    There is one instance, :data:`UNKEYED` (pickling and copying keep it; it is hashable, so
+    it can be a ``tf.function`` argument: a Python constant of the trace).
+    """
+
+    _instance: Unkeyed | None = None
+
+    def __new__(cls) -> Unkeyed:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKEYED"
+
+    def __reduce__(self) -> str:
+        return "UNKEYED"
+
+    def __copy__(self) -> Unkeyed:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Unkeyed:
+        return self
+
+
+UNKEYED = Unkeyed()
+"""The one :class:`Unkeyed` instance: an unkeyed stage's selection (row 0 everywhere)."""
+
+
 def select(
     values: np.ndarray | float,
     edges: RangeEdges | Sequence[float] | np.ndarray,
@@ -385,4 +424,13 @@ def coverage(lower: np.ndarray, n_ranges: int) -> np.ndarray:
     return np.bincount(flat.astype(np.int64), minlength=n_ranges).astype(np.int64)
 
 
-__all__ = ["RangeEdges", "Selection", "cast_up", "coverage", "range_index", "select"]
+__all__ = [
+    "UNKEYED",
+    "RangeEdges",
+    "Selection",
+    "Unkeyed",
+    "cast_up",
+    "coverage",
+    "range_index",
+    "select",
+]
