@@ -211,6 +211,8 @@ def _pointwise_stage(x, stage: Any, sel, hard: bool, sample_rate: float, dry=Non
             return block.kernel(audio, controls, sample_rate)
         return block.kernel(audio, controls, sample_rate, dry=tf.reshape(dry, tf.shape(audio)))
 
+    if block.stateful:
+        return _stateful_stage(x, stage, sel, hard, sample_rate, dry)
     if sel is None:
         raw = stage.bank.variable[0]
         controls = physical_controls_tf(block.params, raw)
@@ -224,6 +226,33 @@ def _pointwise_stage(x, stage: Any, sel, hard: bool, sample_rate: float, dry=Non
     flat = tf.reshape(x, [-1, shape[2]])
     controls = {k: tf.reshape(tf.broadcast_to(v, shape[:2]), [-1, 1]) for k, v in controls.items()}
     return tf.reshape(kernel(flat, controls), shape)
+
+
+def _stateful_stage(x, stage: Any, sel, hard: bool, sample_rate: float, dry=None):
+    """A block with memory (``Block.stateful``) on frames ``[batch, n_frames, hop]``.
+
+    The frames of a row are one signal: the block runs over ``[batch, n_frames * hop]`` with
+    per-frame controls repeated per sample, from silence at the start of the call (training
+    segments warm up on their context; the graph engine's stream restarts it every call).
+    """
+    block = stage.block
+    shape = tf.shape(x)
+    flat = tf.reshape(x, [shape[0], -1])
+    extra = {"dry": tf.reshape(dry, tf.shape(flat))} if block.uses_dry else {}
+    if sel is None:
+        controls = physical_controls_tf(block.params, stage.bank.variable[0])
+    else:
+        rows = stage.bank.gather(Selection(*sel), hard=hard)  # [B or 1, T, P]
+        controls = physical_controls_tf(block.params, rows)
+        if stage.control_rate == "sample":
+            controls = {k: tf.broadcast_to(v, tf.shape(flat)) for k, v in controls.items()}
+        else:
+            controls = {
+                k: tf.repeat(tf.broadcast_to(v, shape[:2]), shape[2], axis=1)
+                for k, v in controls.items()
+            }
+    out, _ = block.step(flat, controls, sample_rate, None, **extra)
+    return tf.reshape(out, shape)
 
 
 def _range_responses(stage: Any, sample_rate: float, n_fft: int, keyed: bool):
