@@ -211,14 +211,19 @@ class Compressor(Block):
         """
         audio = tf.convert_to_tensor(audio, tf.float32)
         shape = tf.shape(audio)
-        c = {k: tf.broadcast_to(tf.cast(v, tf.float32), shape) for k, v in controls.items()}
+
+        def full(value):  # the smoother's op takes per-sample arrays
+            return tf.broadcast_to(tf.cast(value, tf.float32), shape)
+
         level = 10.0 / math.log(10.0) * tf.math.log(audio * audio + LEVEL_FLOOR)
-        g = gain_reduction(level, c["threshold_db"], c["ratio"], c["knee_db"], tf.math)
-        a_att = coefficient(c["attack_ms"], sample_rate, tf.math)
-        a_rel = coefficient(c["release_ms"], sample_rate, tf.math)
+        g = gain_reduction(
+            level, controls["threshold_db"], controls["ratio"], controls["knee_db"], tf.math
+        )
+        a_att = coefficient(full(controls["attack_ms"]), sample_rate, tf.math)
+        a_rel = coefficient(full(controls["release_ms"]), sample_rate, tf.math)
         y0 = tf.zeros(shape[:1], tf.float32) if state is None else tf.cast(state, tf.float32)
-        smoothed = smooth_tf(g, a_att, a_rel, y0)
-        out = audio * tf.exp((c["makeup_db"] - smoothed) * _LN10_20)
+        smoothed = smooth_tf(full(g), a_att, a_rel, y0)
+        out = audio * tf.exp((controls["makeup_db"] - smoothed) * _LN10_20)
         last = tf.concat([y0[:, None], smoothed], axis=1)[:, -1]
         return out, last
 
@@ -238,15 +243,19 @@ class Compressor(Block):
         """
         audio = np.asarray(audio, np.float32)
         shape = audio.shape
-        c = {k: np.broadcast_to(np.asarray(v, np.float64), shape) for k, v in controls.items()}
+
+        def f64(value):
+            return np.asarray(value, np.float64)
+
         x = audio.astype(np.float64)
         level = 10.0 * np.log10(x * x + LEVEL_FLOOR)
-        g = gain_reduction(level, c["threshold_db"], c["ratio"], c["knee_db"], np)
-        a_att = coefficient(c["attack_ms"], sample_rate, np)
-        a_rel = coefficient(c["release_ms"], sample_rate, np)
+        t, r, w = (f64(controls[k]) for k in ("threshold_db", "ratio", "knee_db"))
+        g = np.broadcast_to(gain_reduction(level, t, r, w, np), shape)
+        a_att = coefficient(f64(controls["attack_ms"]), sample_rate, np)
+        a_rel = coefficient(f64(controls["release_ms"]), sample_rate, np)
         y0 = self.initial_state_np(shape[0]) if state is None else state
         smoothed, _, last = smooth_np(g, a_att, a_rel, y0)
-        out = x * np.exp((c["makeup_db"] - smoothed) * _LN10_20)
+        out = x * np.exp((f64(controls["makeup_db"]) - smoothed) * _LN10_20)
         return out.astype(np.float32), last
 
     def kernel_np(self, audio, controls: Mapping[str, Any], sample_rate: float):
