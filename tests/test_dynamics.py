@@ -112,15 +112,15 @@ def test_step_np_carries_state_chunked_equals_whole():
     assert state[0] == last[0]
 
 
-def scan_smoother(g, a_att, a_rel, y0):
+def scan_smoother(g, b_att, b_rel, y0):
     """The same branching one-pole with tf.scan (autodiff through every step)."""
 
     def step(prev, inputs):
-        gn, aa, ar = inputs
-        a = tf.where(gn > prev, aa, ar)
-        return a * prev + (1.0 - a) * gn
+        gn, ba, br = inputs
+        b = tf.where(gn > prev, ba, br)
+        return (1.0 - b) * prev + b * gn
 
-    elems = tuple(tf.transpose(v) for v in (g, a_att, a_rel))
+    elems = tuple(tf.transpose(v) for v in (g, b_att, b_rel))
     return tf.transpose(tf.scan(step, elems, initializer=y0))
 
 
@@ -128,8 +128,8 @@ def test_custom_gradient_equals_scan_autodiff():
     rng = np.random.default_rng(5)
     rows, n = 3, 400
     g = tf.constant(np.abs(rng.standard_normal((rows, n)) * 6.0).astype(np.float32))
-    a_att = tf.constant(rng.uniform(0.5, 0.99, (rows, n)).astype(np.float32))
-    a_rel = tf.constant(rng.uniform(0.9, 0.999, (rows, n)).astype(np.float32))
+    a_att = tf.constant(rng.uniform(0.01, 0.5, (rows, n)).astype(np.float32))  # steps 1 - a
+    a_rel = tf.constant(rng.uniform(0.001, 0.1, (rows, n)).astype(np.float32))
     y0 = tf.constant(rng.uniform(0.0, 3.0, rows).astype(np.float32))
     upstream = tf.constant(rng.standard_normal((rows, n)).astype(np.float32))
     grads = []

@@ -13,7 +13,10 @@ A Tutorial and Analysis*, JAES 60(6)), per sample ``n``:
 3. **Ballistics** on the reduction in dB, the paper's smooth *branching* one-pole:
    ``y_L[n] = a y_L[n-1] + (1 - a) x_L[n]`` with ``a = a_A`` when the reduction grows
    (``x_L[n] > y_L[n-1]``, attack) and ``a = a_R`` when it shrinks (release),
-   ``a = exp(-1 / (tau fs))``, ``tau = attack_ms / 1000`` or ``release_ms / 1000``.
+   ``a = exp(-1 / (tau fs))``, ``tau = attack_ms / 1000`` or ``release_ms / 1000``. Every
+   backend computes the step ``b = 1 - a = -expm1(-1 / (tau fs))`` and runs
+   ``y_L[n] = y_L[n-1] + b (x_L[n] - y_L[n-1])``: in float32 (training, plugins), ``1 - exp``
+   of a 2 s release at 48 kHz (``b ~ 1e-5``) would be off by ~1 %.
 4. **Output** ``y = x 10^((makeup_db - y_L) / 20)``.
 
 The smoother is a recursion, so the block is *stateful* (``Block.stateful``): the state is
@@ -25,9 +28,9 @@ block contract) start every row from silence. Rows of ``audio`` are independent 
 The recursion runs in numba (float64 inside, float32 out) for both backends. In TensorFlow it
 is an op with a custom gradient (:func:`smooth_tf`, :func:`tf.numpy_function` around numba):
 the forward pass records which branch each sample took, the backward pass is the adjoint
-recursion run backwards in time (``lam[n] = u[n] + a[n+1] lam[n+1]``), giving the gradients
-with respect to the reduction (hence threshold, ratio, knee and the input), to the attack and
-release coefficients per sample and to the initial state. The branch choice itself is
+recursion run backwards in time (``lam[n] = u[n] + (1 - b[n+1]) lam[n+1]``, as for any
+all-pole filter), giving the gradients with respect to the reduction (hence threshold, ratio,
+knee and the input), to the attack and release steps per sample and to the initial state. The branch choice itself is
 piecewise constant (no gradient through the comparison), as in any max/if.
 
 Training runs segments that start from silence after a warm-up context (the filters'
@@ -59,49 +62,49 @@ _LN10_20 = math.log(10.0) / 20.0
 
 
 @_jit
-def _smooth_forward(g, a_att, a_rel, y0, y, attack, last):  # pragma: no cover - compiled
+def _smooth_forward(g, b_att, b_rel, y0, y, attack, last):  # pragma: no cover - compiled
     for r in range(g.shape[0]):
         prev = y0[r]
         for n in range(g.shape[1]):
             gn = np.float64(g[r, n])
             grows = gn > prev
-            a = np.float64(a_att[r, n]) if grows else np.float64(a_rel[r, n])
-            prev = a * prev + (1.0 - a) * gn
+            b = np.float64(b_att[r, n]) if grows else np.float64(b_rel[r, n])
+            prev = prev + b * (gn - prev)
             y[r, n] = prev
             attack[r, n] = grows
         last[r] = prev
 
 
 @_jit
-def _smooth_backward(u, g, y, y0, a_att, a_rel, attack, dg, da_att, da_rel, dy0):  # pragma: no cover
-    # adjoint of y[n] = a[n] y[n-1] + (1 - a[n]) g[n]: lam[n] = u[n] + a[n+1] lam[n+1]
+def _smooth_backward(u, g, y, y0, b_att, b_rel, attack, dg, db_att, db_rel, dy0):  # pragma: no cover
+    # adjoint of y[n] = (1 - b[n]) y[n-1] + b[n] g[n]: lam[n] = u[n] + (1 - b[n+1]) lam[n+1]
     for r in range(g.shape[0]):
         carry = 0.0
         for n in range(g.shape[1] - 1, -1, -1):
             lam = np.float64(u[r, n]) + carry
-            a = np.float64(a_att[r, n]) if attack[r, n] else np.float64(a_rel[r, n])
+            b = np.float64(b_att[r, n]) if attack[r, n] else np.float64(b_rel[r, n])
             prev = np.float64(y[r, n - 1]) if n > 0 else np.float64(y0[r])
-            dg[r, n] = (1.0 - a) * lam
-            da = lam * (prev - np.float64(g[r, n]))
+            dg[r, n] = b * lam
+            db = lam * (np.float64(g[r, n]) - prev)
             if attack[r, n]:
-                da_att[r, n] = da
-                da_rel[r, n] = 0.0
+                db_att[r, n] = db
+                db_rel[r, n] = 0.0
             else:
-                da_att[r, n] = 0.0
-                da_rel[r, n] = da
-            carry = a * lam
+                db_att[r, n] = 0.0
+                db_rel[r, n] = db
+            carry = (1.0 - b) * lam
         dy0[r] = carry
 
 
 def smooth_np(
-    g: np.ndarray, a_att: np.ndarray, a_rel: np.ndarray, y0: np.ndarray
+    g: np.ndarray, b_att: np.ndarray, b_rel: np.ndarray, y0: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The branching one-pole over rows (numba; float64 inside).
 
     Args:
         g: Gain reduction in dB, ``[rows, n]``.
-        a_att: Attack coefficient per sample, same shape as ``g``.
-        a_rel: Release coefficient per sample, same shape.
+        b_att: Attack step ``1 - a`` per sample, same shape as ``g``.
+        b_rel: Release step per sample, same shape.
         y0: State before the first sample, ``[rows]``.
 
     Returns:
@@ -110,27 +113,27 @@ def smooth_np(
     """
     g = np.ascontiguousarray(g)
     shape = g.shape
-    a_att = np.ascontiguousarray(np.broadcast_to(a_att, shape))
-    a_rel = np.ascontiguousarray(np.broadcast_to(a_rel, shape))
+    b_att = np.ascontiguousarray(np.broadcast_to(b_att, shape))
+    b_rel = np.ascontiguousarray(np.broadcast_to(b_rel, shape))
     y0 = np.ascontiguousarray(np.broadcast_to(np.asarray(y0, np.float64), shape[:1]))
     y = np.empty(shape, np.float32)
     attack = np.empty(shape, np.bool_)
     last = np.empty(shape[0], np.float64)
-    _smooth_forward(g, a_att, a_rel, y0, y, attack, last)
+    _smooth_forward(g, b_att, b_rel, y0, y, attack, last)
     return y, attack, last
 
 
-def smooth_backward_np(u, g, y, y0, a_att, a_rel, attack):
-    """The adjoint of :func:`smooth_np` (same shapes): ``(dg, da_att, da_rel, dy0)``, float32."""
+def smooth_backward_np(u, g, y, y0, b_att, b_rel, attack):
+    """The adjoint of :func:`smooth_np` (same shapes): ``(dg, db_att, db_rel, dy0)``, float32."""
     shape = g.shape
-    dg, da_att, da_rel = (np.empty(shape, np.float32) for _ in range(3))
+    dg, db_att, db_rel = (np.empty(shape, np.float32) for _ in range(3))
     dy0 = np.empty(shape[0], np.float32)
-    args = [np.ascontiguousarray(v) for v in (u, g, y, y0, a_att, a_rel, attack)]
-    _smooth_backward(*args, dg, da_att, da_rel, dy0)
-    return dg, da_att, da_rel, dy0
+    args = [np.ascontiguousarray(v) for v in (u, g, y, y0, b_att, b_rel, attack)]
+    _smooth_backward(*args, dg, db_att, db_rel, dy0)
+    return dg, db_att, db_rel, dy0
 
 
-def smooth_tf(g, a_att, a_rel, y0):
+def smooth_tf(g, b_att, b_rel, y0):
     """:func:`smooth_np` as a differentiable TF op (float32 ``[rows, n]`` each, ``y0 [rows]``).
 
     Returns:
@@ -139,18 +142,18 @@ def smooth_tf(g, a_att, a_rel, y0):
     """
 
     @tf.custom_gradient
-    def op(g, a_att, a_rel, y0):
-        def forward(g, a_att, a_rel, y0):
-            y, attack, _ = smooth_np(g, a_att, a_rel, y0)
+    def op(g, b_att, b_rel, y0):
+        def forward(g, b_att, b_rel, y0):
+            y, attack, _ = smooth_np(g, b_att, b_rel, y0)
             return y, attack
 
-        y, attack = tf.numpy_function(forward, [g, a_att, a_rel, y0], [tf.float32, tf.bool])
+        y, attack = tf.numpy_function(forward, [g, b_att, b_rel, y0], [tf.float32, tf.bool])
         y.set_shape(g.shape)
         attack.set_shape(g.shape)
 
         def grad(u):
             grads = tf.numpy_function(
-                smooth_backward_np, [u, g, y, y0, a_att, a_rel, attack], [tf.float32] * 4
+                smooth_backward_np, [u, g, y, y0, b_att, b_rel, attack], [tf.float32] * 4
             )
             for t, like in zip(grads, (g, g, g, y0), strict=True):
                 t.set_shape(like.shape)
@@ -158,7 +161,7 @@ def smooth_tf(g, a_att, a_rel, y0):
 
         return y, grad
 
-    return op(g, a_att, a_rel, y0)
+    return op(g, b_att, b_rel, y0)
 
 
 # ---- the static curve, written once for both backends -------------------------------------------
@@ -177,9 +180,9 @@ def gain_reduction(level_db, threshold_db, ratio, knee_db, xp):
     return (1.0 - 1.0 / ratio) * (c * c / (2.0 * w) + xp.maximum(d - 0.5 * w, 0.0))
 
 
-def coefficient(time_ms, sample_rate: float, xp):
-    """One-pole coefficient ``exp(-1 / (tau fs))`` of a time constant in ms."""
-    return xp.exp(-1000.0 / (time_ms * float(sample_rate)))
+def step_size(time_ms, sample_rate: float, xp):
+    """One-pole step ``b = 1 - exp(-1 / (tau fs))`` of a time constant in ms (``expm1``)."""
+    return -xp.expm1(-1000.0 / (time_ms * float(sample_rate)))
 
 
 class Compressor(Block):
@@ -219,10 +222,10 @@ class Compressor(Block):
         g = gain_reduction(
             level, controls["threshold_db"], controls["ratio"], controls["knee_db"], tf.math
         )
-        a_att = coefficient(full(controls["attack_ms"]), sample_rate, tf.math)
-        a_rel = coefficient(full(controls["release_ms"]), sample_rate, tf.math)
+        b_att = step_size(full(controls["attack_ms"]), sample_rate, tf.math)
+        b_rel = step_size(full(controls["release_ms"]), sample_rate, tf.math)
         y0 = tf.zeros(shape[:1], tf.float32) if state is None else tf.cast(state, tf.float32)
-        smoothed = smooth_tf(full(g), a_att, a_rel, y0)
+        smoothed = smooth_tf(full(g), b_att, b_rel, y0)
         out = audio * tf.exp((controls["makeup_db"] - smoothed) * _LN10_20)
         last = tf.concat([y0[:, None], smoothed], axis=1)[:, -1]
         return out, last
@@ -251,10 +254,10 @@ class Compressor(Block):
         level = 10.0 * np.log10(x * x + LEVEL_FLOOR)
         t, r, w = (f64(controls[k]) for k in ("threshold_db", "ratio", "knee_db"))
         g = np.broadcast_to(gain_reduction(level, t, r, w, np), shape)
-        a_att = coefficient(f64(controls["attack_ms"]), sample_rate, np)
-        a_rel = coefficient(f64(controls["release_ms"]), sample_rate, np)
+        b_att = step_size(f64(controls["attack_ms"]), sample_rate, np)
+        b_rel = step_size(f64(controls["release_ms"]), sample_rate, np)
         y0 = self.initial_state_np(shape[0]) if state is None else state
-        smoothed, _, last = smooth_np(g, a_att, a_rel, y0)
+        smoothed, _, last = smooth_np(g, b_att, b_rel, y0)
         out = x * np.exp((f64(controls["makeup_db"]) - smoothed) * _LN10_20)
         return out.astype(np.float32), last
 
@@ -270,10 +273,9 @@ class Compressor(Block):
             f" cw = max({c['knee_db']}, {KNEE_FLOOR_DB!r}); cd = clv - {c['threshold_db']};"
             " cc = min(max(cd + 0.5 * cw, 0.0), cw);"
             f" cg = (1.0 - 1.0 / {c['ratio']}) * (cc * cc / (2.0 * cw) + max(cd - 0.5 * cw, 0.0));"
-            f" caa = exp(-1000.0 / ({c['attack_ms']} * SR));"
-            f" car = exp(-1000.0 / ({c['release_ms']} * SR));"
-            " cstep(prev) = select2(cg > prev, car * prev + (1.0 - car) * cg,"
-            " caa * prev + (1.0 - caa) * cg);"
+            f" cba = onepolestep(1000.0 / ({c['attack_ms']} * SR));"
+            f" cbr = onepolestep(1000.0 / ({c['release_ms']} * SR));"
+            " cstep(prev) = prev + select2(cg > prev, cbr, cba) * (cg - prev);"
             " csm = cstep ~ _; })"
         )
 
@@ -282,7 +284,7 @@ __all__ = [
     "Compressor",
     "KNEE_FLOOR_DB",
     "LEVEL_FLOOR",
-    "coefficient",
+    "step_size",
     "gain_reduction",
     "smooth_backward_np",
     "smooth_np",
