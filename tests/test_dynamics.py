@@ -16,7 +16,7 @@ import pytest
 
 from lactose_audio._tf import tf
 from lactose_audio.blocks import get_block
-from lactose_audio.blocks.dynamics import gain_reduction, smooth_np, smooth_tf
+from lactose_audio.blocks.dynamics import gain_reduction, smooth_tf
 from lactose_audio.chains import Chain, Stage, make_key
 from lactose_audio.ranges import RangeEdges
 from lactose_audio.render import RenderStream, render
@@ -61,9 +61,7 @@ def bursts(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n) / SR
     env = np.repeat(10 ** (rng.uniform(-50, 0, n // 400 + 1) / 20), 400)[:n]
-    return (env * np.sin(2 * np.pi * 220.0 * t) + 1e-4 * rng.standard_normal(n)).astype(
-        np.float32
-    )
+    return (env * np.sin(2 * np.pi * 220.0 * t) + 1e-4 * rng.standard_normal(n)).astype(np.float32)
 
 
 def test_static_curve_equals_the_papers_three_cases():
@@ -89,9 +87,7 @@ def test_numpy_kernel_equals_naive_loop(layout):
         params = {"threshold_db": -30.0, "ratio": 6.0, "knee_db": 8.0, "attack_ms": 2.0,
                   "release_ms": 40.0, "makeup_db": 5.0}  # fmt: skip
     else:
-        params = {
-            p.name: p.to_physical_np(rng.uniform(-2.0, 2.0, x.size)) for p in block.params
-        }
+        params = {p.name: p.to_physical_np(rng.uniform(-2.0, 2.0, x.size)) for p in block.params}
     ref, _ = compressor_oracle(x, params)
     controls = {k: np.asarray(v, np.float64)[None] if np.ndim(v) else v for k, v in params.items()}
     ours = block.kernel_np(x[None], controls, SR)[0]
@@ -170,7 +166,9 @@ def test_gradients_equal_finite_differences_of_the_oracle():
         minus = loss_oracle({**params, name: value - eps})
         fd = (plus - minus) / (2 * eps)
         assert abs(float(grad) - fd) <= 2e-2 * abs(fd) + 1e-3, (name, float(grad), fd)
-        assert abs(fd) > 1e-3 * abs(loss_oracle(params)), name  # every parameter matters on this signal
+        assert abs(fd) > 1e-3 * abs(loss_oracle(params)), (
+            name
+        )  # every parameter matters on this signal
     gx = grads[-1].numpy()[0]
     for i in np.argsort(-np.abs(x))[:3]:  # loud samples: level detection matters there
         xp, xm = x.astype(np.float64), x.astype(np.float64)

@@ -210,9 +210,10 @@ def register_block(cls: type[Block]) -> type[Block]:
     """
     if cls.rate not in RATES:
         raise ParameterError(f"block {cls.name!r}: rate must be one of {RATES}, got {cls.rate!r}")
-    if cls.stateful and (cls.rate != "sample" or not all(
-        hasattr(cls, m) for m in ("step", "step_np", "initial_state_np")
-    )):
+    if cls.stateful and (
+        cls.rate != "sample"
+        or not all(hasattr(cls, m) for m in ("step", "step_np", "initial_state_np"))
+    ):
         raise ParameterError(
             f"block {cls.name!r}: a stateful block is sample-rate and defines step, step_np "
             "and initial_state_np"

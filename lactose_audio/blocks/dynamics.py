@@ -30,8 +30,9 @@ is an op with a custom gradient (:func:`smooth_tf`, :func:`tf.numpy_function` ar
 the forward pass records which branch each sample took, the backward pass is the adjoint
 recursion run backwards in time (``lam[n] = u[n] + (1 - b[n+1]) lam[n+1]``, as for any
 all-pole filter), giving the gradients with respect to the reduction (hence threshold, ratio,
-knee and the input), to the attack and release steps per sample and to the initial state. The branch choice itself is
-piecewise constant (no gradient through the comparison), as in any max/if.
+knee and the input), to the attack and release steps per sample and to the initial state.
+The branch choice itself is piecewise constant (no gradient through the comparison), as in
+any max/if.
 
 Training runs segments that start from silence after a warm-up context (the filters'
 impulse response, ~93 ms at 44.1 kHz): a release much longer than that is not fully settled at
@@ -76,7 +77,9 @@ def _smooth_forward(g, b_att, b_rel, y0, y, attack, last):  # pragma: no cover -
 
 
 @_jit
-def _smooth_backward(u, g, y, y0, b_att, b_rel, attack, dg, db_att, db_rel, dy0):  # pragma: no cover
+def _smooth_backward(
+    u, g, y, y0, b_att, b_rel, attack, dg, db_att, db_rel, dy0
+):  # pragma: no cover
     # adjoint of y[n] = (1 - b[n]) y[n-1] + b[n] g[n]: lam[n] = u[n] + (1 - b[n+1]) lam[n+1]
     for r in range(g.shape[0]):
         carry = 0.0
