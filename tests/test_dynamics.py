@@ -230,3 +230,40 @@ def test_spec_and_defaults():
     block = get_block("compressor")
     assert block.param_names == NAMES and block.stateful
     assert "threshold_db=-20 dBFS" in repr(block)
+
+
+def test_preset_round_trip_renders_the_same(tmp_path):
+    from lactose_audio.presets import Effect, load_preset, save_preset
+
+    chain = keyed_chain(14)
+    x = bursts(4000, seed=15)
+    coverage = [{"counts": [1] * st.n_ranges, "flagged": [False] * st.n_ranges} for st in chain]
+    path = save_preset(Effect(chain, name="comp", coverage=coverage), tmp_path / "comp.json")
+    effect = load_preset(path)
+    assert effect.chain[0].block.name == "compressor"
+    # physical values are stored (float64 -> raw float32 again): equal to float32 rounding
+    np.testing.assert_allclose(effect(x, sample_rate=SR), render(chain, x, SR), atol=1e-6)
+
+
+def test_rendering_a_compressor_imports_no_tensorflow():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import json, sys, numpy as np\n"
+        "from lactose_audio.chains import Chain\n"
+        "chain = Chain.from_spec('compressor>gain>tanh>lowpass', n_ranges=1)\n"
+        "y = chain(np.sin(np.arange(5000) / 9.0).astype(np.float32), 44100)\n"
+        "assert np.all(np.isfinite(y))\n"
+        "print('@@' + json.dumps('tensorflow' in sys.modules))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("@@")][-1]
+    assert json.loads(line[2:]) is False
