@@ -267,3 +267,13 @@ def test_rendering_a_compressor_imports_no_tensorflow():
     assert done.returncode == 0, done.stderr[-2000:]
     line = [ln for ln in done.stdout.splitlines() if ln.startswith("@@")][-1]
     assert json.loads(line[2:]) is False
+
+
+def test_the_drive_search_looks_past_a_compressor():
+    from lactose_audio.initialise import find_knobs
+
+    chain = Chain.from_spec("compressor>gain>tanh>lowpass>highpass")
+    drive, level = find_knobs(chain)
+    n_comp = get_block("compressor").n_params
+    assert drive[1] == [n_comp]  # the gain after the compressor
+    assert level[1] == [n_comp + 1 + 2]  # the tanh's output gain_db
