@@ -3,7 +3,9 @@
 A chain (stages and nested chains, each level with its fixed ``mix``) is compiled once into a
 :class:`Plan`: a tree of steps --
 
-- :class:`PointwiseRun`: consecutive memoryless stages of one level (a backend may fuse them);
+- :class:`PointwiseRun`: consecutive sample-rate stages of one level (a backend may fuse
+  them): memoryless, or with memory (``Block.stateful``, the ``compressor``: the backend runs
+  it over the frames as one signal and keeps its state by stage index);
 - :class:`FilterGroup`: consecutive linear filter stages of one level (applied as one filter:
   one frame-wise FFT pass in training, one recursive cascade in rendering); groups are
   numbered in walk order, which is the order of their streaming states;

@@ -125,6 +125,8 @@ inband(v, e, w) = (v >= e - 0.5 * w) & (v < e + 0.5 * w);  // the soft band of e
 inband_frac(v, e, w) = max(0.0, min(1.0, (v - (e - 0.5 * w)) / w));
 pole_step(k, prev, p) = k * prev + (1.0 - k) * p;
 env_step(k, prev, q, e) = select2(e, prev, k * prev + (1.0 - k) * q);
+// 1 - exp(-u) (a one-pole's step), accurate in float32 for small u (long time constants)
+onepolestep(u) = select2(u < 1e-3, 1.0 - exp(0.0 - u), u * (1.0 - u * (0.5 - u / 6.0)));
 
 // ---- amplitude keys (lactose_audio.conditioning), dBFS ----
 // RMS envelope: max of a fast (attack) and a slow (release) one-pole average of x^2.

@@ -41,21 +41,36 @@ class GraphBackend:
         hard: Per plan stage: the selection is hard.
         sample_rate: Hz.
         n_fft: Frame-filter FFT size.
-        tails: Per filter group the streaming state, or ``None`` (silence before).
+        tails: The streaming state, or ``None`` (silence before): one entry per filter group
+            (in group order), then one per stateful stage (``Block.stateful``, in stage order;
+            see :func:`state_slots`).
         tables: Per filter group :func:`_group_table` results, or ``None`` (computed here).
+        slots: ``{stage index: position in tails}`` of the stateful stages.
     """
 
-    def __init__(self, sels, hard, sample_rate: float, n_fft: int, tails=None, tables=None):
+    def __init__(
+        self, sels, hard, sample_rate: float, n_fft: int, tails=None, tables=None, slots=None
+    ):
         self.sels = sels
         self.hard = hard
         self.sample_rate = float(sample_rate)
         self.n_fft = n_fft
         self.tails = tails
         self.tables = tables
-        self.new_tails: list[Any] = []
+        self.slots = dict(slots or {})
+        self.new_tails: list[Any] = [None] * (len(tails) if tails is not None else 0)
 
     def pointwise(self, x, run: PointwiseRun, dry):
         for stage, i in zip(run.stages, run.indices, strict=True):
+            if stage.block.stateful:
+                slot = self.slots[i]
+                state = self.tails[slot] if self.tails is not None else None
+                x, state = _stateful_stage(
+                    x, stage, self.sels[i], self.hard[i], self.sample_rate, dry, state
+                )
+                if self.tails is not None:
+                    self.new_tails[slot] = state
+                continue
             x = _pointwise_stage(x, stage, self.sels[i], self.hard[i], self.sample_rate, dry)
         return x
 
@@ -67,7 +82,10 @@ class GraphBackend:
         tail = self.tails[group.number] if self.tails is not None else None
         table = self.tables[group.number] if self.tables is not None else None
         x, new_tail = _filter_group(x, items, self.sample_rate, self.n_fft, tail, table)
-        self.new_tails.append(new_tail)
+        if self.tails is None:
+            self.new_tails.append(new_tail)
+        else:
+            self.new_tails[group.number] = new_tail
         return x
 
     def mix(self, x, dry, mix: float):
@@ -76,11 +94,20 @@ class GraphBackend:
 
 def run(chain, frames, sels, hard, sample_rate: float, tails, tables=None):
     """Frames ``[batch, n_frames, hop]`` -> ``(frames, new tails per filter group)``."""
+    the_plan = plan(chain)
     backend = GraphBackend(
-        sels, hard, sample_rate, fft_size(chain.hop_size, sample_rate), tails, tables
-    )
-    out = execute(plan(chain), frames, backend)
+        sels, hard, sample_rate, fft_size(chain.hop_size, sample_rate), tails, tables,
+        state_slots(the_plan),
+    )  # fmt: skip
+    out = execute(the_plan, frames, backend)
     return out, backend.new_tails
+
+
+def state_slots(the_plan) -> dict[int, int]:
+    """``{stage index: position in the tails}`` of the plan's stateful stages (after the
+    filter groups' states, in stage order)."""
+    stateful = [i for i, st in enumerate(the_plan.stages) if st.block.stateful]
+    return {i: len(the_plan.groups) + k for k, i in enumerate(stateful)}
 
 
 def forward(chain, audio, selections: Sequence[Any], sample_rate: float):
@@ -153,9 +180,15 @@ def graph(chain, sample_rate: float, hard: tuple[bool, ...]) -> Any:
 
 
 def initial_tails(chain, sample_rate: float, batch: int = 1) -> list[Any]:
-    """Initial filter states (silence before the first sample) for streaming."""
+    """Initial states (silence before the first sample) for streaming: filter groups', then
+    stateful stages' (:func:`state_slots`)."""
     n_fft = fft_size(chain.hop_size, sample_rate)
-    return [filter_state(batch, chain.hop_size, n_fft) for _ in plan(chain).groups]
+    the_plan = plan(chain)
+    tails: list[Any] = [filter_state(batch, chain.hop_size, n_fft) for _ in the_plan.groups]
+    for i in state_slots(the_plan):
+        state = the_plan.stages[i].block.initial_state_np(batch)
+        tails.append(tf.constant(state, tf.float32))
+    return tails
 
 
 def render_frames(chain, audio: np.ndarray, sels, sample_rate: float, tails):
@@ -225,6 +258,33 @@ def _pointwise_stage(x, stage: Any, sel, hard: bool, sample_rate: float, dry=Non
     flat = tf.reshape(x, [-1, shape[2]])
     controls = {k: tf.reshape(tf.broadcast_to(v, shape[:2]), [-1, 1]) for k, v in controls.items()}
     return tf.reshape(kernel(flat, controls), shape)
+
+
+def _stateful_stage(x, stage: Any, sel, hard: bool, sample_rate: float, dry=None, state=None):
+    """A block with memory (``Block.stateful``) on frames ``[batch, n_frames, hop]``.
+
+    The frames of a row are one signal: the block runs over ``[batch, n_frames * hop]`` with
+    per-frame controls repeated per sample, from ``state`` (``None``: silence; training
+    segments warm up on their context). Returns ``(frames, new state)``.
+    """
+    block = stage.block
+    shape = tf.shape(x)
+    flat = tf.reshape(x, [shape[0], -1])
+    extra = {"dry": tf.reshape(dry, tf.shape(flat))} if block.uses_dry else {}
+    if sel is UNKEYED:
+        controls = physical_controls_tf(block.params, stage.bank.variable[0])
+    else:
+        rows = stage.bank.gather(Selection(*sel), hard=hard)  # [B or 1, T, P]
+        controls = physical_controls_tf(block.params, rows)
+        if stage.control_rate == "sample":
+            controls = {k: tf.broadcast_to(v, tf.shape(flat)) for k, v in controls.items()}
+        else:
+            controls = {
+                k: tf.repeat(tf.broadcast_to(v, shape[:2]), shape[2], axis=1)
+                for k, v in controls.items()
+            }
+    out, new_state = block.step(flat, controls, sample_rate, state, **extra)
+    return tf.reshape(out, shape), new_state
 
 
 def _range_responses(stage: Any, sample_rate: float, n_fft: int, keyed: bool):
@@ -322,4 +382,5 @@ __all__ = [
     "render_frames",
     "run",
     "selection_tensors",
+    "state_slots",
 ]

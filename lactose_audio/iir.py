@@ -16,6 +16,9 @@
 - any other filter group (``fir_eq``, plugin ``LinearFilter`` s): the training graph's frame
   filter in numpy (:class:`FrameFilterGroup`, :mod:`lactose_audio.fir`).
 - nested chains and ``mix`` through the executor, as in the graph.
+- stateful pointwise blocks (``Block.stateful``, the ``compressor``): ``step_np`` over the
+  call's samples as one row (per-frame controls repeated per sample), the state kept per
+  stage index between calls, so a stream equals the whole-file render.
 
 Calls must start on the frame grid (every call but the last covers whole frames), as
 :class:`lactose_audio.render.RenderStream` guarantees.
@@ -276,6 +279,8 @@ class NumpyBackend:
         ]
         self._sels: list[Any] = []
         self._n_frames = 0
+        self._states: dict[int, Any] = {}
+        """Per plan stage index: the state of a stateful block (``Block.stateful``)."""
 
     @property
     def fallback_groups(self) -> int:
@@ -299,6 +304,9 @@ class NumpyBackend:
     def pointwise(self, x: np.ndarray, run: PointwiseRun, dry: np.ndarray) -> np.ndarray:
         for stage, i in zip(run.stages, run.indices, strict=True):
             block = stage.block
+            if block.stateful:
+                x = self._stateful(x, stage, i, dry)
+                continue
             sample = stage.control_rate == "sample" and self._sels[i] is not UNKEYED
             shape = (1, -1) if sample else (self._n_frames, -1)
             controls = _stage_controls(stage, self._sels[i], x.size)
@@ -307,6 +315,34 @@ class NumpyBackend:
             y = kernel(block, x.reshape(shape), controls, self.sample_rate, **extra)
             x = np.asarray(y, np.float32).reshape(-1)
         return x
+
+    def _stateful(self, x: np.ndarray, stage: Any, i: int, dry: np.ndarray) -> np.ndarray:
+        """A block with memory: the call's samples as one row, its state kept per stage."""
+        block = stage.block
+        controls = _stage_controls(stage, self._sels[i], x.size)
+        if self._sels[i] is not UNKEYED and stage.control_rate == "frame":  # [n_frames, 1]
+            controls = {k: np.repeat(v, self.hop_size).reshape(1, -1) for k, v in controls.items()}
+        extra = {"dry": dry.reshape(1, -1)} if block.uses_dry else {}
+        state = self._states.get(i)
+        if state is None:
+            state = block.initial_state_np(1)
+        if self.tf_kernels:  # the oracle: the TF step on the same values
+            from lactose_audio._tf import tf
+
+            def const(v: Any) -> Any:
+                return tf.constant(np.asarray(v, np.float32))
+
+            tf_extra = {k: const(v) for k, v in extra.items()}
+            y, state = block.step(
+                const(x.reshape(1, -1)), {k: const(v) for k, v in controls.items()},
+                self.sample_rate, const(state), **tf_extra,
+            )  # fmt: skip
+            self._states[i] = np.asarray(state, np.float64)
+            return np.asarray(y, np.float32).reshape(-1)
+        y, self._states[i] = block.step_np(
+            x.reshape(1, -1), controls, self.sample_rate, state, **extra
+        )
+        return np.asarray(y, np.float32).reshape(-1)
 
     def filter_group(self, x: np.ndarray, group: FilterGroup) -> np.ndarray:
         return self._groups[group.number].process(x, [self._sels[i] for i in group.indices])

@@ -28,6 +28,10 @@ import numpy as np
 DRIVE_GRID_DB = (-6.0, 6.0, 18.0, 30.0)
 #: Blocks whose ``gain_db`` is a pure output scale.
 OUTPUT_GAIN_BLOCKS = ("gain", "tanh", "asym_clip")
+#: Blocks that only scale the signal (by a fixed or a slowly varying gain): the drive is the
+#: first ``gain`` before the first nonlinear stage *other than these* (``compressor>gain>tanh``
+#: sweeps the gain after the compressor).
+GAIN_LIKE_BLOCKS = ("gain", "compressor")
 _ZERO_OUTPUT_LOSS = 2.0  # ESR + pre-emphasis ESR of a silent prediction
 
 
@@ -54,7 +58,8 @@ def _knob(chain: Any, offsets: list[int], index: int, name: str) -> tuple[Any, l
 def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, list[int]] | None]:
     """``(drive, level)``: each ``(ParamSpec, flat indices)`` or ``None`` if the chain has none.
 
-    Drive: the ``gain_db`` of the first ``gain`` stage before the first nonlinear stage.
+    Drive: the ``gain_db`` of the first ``gain`` stage before the first nonlinear stage that
+    is not in :data:`GAIN_LIKE_BLOCKS`.
     Level: the ``gain_db`` of the last stage in :data:`OUTPUT_GAIN_BLOCKS` that only linear
     stages follow (a learned ``mix`` mixes in the dry signal, so nothing after it is a pure
     output scale).
@@ -62,7 +67,9 @@ def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, lis
     stages = chain.stages
     offsets = _flat_offsets(chain)
     nonlinear = [
-        i for i, s in enumerate(stages) if not s.block.is_linear and s.block.name != "gain"
+        i
+        for i, s in enumerate(stages)
+        if not s.block.is_linear and s.block.name not in GAIN_LIKE_BLOCKS
     ]
     drive = None
     if nonlinear:

@@ -38,7 +38,7 @@ TOLERANCE = 1e-5
 FRAME_KEY = KeySpec("amplitude", rate="frame")
 SAMPLE_KEY = KeySpec("amplitude", rate="sample", attack_ms=2.0, release_ms=80.0)
 EDGES = RangeEdges((-36.0, -26.0, -16.0), "dBFS")
-POINTWISE = ["gain", "tanh", "asym_clip", "hard_clip", "chebyshev", "mlp", "mix"]
+POINTWISE = ["gain", "tanh", "asym_clip", "hard_clip", "chebyshev", "mlp", "mix", "compressor"]
 FILTERS = ["lowpass", "highpass", "bandpass", "peak", "lowshelf", "highshelf", "dc_blocker"]
 
 
@@ -149,6 +149,16 @@ def test_per_sample_keys():
         hop_size=HOP,
     )
     check(chain, 48000)
+
+
+def test_compressor_with_per_sample_keys():
+    """The compressor's smoother (a Faust feedback loop) under a per-sample key: parameters
+    change every sample, soft edges. (Hard edges on a per-sample key are left out: where the
+    float32 plugin's key and the render's fall on two sides of an edge for one sample, the
+    smoother carries that sample's difference over its release time.)"""
+    rng = np.random.default_rng(13)
+    unkeyed, _, soft = three_ways("compressor", rng, SAMPLE_KEY)
+    check(Chain([Stage("tanh"), unkeyed, soft], hop_size=HOP), 48000)
 
 
 def test_unkeyed_chain_has_no_latency():

@@ -3,12 +3,12 @@
 Importing this package registers the built-in blocks: waveshapers (``tanh``, ``asym_clip``,
 ``hard_clip``, ``chebyshev``, ``mlp``), filters (``lowpass``, ``highpass``, ``bandpass``,
 ``peak``, ``lowshelf``, ``highshelf``, ``fir_eq``) and utility (``gain``, ``dc_blocker``,
-``mix``).
+``mix``) and dynamics (``compressor``, stateful).
 """
 
 from __future__ import annotations
 
-from lactose_audio.blocks import filters, utility, waveshapers
+from lactose_audio.blocks import dynamics, filters, utility, waveshapers
 from lactose_audio.blocks.base import (
     DEFAULT_HOP_SIZE,
     Block,
@@ -27,6 +27,7 @@ __all__ = [
     "Block",
     "LinearFilter",
     "design_fir",
+    "dynamics",
     "fft_size",
     "filters",
     "frame_filter",

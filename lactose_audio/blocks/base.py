@@ -27,6 +27,12 @@ Rates:
 A memoryless block that also needs the *dry* signal (the input of the chain it sits in, e.g.
 the dry/wet ``mix``) sets ``uses_dry = True``; chains then call
 ``kernel(audio, controls, sample_rate, dry=dry)`` with ``dry`` shaped like ``audio``.
+
+A sample-rate block with memory (the ``compressor``'s smoother) sets ``stateful = True`` and
+adds ``step(audio, controls, sample_rate, state) -> (out, state)`` (TF) and ``step_np`` (numpy,
+same contract) next to its kernels, plus ``initial_state_np(rows)``; its ``kernel`` and
+``kernel_np`` start from that initial state. Chains then run it over consecutive frames as one
+signal (per-frame controls repeated per sample) and the renderer carries its state.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class Block:
     rate: ClassVar[str] = "sample"
     uses_dry: ClassVar[bool] = False
     """True if the kernel takes ``dry=`` (the input of the enclosing chain), like ``mix``."""
+    stateful: ClassVar[bool] = False
+    """True for a sample-rate block with memory: it defines ``step``/``step_np`` (see above)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -202,6 +210,14 @@ def register_block(cls: type[Block]) -> type[Block]:
     """
     if cls.rate not in RATES:
         raise ParameterError(f"block {cls.name!r}: rate must be one of {RATES}, got {cls.rate!r}")
+    if cls.stateful and (
+        cls.rate != "sample"
+        or not all(hasattr(cls, m) for m in ("step", "step_np", "initial_state_np"))
+    ):
+        raise ParameterError(
+            f"block {cls.name!r}: a stateful block is sample-rate and defines step, step_np "
+            "and initial_state_np"
+        )
     names = [p.name for p in cls.params]
     if len(set(names)) != len(names):
         raise ParameterError(f"block {cls.name!r}: duplicate parameter names {names}")
