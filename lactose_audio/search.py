@@ -15,7 +15,9 @@ The candidate family (:data:`FAMILY`) covers the structures of drive pedals and 
 - ``eq_drive``: ``highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass`` — a
   drive with EQ around it and a steep (24 dB/oct) tone filter;
 - ``parallel``: ``highpass>gain>tanh>lowpass>mix`` — a drive blended with the clean signal
-  (learned dry/wet).
+  (learned dry/wet);
+- ``compressor``: ``compressor>gain>tanh>lowpass>highpass`` — a compressor (attack/release
+  ballistics) into a drive.
 
 Search (successive halving, all within the run's budget, seconds or steps):
 
@@ -53,6 +55,7 @@ FAMILY = (
     ("two_stage", "highpass>gain>tanh>lowpass>gain>tanh>lowpass>highpass"),
     ("eq_drive", "highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass"),
     ("parallel", "highpass>gain>tanh>lowpass>mix"),
+    ("compressor", "compressor>gain>tanh>lowpass>highpass"),
 )
 #: Keys tried by ``--key auto`` after ``none``.
 AUTO_KEYS = ("amplitude", "pitch")

@@ -103,11 +103,11 @@ def test_refinement_reaches_the_optimum_of_an_exact_structure(dry):
 def test_search_is_deterministic_for_a_seed_and_steps(dry, tmp_path):
     wet = (np.clip(dry * 4.0, -0.5, 0.5)).astype(np.float32)
     pair = pair_from_arrays(dry, wet, SR, latency=0)
-    config = TrainConfig(key="none", steps=150, seed=3, refine_segments=8)
+    config = TrainConfig(key="none", steps=170, seed=3, refine_segments=8)
     first = train(pair, config, out=tmp_path / "a.json", name="clip")
     second = train(pair, config, out=tmp_path / "b.json", name="clip")
     assert [r["name"] for r in first.search] == [r["name"] for r in second.search]
-    assert len(first.search) == 7
+    assert len(first.search) == 8
     assert first.chain == first.search[0]["chain"]
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     # A clipper is better explained by the clipping structures than by a plain tanh drive.
@@ -138,7 +138,7 @@ def test_verdicts_follow_the_documented_bounds(value, word):
 
 
 def test_a_budget_too_short_for_a_search_says_how_long_it_needs():
-    with pytest.raises(ParameterError, match=r"needs --budget-seconds of at least 70"):
+    with pytest.raises(ParameterError, match=r"needs --budget-seconds of at least 80"):
         from lactose_audio.search import check_budget
 
         check_budget(TrainConfig(budget_seconds=20).resolved())
@@ -193,7 +193,7 @@ def test_ctrl_c_during_a_search_saves_the_best_candidate_and_resume_continues(dr
 
     wet = (0.9 * np.tanh(dry * 6.0)).astype(np.float32)
     pair = pair_from_arrays(dry, wet, SR, latency=0)
-    config = TrainConfig(key="none", steps=150, seed=1, refine_segments=8)
+    config = TrainConfig(key="none", steps=170, seed=1, refine_segments=8)
     seen = []
 
     def interrupt(trainer):
