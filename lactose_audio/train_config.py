@@ -30,6 +30,15 @@ DEFAULT_SOFT_WIDTH = {"sample": 0.0, "amplitude": 1.0, "pitch": 0.5}
 VERDICTS = ((0.01, "great"), (0.035, "good"), (0.1, "audible differences"))
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory so far, in MB (``None`` where unknown)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # KiB on Linux
+
+
 def verdict(esr: float) -> str:
     """``great`` (< 0.01), ``good`` (< 0.035), ``audible differences`` (< 0.1) or ``poor``."""
     for bound, word in VERDICTS:
@@ -289,4 +298,5 @@ class TrainResult:
             "flagged": self.flagged(),
             "advice": self.advice(),
             "report": [str(p) for p in self.report_files],
+            "peak_rss_mb": peak_rss_mb(),
         }

@@ -183,6 +183,7 @@ def test_cli_train_json_prints_one_object_with_the_verdict(tmp_path, capsys, dry
     assert result["chain"] == "tanh" and result["key"] == "none"
     assert result["verdict"] == verdict(result["validation_esr"])
     assert result["validation_esr"] < 1e-3
+    assert result["peak_rss_mb"] > 10  # this process's peak memory (issue: long pairs)
     rendered = __import__("lactose_audio").load_preset(out)(dry, SR)
     assert esr(np.tanh(3 * dry), rendered) < 1e-3
 
