@@ -47,6 +47,8 @@ from lactose_audio.sampling import (
     unconditioned,
 )
 
+#: ESR + pre-emphasis ESR of a silent prediction: a start at or above it is restarted.
+ZERO_OUTPUT_LOSS = 2.0
 #: Validation audio per graph call, in samples (about 12 s at 44.1 kHz).
 VALIDATION_CHUNK = 1 << 19
 #: Share of a keyed chain's budget spent on the unconditioned phase.
@@ -425,6 +427,12 @@ class Trainer:
 
         self._set_values(self.best_values)
         objective = self.objective()
+        if objective(objective.get())[0] >= ZERO_OUTPUT_LOSS:
+            # Worse than silence on this batch (a new, larger full batch): restart from the
+            # data-driven drive and level, or L-BFGS walks to the "output nothing" point.
+            from lactose_audio.initialise import initialise
+
+            initialise(objective)
         left = steps - self.step if steps is not None else 10_000
         result = lbfgs(objective, max(left, 0), should_stop, on_iteration)
         tick()
