@@ -32,7 +32,8 @@ OUTPUT_GAIN_BLOCKS = ("gain", "tanh", "asym_clip")
 #: first ``gain`` before the first nonlinear stage *other than these* (``compressor>gain>tanh``
 #: sweeps the gain after the compressor).
 GAIN_LIKE_BLOCKS = ("gain", "compressor")
-_ZERO_OUTPUT_LOSS = 2.0  # ESR + pre-emphasis ESR of a silent prediction
+#: ESR + pre-emphasis ESR of a silent prediction (the training loss of outputting nothing).
+ZERO_OUTPUT_LOSS = 2.0
 
 
 def _flat_offsets(chain: Any) -> list[int]:
@@ -112,7 +113,7 @@ def _level_match(objective: Any, x: np.ndarray, level: tuple[Any, list[int]]) ->
     factor = 10.0 ** (doubled / 20.0)
     loss2, _ = objective(trial)
     # L(g) = a - 2 b g + c g^2 with L(0) = a, L(1) = loss1, L(factor) = loss2.
-    a = _ZERO_OUTPUT_LOSS
+    a = ZERO_OUTPUT_LOSS
     m = np.array([[-2.0, 1.0], [-2.0 * factor, factor**2]])
     b, c = np.linalg.solve(m, np.array([loss1 - a, loss2 - a]))
     if not (c > 0 and b > 0):

@@ -190,11 +190,7 @@ def search(
         share = (1.0 - SCREEN_SHARE) * structure_share / len(finalists)
         for name in finalists:
             trainer = trainers[name]
-            trainer.cfg = dataclasses.replace(trainer.cfg, refine_segments=cfg.refine_segments)
-            trainer._objective = None  # the full batch from here on
-            trainer.converged = False
-            if trainer.stage == "done":
-                trainer.stage = "refine"
+            trainer.use_full_batch(cfg.refine_segments)
             trainer.extend(*budget.slice(trainer, share))
             run(trainer)
         for name, trainer in trainers.items():

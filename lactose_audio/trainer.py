@@ -47,8 +47,6 @@ from lactose_audio.sampling import (
     unconditioned,
 )
 
-#: ESR + pre-emphasis ESR of a silent prediction: a start at or above it is restarted.
-ZERO_OUTPUT_LOSS = 2.0
 #: Validation audio per graph call, in samples (about 12 s at 44.1 kHz).
 VALIDATION_CHUNK = 1 << 19
 #: Share of a keyed chain's budget spent on the unconditioned phase.
@@ -427,10 +425,11 @@ class Trainer:
 
         self._set_values(self.best_values)
         objective = self.objective()
+        from lactose_audio.initialise import ZERO_OUTPUT_LOSS, initialise
+
         if objective(objective.get())[0] >= ZERO_OUTPUT_LOSS:
             # Worse than silence on this batch (a new, larger full batch): restart from the
             # data-driven drive and level, or L-BFGS walks to the "output nothing" point.
-            from lactose_audio.initialise import initialise
 
             initialise(objective)
         left = steps - self.step if steps is not None else 10_000
@@ -447,6 +446,15 @@ class Trainer:
         ):
             self.stage = "done"
             self.converged = True
+
+    def use_full_batch(self, refine_segments: int) -> None:
+        """Refine on a full batch of ``refine_segments`` segments from now on (a search
+        finalist after screening on a small one); a converged fit may move again."""
+        self.cfg = dataclasses.replace(self.cfg, refine_segments=refine_segments)
+        self._objective = None
+        self.converged = False
+        if self.stage == "done":
+            self.stage = "refine"
 
     def extend(self, budget_seconds: float | None, steps: int | None) -> None:
         """Raise the run's budget (totals, as in the config); an unconverged fit continues."""
