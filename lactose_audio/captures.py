@@ -24,6 +24,7 @@ from typing import Any
 from lactose_audio.chain_spec import CONTROL_NAME
 from lactose_audio.errors import DataError, ParameterError
 from lactose_audio.losses import esr
+from lactose_audio.sampling import pick, validation_blocks
 
 CAPTURES_CSV = "captures.csv"
 DRY_NAME = "dry.wav"
@@ -130,18 +131,20 @@ def load_captures(
 
 
 def capture_report(effect: Any, pairs: Sequence[Any], validation_fraction: float) -> list[dict]:
-    """Per capture: wet name, controls, latency and the validation ESR (its held-out end),
+    """Per capture: wet name, controls, latency and the validation ESR (its held-out blocks),
     rendered with the saved preset at the capture's settings."""
     out = []
     for pair in pairs:
-        start = int(pair.n_samples * (1.0 - validation_fraction))
+        held = validation_blocks(
+            pair.n_samples, validation_fraction, effect.chain.hop_size, pair.sample_rate
+        )
         prediction = effect(pair.dry, pair.sample_rate, **pair.controls)
         out.append(
             {
                 "wet": pair.wet_name,
                 "controls": dict(pair.controls),
                 "latency_samples": int(pair.latency_samples),
-                "validation_esr": esr(pair.wet[start:], prediction[start:]),
+                "validation_esr": esr(pick(pair.wet, held), pick(prediction, held)),
             }
         )
     return out

@@ -1,7 +1,10 @@
 """Training data as the fitter sees it: tracks, segments, full batches and coverage.
 
 A *track* is one dry/wet pair with its selections computed once over the whole dry signal and
-split by time (the last ``validation_fraction`` is held out). Training reads *segments*:
+split by time: ``validation_fraction`` of it is held out in blocks spread over the whole take
+(:func:`validation_blocks`), so the validation ESR that ranks candidates and keeps the best
+parameters hears the take's levels, notes and instruments, not only its end. Training reads
+*segments*:
 ``context + segment`` dry samples starting on the chain's frame grid, the first ``context``
 of which only warm the filters' state, and the ``segment`` wet samples they predict.
 
@@ -36,15 +39,23 @@ class Track:
         dry: float32 ``[n_samples]``.
         wet: float32 ``[n_samples]``, aligned to ``dry``.
         selections: per chain stage, from ``chain.selections(dry)``.
-        train_end: first validation sample, a multiple of the hop.
+        validation: the held-out ``(begin, end)`` sample blocks (:func:`validation_blocks`).
         n_samples: length of the pair.
     """
 
     dry: np.ndarray
     wet: np.ndarray
     selections: list[Any]
-    train_end: int
+    validation: tuple[tuple[int, int], ...]
     n_samples: int
+
+    def training_mask(self, length: int, step: int = 1) -> np.ndarray:
+        """bool ``[length]``: item ``i`` (samples ``[i*step, (i+1)*step)``) is training audio,
+        i.e. overlaps no validation block. ``step`` 1 for samples, the hop for frames."""
+        mask = np.ones(length, bool)
+        for begin, end in self.validation:
+            mask[min(begin // step, length) : min(-(-end // step), length)] = False
+        return mask
 
 
 @dataclass
@@ -66,18 +77,67 @@ class Batch:
         return int(self.dry.shape[0])
 
 
-def train_end(n_samples: int, validation_fraction: float, hop_size: int) -> int:
-    """The first validation sample of a pair: the one train/validation split of the fitter.
+#: The held-out share of a pair is spread over it in blocks of at least this many seconds ...
+VALIDATION_BLOCK_SECONDS = 1.0
+#: ... and at most this many blocks (long files: longer blocks).
+MAX_VALIDATION_BLOCKS = 16
+
+
+def validation_blocks(
+    n_samples: int, validation_fraction: float, hop_size: int, sample_rate: float
+) -> tuple[tuple[int, int], ...]:
+    """The held-out parts of a pair: the one train/validation split of the fitter.
+
+    ``validation_fraction`` of the pair is held out in ``k`` equal blocks on the frame grid,
+    one at the end of each of ``k`` equal stripes of the pair (the last block ends the pair):
+    the validation audio samples the whole take (a take that gets louder, or changes
+    instrument, is validated on all of it), and each block is long enough that its filter
+    context and its notes' decays are whole. ``k`` is the held-out length over
+    :data:`VALIDATION_BLOCK_SECONDS`, between 1 (the end of the take, for short pairs) and
+    :data:`MAX_VALIDATION_BLOCKS`.
 
     Args:
         n_samples: length of the pair.
-        validation_fraction: share of the end held out, in ``(0, 0.9)``.
-        hop_size: the chain's frame hop; the split falls on the frame grid.
+        validation_fraction: share held out, in ``(0, 0.9)``.
+        hop_size: the chain's frame hop; blocks begin on the frame grid.
+        sample_rate: Hz.
+
+    Returns:
+        ``((begin, end), ...)`` in time order; the last ``end`` is ``n_samples``.
     """
-    return int(round(n_samples * (1.0 - validation_fraction) / hop_size)) * hop_size
+    held = max(int(round(n_samples * validation_fraction / hop_size)), 1) * hop_size
+    shortest = max(int(VALIDATION_BLOCK_SECONDS * sample_rate), hop_size)
+    k = int(min(max(held // shortest, 1), MAX_VALIDATION_BLOCKS))
+    length = max((held // k) // hop_size, 1) * hop_size
+    blocks = []
+    for j in range(k):
+        stripe_end = n_samples if j == k - 1 else (j + 1) * n_samples // k
+        begin = max((stripe_end - length) // hop_size * hop_size, 0)
+        end = n_samples if j == k - 1 else begin + length
+        blocks.append((begin, end))
+    return tuple(blocks)
 
 
-def prepare_tracks(pairs: Sequence[Any], chain: Any, validation_fraction: float) -> list[Track]:
+def training_parts(n_samples: int, blocks: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(begin, end)`` of the training audio: what ``blocks`` leave of ``[0, n_samples)``."""
+    parts, at = [], 0
+    for begin, end in blocks:
+        if begin > at:
+            parts.append((at, begin))
+        at = max(at, end)
+    if at < n_samples:
+        parts.append((at, n_samples))
+    return parts
+
+
+def pick(audio: np.ndarray, parts: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``audio`` restricted to ``parts`` (``(begin, end)`` sample ranges), concatenated."""
+    return np.concatenate([audio[b:e] for b, e in parts]) if parts else audio[:0]
+
+
+def prepare_tracks(
+    pairs: Sequence[Any], chain: Any, validation_fraction: float, sample_rate: float
+) -> list[Track]:
     """Tracks of ``pairs`` for ``chain`` (selections over the whole dry signal, split by time)."""
     hop = chain.hop_size
     return [
@@ -87,7 +147,7 @@ def prepare_tracks(pairs: Sequence[Any], chain: Any, validation_fraction: float)
             selections=chain.selections(
                 pair.dry, pair.sample_rate, getattr(pair, "controls", None)
             ),
-            train_end=train_end(pair.n_samples, validation_fraction, hop),
+            validation=validation_blocks(pair.n_samples, validation_fraction, hop, sample_rate),
             n_samples=pair.n_samples,
         )
         for pair in pairs
@@ -151,20 +211,22 @@ class SegmentSampler:
         n = context + segment
         self.weights = []
         for track in tracks:
-            n_starts = (track.train_end - n) // self.hop + 1
-            if n_starts < 1:
-                raise ParameterError("a training part is shorter than one segment with context")
+            n_starts = (track.n_samples - n) // self.hop + 1
             # Energy per hop, then cumulative over hops: starts and segments are whole hops,
             # so a long pair needs one float64 per hop, not one per sample.
-            n_hops = track.train_end // self.hop
+            n_hops = track.n_samples // self.hop
             blocks = hop_energy(track.wet[: n_hops * self.hop], self.hop)
             energy = np.concatenate([[0.0], np.cumsum(blocks)])
-            starts = np.arange(n_starts)
-            rms = np.sqrt(
-                np.maximum(energy[starts + n // self.hop] - energy[starts + context // self.hop], 0)
-                / segment
-            )
-            self.weights.append(rms + 1e-3 * float(rms.max() or 1.0))
+            held = np.concatenate([[0], np.cumsum(~track.training_mask(n_hops, self.hop))])
+            starts = np.arange(max(n_starts, 0))
+            loss_begin, loss_end = starts + context // self.hop, starts + n // self.hop
+            rms = np.sqrt(np.maximum(energy[loss_end] - energy[loss_begin], 0) / segment)
+            # a segment's loss samples are training audio only (its context may be anything:
+            # it warms the filters with dry audio, no wet is read there)
+            usable = held[loss_end] == held[loss_begin]
+            if not usable.any():
+                raise ParameterError("a training part is shorter than one segment with context")
+            self.weights.append(np.where(usable, rms + 1e-3 * float(rms.max() or 1.0), 0.0))
         totals = np.array([w.sum() for w in self.weights])
         self.track_p = totals / totals.sum()
         self.start_p = [w / w.sum() for w in self.weights]
@@ -195,7 +257,7 @@ class SegmentSampler:
 
 
 def full_batch(sampler: SegmentSampler, max_segments: int, row0: bool) -> Batch:
-    """Non-overlapping segments over every training part, deterministic.
+    """Non-overlapping segments tiling every training part, deterministic.
 
     Segments whose RMS is below 1 % of the loudest one are dropped (they carry no ESR), the
     rest are thinned evenly (in time order) to at most ``max_segments``.
@@ -211,8 +273,13 @@ def full_batch(sampler: SegmentSampler, max_segments: int, row0: bool) -> Batch:
     stride = sampler.segment // sampler.hop
     candidates = []
     for index, weights in enumerate(sampler.weights):
-        for k in range(0, len(weights), stride):
-            candidates.append((index, k, float(weights[k])))
+        k = 0
+        while k < len(weights):  # tile each training part from its start
+            if weights[k] > 0.0:
+                candidates.append((index, k, float(weights[k])))
+                k += stride
+            else:
+                k += 1
     loudest = max(w for _, _, w in candidates)
     kept = [(i, k) for i, k, w in candidates if w >= 0.01 * loudest]
     if len(kept) > max_segments:
@@ -238,17 +305,14 @@ def coverage_counts(chain: Any, tracks: list[Track], min_fraction: float) -> lis
     out = []
     for index, stage in enumerate(chain.stages):
         counts = np.zeros(stage.n_ranges, np.int64)
+        step = 1 if stage.control_rate == "sample" else chain.hop_size
         for track in tracks:
             sel = track.selections[index]
-            stop = (
-                track.train_end
-                if stage.control_rate == "sample"
-                else (track.train_end // chain.hop_size)
-            )
             if sel is UNKEYED:
-                counts[0] += stop
+                counts[0] += int(track.training_mask(track.n_samples // step, step).sum())
                 continue
-            counts += coverage(np.asarray(sel.lower)[:stop], stage.n_ranges)
+            lower = np.asarray(sel.lower)
+            counts += coverage(lower[track.training_mask(lower.shape[0], step)], stage.n_ranges)
         total = max(int(counts.sum()), 1)
         flagged = [bool(c < min_fraction * total) for c in counts] if stage.keyed else [False]
         out.append({"counts": [int(c) for c in counts], "flagged": flagged})

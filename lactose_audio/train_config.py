@@ -69,7 +69,8 @@ class TrainConfig:
         batch_size: segments per Adam step.
         segment_samples: loss segment length in samples (rounded up to whole frames).
         learning_rate: Adam step size on raw (unconstrained) parameters.
-        validation_fraction: the end of each pair held out for validation.
+        validation_fraction: the share of each pair held out for validation (in blocks
+            spread over it, :func:`lactose_audio.sampling.validation_blocks`).
         stft_weight: weight of the multi-resolution STFT distance in the Adam loss.
         min_coverage: a range that received less than this fraction of the training key's
             samples/frames keeps the unconditioned parameters and is flagged.
@@ -215,7 +216,7 @@ class TrainResult:
     Attributes:
         effect: the trained :class:`~lactose_audio.presets.Effect`.
         out_path: where the preset was written, or ``None``.
-        validation_esr: the saved parameters' ESR on the held-out end of the pairs.
+        validation_esr: the saved parameters' ESR on the held-out blocks of the pairs.
         unconditioned_esr: the unconditioned fit's validation ESR.
         steps: optimisation steps of the whole run (search included).
         seconds: training seconds of the whole run.

@@ -21,7 +21,7 @@ Each phase runs two stages:
   that is still improving is never ended by early stopping: only convergence or the budget end
   it.
 
-Validation ESR (the held-out end of every pair, each preceded by its filter context) is
+Validation ESR (the held-out blocks of every pair, each preceded by its filter context) is
 measured every ``eval_every`` steps in both stages; the best validation parameters are what is
 kept. One Adam step or one L-BFGS iteration counts as one step.
 """
@@ -43,7 +43,9 @@ from lactose_audio.sampling import (
     SegmentSampler,
     context_samples,
     coverage_counts,
+    pick,
     prepare_tracks,
+    training_parts,
     unconditioned,
 )
 
@@ -74,25 +76,26 @@ class Trainer:
         self.cfg = cfg
         self.chain = chain
         self.sample_rate = int(sample_rate)
-        self.tracks = prepare_tracks(pairs, chain, cfg.validation_fraction)
+        self.tracks = prepare_tracks(pairs, chain, cfg.validation_fraction, sample_rate)
         self.hop = chain.hop_size
         self.context = context_samples(chain, sample_rate)
         self.segment = -(-cfg.segment_samples // self.hop) * self.hop
         for track in self.tracks:
-            if track.train_end < self.context + self.segment:
+            longest = max(e - b for b, e in training_parts(track.n_samples, track.validation))
+            if longest < self.segment:
                 needed = (self.context + self.segment) / (1 - cfg.validation_fraction)
                 raise ParameterError(
                     f"training audio too short: needs at least {needed / sample_rate:.1f} s "
                     f"per pair at {sample_rate} Hz"
                 )
         validation_peak = max(
-            float(np.max(np.abs(t.wet[t.train_end :]), initial=0.0)) for t in self.tracks
+            float(np.max(np.abs(pick(t.wet, t.validation)), initial=0.0)) for t in self.tracks
         )
         if validation_peak < 10.0 ** (SILENCE_DBFS / 20.0):
             raise DataError(
-                f"{pairs[0].wet_name}: the held-out last {cfg.validation_fraction:.0%} of the wet "
-                "is silent, so no fit can be validated; record playing up to the end of the "
-                "take (or use a folder of several pairs)"
+                f"{pairs[0].wet_name}: the held-out {cfg.validation_fraction:.0%} of the wet "
+                "(blocks spread over the take) is silent, so no fit can be validated; record "
+                "playing through the take (or use a folder of several pairs)"
             )
         self.sampler = SegmentSampler(chain, self.tracks, self.context, self.segment)
         self.keyed = any(stage.keyed for stage in chain.stages)
@@ -171,9 +174,9 @@ class Trainer:
         return tf.function(step, reduce_retracing=True, autograph=False)
 
     def validation_esr(self) -> float:
-        """ESR over every pair's validation part (each preceded by its filter context).
+        """ESR over every pair's validation blocks (each preceded by its filter context).
 
-        The part runs in chunks of :data:`VALIDATION_CHUNK` samples, each with its own filter
+        A block runs in chunks of :data:`VALIDATION_CHUNK` samples, each with its own filter
         context, so memory does not grow with the pair (same result: the context covers the
         filters' impulse response).
         """
@@ -187,17 +190,20 @@ class Trainer:
             )
         chunk = VALIDATION_CHUNK - VALIDATION_CHUNK % self.hop
         for track in self.tracks:
-            for begin in range(track.train_end, track.n_samples, chunk):
-                end = min(begin + chunk, track.n_samples)
-                start = begin - self.context
-                sels = self.chain.slice_selections(track.selections, start, end - start)
-                if self._row0:
-                    sels = unconditioned(sels)
-                batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
-                prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
-                target = track.wet[begin:end].astype(np.float64)
-                errors += float(np.sum((target - prediction[0, self.context :]) ** 2))
-                energy += float(np.sum(target**2))
+            for first, last in track.validation:
+                for begin in range(first, last, chunk):
+                    end = min(begin + chunk, last)
+                    start = max(begin - self.context, 0)
+                    sels = self.chain.slice_selections(track.selections, start, end - start)
+                    if self._row0:
+                        sels = unconditioned(sels)
+                    batched = [
+                        s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels
+                    ]
+                    prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
+                    target = track.wet[begin:end].astype(np.float64)
+                    errors += float(np.sum((target - prediction[0, begin - start :]) ** 2))
+                    energy += float(np.sum(target**2))
         return errors / max(energy, 1e-20)
 
     # -- budget --------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ from lactose_audio.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
+from lactose_audio.blocks.base import DEFAULT_HOP_SIZE
 from lactose_audio.errors import ParameterError, TrainingInterrupted
+from lactose_audio.sampling import pick, training_parts, validation_blocks
 from lactose_audio.train_config import (
     AUTO,
     DEFAULT_BUDGET_SECONDS,
@@ -176,10 +178,15 @@ def train(
     search_info: dict[str, Any] = {"ranking": [], "steps": 0}
 
     def make_trainer(trainer_cfg: TrainConfig) -> Trainer:
-        n_train = [int(p.n_samples * (1 - trainer_cfg.validation_fraction)) for p in pairs]
-        chain = build_chain(
-            trainer_cfg, [p.dry[:n] for p, n in zip(pairs, n_train, strict=True)], sample_rate
-        )
+        hop = trainer_cfg.hop_size or DEFAULT_HOP_SIZE
+        held = [
+            validation_blocks(p.n_samples, trainer_cfg.validation_fraction, hop, sample_rate)
+            for p in pairs
+        ]
+        train_audio = [
+            pick(p.dry, training_parts(p.n_samples, h)) for p, h in zip(pairs, held, strict=True)
+        ]
+        chain = build_chain(trainer_cfg, train_audio, sample_rate)
         return Trainer(chain, pairs, trainer_cfg, sample_rate)
 
     def run(trainer: Trainer, checkpoint=None) -> None:
@@ -298,8 +305,8 @@ def _write_report(report_dir, effect, trainer: Trainer) -> list[Path]:
     from lactose_audio.report import write_report
 
     track = trainer.tracks[0]
-    target = track.wet[track.train_end :]
-    prediction = effect(track.dry, trainer.sample_rate)[track.train_end :]
+    target = pick(track.wet, track.validation)
+    prediction = pick(effect(track.dry, trainer.sample_rate), track.validation)
     return write_report(
         report_dir, effect, trainer.history, target, prediction, trainer.sample_rate
     )

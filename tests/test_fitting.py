@@ -220,5 +220,5 @@ def test_a_silent_validation_part_is_refused(dry):
     wet = np.tanh(3 * dry)
     wet[int(0.8 * wet.size) :] = 0.0
     pair = pair_from_arrays(dry, wet.astype(np.float32), SR, latency=0, wet_name="w.wav")
-    with pytest.raises(DataError, match=r"w\.wav: the held-out last 15% of the wet is silent"):
+    with pytest.raises(DataError, match=r"w\.wav: the held-out 15% of the wet .* is silent"):
         train(pair, TrainConfig(chain_spec="tanh", key="none", steps=5))

@@ -205,11 +205,14 @@ def test_train_from_captures_folder_and_holdout(tmp_path, capsys):
     assert 0.0 < held["esr"] < 1.0
     # The stored per-capture ESR is the saved preset's, at the capture's own row.
     from lactose_audio.data import load_pair
+    from lactose_audio.sampling import validation_blocks
 
     pair = load_pair(tmp_path / "dry.wav", tmp_path / "wet10.wav")
-    start = int(pair.n_samples * 0.85)
     y = effect(pair.dry, pair.sample_rate, gain=10)
-    err = np.sum((pair.wet[start:] - y[start:]) ** 2) / np.sum(pair.wet[start:] ** 2)
+    held_out = np.zeros(pair.n_samples, bool)  # the validation blocks, by hand
+    for begin, end in validation_blocks(pair.n_samples, 0.15, 1024, pair.sample_rate):
+        held_out[begin:end] = True
+    err = np.sum((pair.wet - y)[held_out] ** 2) / np.sum(pair.wet[held_out] ** 2)
     np.testing.assert_allclose(captures[1]["validation_esr"], err, rtol=1e-6)
     # Training selections: each capture picks its own row, hard.
     sels = effect.chain.selections(pair.dry, pair.sample_rate, {"gain": 10.0})

@@ -1,0 +1,98 @@
+"""The train/validation split and the segments the fitter reads (numpy only).
+
+Oracles: interval arithmetic (the validation blocks and the training parts tile the pair
+exactly), and a wet signal that encodes its own sample index, so a segment that reads one
+validation sample is caught.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lactose_audio.chains import Chain
+from lactose_audio.sampling import (
+    MAX_VALIDATION_BLOCKS,
+    SegmentSampler,
+    Track,
+    coverage_counts,
+    full_batch,
+    pick,
+    training_parts,
+    validation_blocks,
+)
+
+SR = 44100
+HOP = 1024
+
+
+@pytest.mark.parametrize("seconds", [3.0, 30.0, 600.0])
+@pytest.mark.parametrize("fraction", [0.1, 0.15, 0.5])
+def test_validation_blocks_hold_out_the_fraction_on_the_frame_grid(seconds, fraction):
+    n = int(seconds * SR) + 77  # not a whole number of hops
+    blocks = validation_blocks(n, fraction, HOP, SR)
+    assert 1 <= len(blocks) <= MAX_VALIDATION_BLOCKS
+    held = sum(e - b for b, e in blocks)
+    # whole hops per block, rounding loses less than one hop per block (plus the tail's part)
+    assert abs(held - fraction * n) <= len(blocks) * HOP + HOP
+    assert all(b % HOP == 0 for b, _ in blocks)
+    assert blocks[-1][1] == n
+    assert all(e0 <= b1 for (_, e0), (b1, _) in zip(blocks, blocks[1:]))
+    parts = training_parts(n, blocks)
+    covered = sorted(parts + list(blocks))
+    assert covered[0][0] == 0 and covered[-1][1] == n
+    assert all(e == b for (_, e), (b, _) in zip(covered, covered[1:]))  # tiles, no overlap
+
+
+def test_long_takes_are_validated_all_along_short_ones_on_their_end():
+    n = 30 * SR
+    blocks = validation_blocks(n, 0.15, HOP, SR)
+    assert len(blocks) == 4  # 4.5 s held out in blocks of at least 1 s
+    assert blocks[0][0] < n / 4 and blocks[1][0] < n / 2  # the start of the take too
+    short = validation_blocks(5 * SR, 0.15, HOP, SR)
+    assert len(short) == 1 and short[0][1] == 5 * SR  # under 1 s held out: the tail
+
+
+def _track(n: int) -> Track:
+    wet = np.arange(n, dtype=np.float32) + 1.0  # a sample's value is its index + 1
+    return Track(
+        dry=np.zeros(n, np.float32),
+        wet=wet,
+        selections=[],
+        validation=validation_blocks(n, 0.15, HOP, SR),
+        n_samples=n,
+    )
+
+
+def test_segments_never_read_validation_samples():
+    chain = Chain.from_spec("gain", hop_size=HOP)
+    track = _track(20 * SR)
+    track.selections = chain.selections(track.dry, SR)
+    held = np.zeros(track.n_samples, bool)
+    for b, e in track.validation:
+        held[b:e] = True
+    sampler = SegmentSampler(chain, [track], context=4 * HOP, segment=8 * HOP)
+    batches = [sampler.batch(np.random.default_rng(s), 16, row0=True) for s in range(10)]
+    batches.append(full_batch(sampler, 10_000, row0=True))
+    for batch in batches:
+        index = batch.wet.astype(np.int64) - 1
+        assert not held[index].any()
+    # the full batch tiles the training parts: nearly all training audio, each sample once
+    tiled = full_batch(sampler, 10_000, row0=True).wet.astype(np.int64).ravel() - 1
+    assert np.unique(tiled).size == tiled.size
+    assert tiled.size > 0.9 * (~held).sum() - len(track.validation) * 8 * HOP
+
+
+def test_coverage_counts_only_training_samples():
+    chain = Chain.from_spec("gain", hop_size=HOP)
+    track = _track(12 * SR)
+    track.selections = chain.selections(track.dry, SR)
+    held = np.zeros(track.n_samples, bool)
+    for b, e in track.validation:
+        held[b:e] = True
+    counts = coverage_counts(chain, [track], 0.05)[0]["counts"]
+    step = 1 if chain.stages[0].control_rate == "sample" else HOP
+    frames = held[: track.n_samples // step * step].reshape(-1, step)
+    assert counts == [int((~frames.any(axis=1)).sum())]  # frames with no validation sample
+    assert pick(track.wet, track.validation).size == held.sum()
+    assert pick(track.wet, training_parts(track.n_samples, track.validation)).size == (~held).sum()
