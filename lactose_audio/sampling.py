@@ -12,7 +12,7 @@ of which only warm the filters' state, and the ``segment`` wet samples they pred
   probability proportional to the segment's RMS, so near-silent segments (whose ESR is a ratio
   of two tiny numbers) do not dominate while quiet passages keep their share.
 - :func:`full_batch` lays fixed segments over the whole training part (every segment that is
-  not silent, evenly thinned to at most ``max_segments``) for the deterministic second-order
+  not silent, thinned evenly over the levels to at most ``max_segments``) for the deterministic second-order
   refinement (:mod:`lactose_audio.refine`): its loss is the training ESR itself, not a noisy
   estimate of it.
 
@@ -260,7 +260,8 @@ def full_batch(sampler: SegmentSampler, max_segments: int, row0: bool) -> Batch:
     """Non-overlapping segments tiling every training part, deterministic.
 
     Segments whose RMS is below 1 % of the loudest one are dropped (they carry no ESR), the
-    rest are thinned evenly (in time order) to at most ``max_segments``.
+    rest are thinned to at most ``max_segments`` evenly over their ranks by RMS (quietest to
+    loudest: every level of the take is in the batch), kept in time order.
 
     Args:
         sampler: gives the tracks, segment geometry and weights.
@@ -281,12 +282,16 @@ def full_batch(sampler: SegmentSampler, max_segments: int, row0: bool) -> Batch:
             else:
                 k += 1
     loudest = max(w for _, _, w in candidates)
-    kept = [(i, k) for i, k, w in candidates if w >= 0.01 * loudest]
+    kept = [(i, k, w) for i, k, w in candidates if w >= 0.01 * loudest]
     if len(kept) > max_segments:
+        # Stratified by level: evenly spaced ranks from the quietest to the loudest segment,
+        # so a small batch still holds the loud passages where a drive clips (and the quiet
+        # ones where it does not), whatever the take's order of playing.
+        by_level = sorted(range(len(kept)), key=lambda j: (kept[j][2], j))
         picks = np.linspace(0, len(kept) - 1, max_segments).round().astype(int)
-        kept = [kept[p] for p in picks]
+        kept = [kept[j] for j in sorted(by_level[p] for p in picks)]
     dry, wet, sels = [], [], []
-    for index, k in kept:
+    for index, k, _ in kept:
         d, w, s = sampler.segment_at(sampler.tracks[index], k * sampler.hop, row0)
         dry.append(d)
         wet.append(w)

@@ -23,9 +23,11 @@ Search (successive halving, all within the run's budget, seconds or steps):
 
 1. every candidate is initialised from the data (drive grid, least-squares level) and refined
    unconditioned with L-BFGS on a small full batch (:data:`SCREEN_SEGMENTS` segments) for an
-   equal short slice (:data:`SCREEN_SHARE` of the structure budget);
+   equal short slice of :data:`SCREEN_SHARE` of the structure budget (a candidate that
+   converges sooner leaves its time to the ones after it);
 2. the best :data:`FINALISTS` by validation ESR continue on the full batch for the rest of the
-   structure budget; the best one by validation ESR is the structure;
+   structure budget, in equal slices passed on the same way; the best one by validation ESR is
+   the structure;
 3. the key: with ``--key auto`` the structure is refined per range with an ``amplitude`` key and
    with a ``pitch`` key, each from the unconditioned fit; a keyed model is kept only if its
    validation ESR is at most :data:`KEY_MARGIN` times the unconditioned one (a clear gain, not
@@ -64,7 +66,7 @@ KEY_MARGIN = 0.8
 #: Share of the structure budget spent screening every candidate.
 SCREEN_SHARE = 0.5
 SCREEN_SEGMENTS = 12
-FINALISTS = 2
+FINALISTS = 3
 #: Share of the whole budget for the structure when a key is also fitted.
 STRUCTURE_SHARE = 0.5
 #: The least budget a search can use meaningfully.
@@ -126,14 +128,32 @@ class _Budget:
         self.seconds, self.steps = cfg.budget_seconds, cfg.steps
         self.t0 = time.perf_counter()
 
-    def slice(self, trainer: Any, share: float) -> tuple[float | None, int | None]:
-        """Totals for ``trainer``'s config giving it ``share`` of the whole budget more."""
-        seconds = None if self.seconds is None else trainer.elapsed + share * self.seconds
-        steps = None if self.steps is None else trainer.step + max(int(share * self.steps), 1)
-        if seconds is not None:  # never past the whole run's wall-clock budget
-            left = self.seconds - (time.perf_counter() - self.t0)
-            seconds = min(seconds, trainer.elapsed + max(left, 0.0))
+        # fitting seconds and steps of the runs so far (tracing and validation not counted:
+        # they come out of the last share, the key's)
+        self.used_seconds, self.used_steps = 0.0, 0
+
+    def slice(
+        self, trainer: Any, until: float, shares_left: int
+    ) -> tuple[float | None, int | None]:
+        """Totals for ``trainer``'s config giving it an equal part of what is left of the
+        budget until the share ``until`` of the whole is used, among ``shares_left`` runs
+        (this one included): time a run before it did not use (it converged) goes to the
+        runs after it."""
+        seconds = steps = None
+        if self.seconds is not None:
+            left = max(until * self.seconds - self.used_seconds, 0.0) / shares_left
+            wall_left = max(self.seconds - (time.perf_counter() - self.t0), 0.0)
+            seconds = trainer.elapsed + min(left, wall_left)
+        if self.steps is not None:
+            left = max(int(until * self.steps) - self.used_steps, 0) // shares_left
+            steps = trainer.step + max(left, 1)
         return seconds, steps
+
+    def ran(self, trainer: Any, before: tuple[int, float]) -> None:
+        """Count the steps and fitting seconds ``trainer`` used since ``before`` (its
+        ``(step, elapsed)`` then)."""
+        self.used_steps += trainer.step - before[0]
+        self.used_seconds += trainer.elapsed - before[1]
 
 
 def search(
@@ -179,20 +199,22 @@ def search(
     if cfg.chain_spec == AUTO:
         family = list(FAMILY)
         trainers = {}
-        share = SCREEN_SHARE * structure_share / len(family)
-        for name, spec in family:
+        for index, (name, spec) in enumerate(family):
             trainer = make_trainer(unconditioned_cfg(spec, SCREEN_SEGMENTS))
-            trainer.extend(*budget.slice(trainer, share))
+            trainer.extend(*budget.slice(trainer, SCREEN_SHARE * structure_share,
+                                         len(family) - index))  # fmt: skip
             run(trainer)
+            budget.ran(trainer, (0, 0.0))
             trainers[name] = trainer
         order = sorted(trainers, key=lambda n: trainers[n].best_esr)
         finalists = order[:FINALISTS]
-        share = (1.0 - SCREEN_SHARE) * structure_share / len(finalists)
-        for name in finalists:
+        for index, name in enumerate(finalists):
             trainer = trainers[name]
+            before = (trainer.step, trainer.elapsed)
             trainer.use_full_batch(cfg.refine_segments)
-            trainer.extend(*budget.slice(trainer, share))
+            trainer.extend(*budget.slice(trainer, structure_share, len(finalists) - index))
             run(trainer)
+            budget.ran(trainer, before)
         for name, trainer in trainers.items():
             ranking.append(_entry(name, dict(family)[name], "none", trainer))
             done_steps += trainer.step
@@ -202,8 +224,9 @@ def search(
     else:
         spec = cfg.chain_spec
         base = make_trainer(unconditioned_cfg(spec, cfg.refine_segments))
-        base.extend(*budget.slice(base, structure_share))
+        base.extend(*budget.slice(base, structure_share, 1))
         run(base)
+        budget.ran(base, (0, 0.0))
         ranking.append(_entry("given", spec, "none", base))
         done_steps += base.step
 

@@ -96,3 +96,20 @@ def test_coverage_counts_only_training_samples():
     assert counts == [int((~frames.any(axis=1)).sum())]  # frames with no validation sample
     assert pick(track.wet, track.validation).size == held.sum()
     assert pick(track.wet, training_parts(track.n_samples, track.validation)).size == (~held).sum()
+
+
+def test_a_small_full_batch_spans_the_take_from_quiet_to_loud():
+    """A take whose loud passage is short: a thinned batch still holds it (and quiet ones)."""
+    chain = Chain.from_spec("gain", hop_size=HOP)
+    n = 20 * SR
+    t = np.arange(n) / SR
+    level = np.where((t > 12.0) & (t < 13.0), 1.0, 0.02 + 0.002 * t)  # loud for 1 s only
+    track = _track(n)
+    track.wet = (level * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+    track.selections = chain.selections(track.dry, SR)
+    sampler = SegmentSampler(chain, [track], context=4 * HOP, segment=8 * HOP)
+    batch = full_batch(sampler, 6, row0=True)
+    rms = np.sqrt(np.mean(batch.wet.astype(np.float64) ** 2, axis=1))
+    assert batch.n_segments == 6
+    assert rms.max() > 0.5  # the loud second is in
+    assert rms.min() < 0.03  # and the quiet start

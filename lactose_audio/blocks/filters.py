@@ -136,10 +136,15 @@ class Lowpass(Biquad):
 
 
 class Highpass(Biquad):
-    """RBJ highpass, 12 dB/octave."""
+    """RBJ highpass, 12 dB/octave.
+
+    The cutoff goes down to 5 Hz so that a high-pass the true effect does not have can get out
+    of the way: at 20 Hz its phase shift on a bass's low E (41 Hz) alone costs ESR ~0.07 on
+    bass-heavy material, at 5 Hz ~0.004 (0.0007 with ``q`` 2). The default, 25 Hz, blocks DC.
+    """
 
     name = "highpass"
-    params = (ParamSpec("cutoff_hz", "Hz", 20.0, 20000.0, "log", 25.0), Q)
+    params = (ParamSpec("cutoff_hz", "Hz", 5.0, 20000.0, "log", 25.0), Q)
 
     def _coefficients(self, controls, sample_rate, xp):
         w0, cos, alpha = self._prewarp(controls, sample_rate, xp)
