@@ -12,9 +12,9 @@ of which only warm the filters' state, and the ``segment`` wet samples they pred
   probability proportional to the segment's RMS, so near-silent segments (whose ESR is a ratio
   of two tiny numbers) do not dominate while quiet passages keep their share.
 - :func:`full_batch` lays fixed segments over the whole training part (every segment that is
-  not silent, thinned evenly over the levels to at most ``max_segments``) for the deterministic second-order
-  refinement (:mod:`lactose_audio.refine`): its loss is the training ESR itself, not a noisy
-  estimate of it.
+  not silent, thinned evenly over the levels to at most ``max_segments``) for the
+  deterministic second-order refinement (:mod:`lactose_audio.refine`): its loss is the
+  training ESR itself, not a noisy estimate of it.
 
 numpy only: no TensorFlow here.
 """

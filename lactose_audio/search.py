@@ -29,10 +29,14 @@ Search (successive halving, all within the run's budget, seconds or steps):
    structure budget, in equal slices passed on the same way; the best one by validation ESR is
    the structure;
 3. the key: with ``--key auto`` the structure is refined per range with an ``amplitude`` key and
-   with a ``pitch`` key, each from the unconditioned fit; a keyed model is kept only if its
-   validation ESR is at most :data:`KEY_MARGIN` times the unconditioned one (a clear gain, not
-   noise), otherwise the key is ``none``. A given key (``--key amplitude``) is refined the same
-   way without the comparison.
+   with a ``pitch`` key, each from the unconditioned fit; with ``--chain auto`` the old default
+   chain (``gain>tanh>lowpass>highpass``) is also refined with an amplitude key from its
+   screening fit (the safety net: auto never validates worse than the old default). A keyed
+   model is kept only if its validation ESR is at most :data:`KEY_MARGIN` times the
+   unconditioned one (a clear gain, not noise), otherwise the key is ``none``; between keyed
+   models that qualify, the best. A given key (``--key amplitude``) is refined the same way
+   without the comparison (with ``--chain auto``, on the winner and on the old default chain:
+   the better one is kept).
 
 The preset's training metadata records the ranking (``training.search``).
 """
@@ -47,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lactose_audio.errors import ParameterError
-from lactose_audio.train_config import AUTO
+from lactose_audio.train_config import AUTO, DEFAULT_SPEC
 
 FAMILY = (
     ("drive_tone", "gain>tanh>lowpass>highpass"),
@@ -61,6 +65,9 @@ FAMILY = (
 )
 #: Keys tried by ``--key auto`` after ``none``.
 AUTO_KEYS = ("amplitude", "pitch")
+#: ``--chain auto`` also fits the old default chain (:data:`DEFAULT_SPEC`) with this key, from
+#: its screening fit, whenever that key is tried: auto never validates worse than it.
+SAFETY_KEY = "amplitude"
 #: A keyed model must reach at most this fraction of the unconditioned validation ESR.
 KEY_MARGIN = 0.8
 #: Share of the structure budget spent screening every candidate.
@@ -100,6 +107,8 @@ def minimum_budget(cfg: Any) -> tuple[float, int]:
     """``(seconds, steps)`` the search needs at least for ``cfg`` (a resolved config)."""
     n = len(FAMILY) if cfg.chain_spec == AUTO else 0
     keys = len(AUTO_KEYS) if cfg.key == AUTO else (0 if cfg.key == "none" else 1)
+    if n and cfg.key in (AUTO, SAFETY_KEY):
+        keys += 1  # the old default chain with the safety key
     screen = n / (SCREEN_SHARE * (STRUCTURE_SHARE if keys else 1.0))
     units = max(screen, keys / (1 - STRUCTURE_SHARE) if keys else 0.0, 1.0)
     return units * MIN_SECONDS_PER_CANDIDATE, int(math.ceil(units * MIN_STEPS_PER_CANDIDATE))
@@ -230,17 +239,21 @@ def search(
         ranking.append(_entry("given", spec, "none", base))
         done_steps += base.step
 
-    # 3. the key.
+    # 3. the key (and the safety net: the old default chain keyed on amplitude).
     winner, key = base, "none"
     keys = AUTO_KEYS if fixed_key is None else ((fixed_key,) if keyed_after else ())
+    attempts = [(kind, spec, kind, base) for kind in keys]
+    if cfg.chain_spec == AUTO and spec != DEFAULT_SPEC and SAFETY_KEY in keys:
+        name = next(n for n, s in FAMILY if s == DEFAULT_SPEC)
+        attempts.append(("default", DEFAULT_SPEC, SAFETY_KEY, trainers[name]))
     uncond_esr = base.best_esr
-    for index, kind in enumerate(keys):
-        left = len(keys) - index
+    for index, (name, attempt_spec, kind, start) in enumerate(attempts):
+        left = len(attempts) - index
         keyed_cfg = dataclasses.replace(
-            cfg, chain_spec=spec, key=kind, soft_width=None, edges=cfg.edges
+            cfg, chain_spec=attempt_spec, key=kind, soft_width=None, edges=cfg.edges
         ).resolved()
         trainer = make_trainer(keyed_cfg)
-        trainer.begin_ranges(base.best_values, uncond_esr)
+        trainer.begin_ranges(start.best_values, start.best_esr)
         seconds = steps = None
         if budget.seconds is not None:
             seconds = max(budget.seconds - (time.perf_counter() - budget.t0), 0.0) / left
@@ -249,13 +262,10 @@ def search(
         trainer.extend(seconds, steps)
         run(trainer)
         done_steps += trainer.step
-        ranking.append(_entry(kind, spec, kind, trainer))
-        if fixed_key is not None:
-            winner, key = trainer, kind
-        elif trainer.best_esr <= KEY_MARGIN * uncond_esr and (
-            winner is base or trainer.best_esr < winner.best_esr
-        ):
-            winner, key = trainer, kind
+        ranking.append(_entry(name, attempt_spec, kind, trainer))
+        qualifies = fixed_key is not None or trainer.best_esr <= KEY_MARGIN * uncond_esr
+        if qualifies and (winner is base or trainer.best_esr < winner.best_esr):
+            winner, key, spec = trainer, kind, attempt_spec
     ranking.sort(key=_rank)
     return Outcome(
         trainer=winner,

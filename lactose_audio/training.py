@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from lactose_audio import __version__
+from lactose_audio.blocks.base import DEFAULT_HOP_SIZE
 from lactose_audio.checkpoints import (
     CHECKPOINT_SUFFIX,
     checkpoint_path,
     load_checkpoint,
     save_checkpoint,
 )
-from lactose_audio.blocks.base import DEFAULT_HOP_SIZE
 from lactose_audio.errors import ParameterError, TrainingInterrupted
 from lactose_audio.sampling import pick, training_parts, validation_blocks
 from lactose_audio.train_config import (

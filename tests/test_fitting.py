@@ -115,6 +115,26 @@ def test_search_is_deterministic_for_a_seed_and_steps(dry, tmp_path):
     assert result_summary_has_verdict(first)
 
 
+def test_auto_key_also_fits_the_old_default_keyed_and_never_validates_worse(dry, tmp_path):
+    """The safety net: with chain and key auto, the old default chain keyed on amplitude is
+    fitted too, and the result validates at most ``1 / KEY_MARGIN`` times worse than it."""
+    from lactose_audio.search import FAMILY, KEY_MARGIN
+    from lactose_audio.train_config import DEFAULT_SPEC
+
+    t = np.tanh(4.0 * dry)
+    wet = (0.5 * (t + 0.8 * np.abs(t))).astype(np.float32)  # even harmonics, DC
+    pair = pair_from_arrays(dry, wet, SR, latency=0)
+    result = train(pair, TrainConfig(steps=330, seed=2, refine_segments=8))
+    names = [r["name"] for r in result.search]
+    structures = [r for r in result.search if r["name"] in dict(FAMILY)]
+    assert len(structures) == len(FAMILY) and {"amplitude", "pitch"} <= set(names)
+    if structures[0]["chain"] != DEFAULT_SPEC:
+        (safety,) = [r for r in result.search if r["name"] == "default"]
+        assert (safety["chain"], safety["key"]) == (DEFAULT_SPEC, "amplitude")
+        assert result.validation_esr <= safety["val_esr"] / KEY_MARGIN + 1e-12
+    assert result.validation_esr <= structures[0]["val_esr"] + 1e-12
+
+
 def result_summary_has_verdict(result) -> bool:
     text = result.summary()
     return f"validation ESR {result.validation_esr:.5f}: {result.verdict}" in text

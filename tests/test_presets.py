@@ -165,7 +165,7 @@ def _assert_same_document(got, expected, path="") -> None:
             _assert_same_document(got[k], expected[k], f"{path}/{k}")
     elif isinstance(expected, list):
         assert isinstance(got, list) and len(got) == len(expected), path
-        for i, (g, e) in enumerate(zip(got, expected)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             _assert_same_document(g, e, f"{path}[{i}]")
     elif isinstance(expected, float) and not isinstance(expected, bool):
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), path

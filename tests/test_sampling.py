@@ -37,11 +37,13 @@ def test_validation_blocks_hold_out_the_fraction_on_the_frame_grid(seconds, frac
     assert abs(held - fraction * n) <= len(blocks) * HOP + HOP
     assert all(b % HOP == 0 for b, _ in blocks)
     assert blocks[-1][1] == n
-    assert all(e0 <= b1 for (_, e0), (b1, _) in zip(blocks, blocks[1:]))
+    assert all(e0 <= b1 for (_, e0), (b1, _) in zip(blocks, blocks[1:], strict=False))
     parts = training_parts(n, blocks)
     covered = sorted(parts + list(blocks))
     assert covered[0][0] == 0 and covered[-1][1] == n
-    assert all(e == b for (_, e), (b, _) in zip(covered, covered[1:]))  # tiles, no overlap
+    assert all(
+        e == b for (_, e), (b, _) in zip(covered, covered[1:], strict=False)
+    )  # tiles, no overlap
 
 
 def test_long_takes_are_validated_all_along_short_ones_on_their_end():
