@@ -66,13 +66,19 @@ def _track(n: int) -> Track:
     )
 
 
-def test_segments_never_read_validation_samples():
+def _keyless_track(n: int) -> tuple[Chain, Track, np.ndarray]:
+    """A one-stage chain, its track of ``n`` samples, and the validation samples by hand."""
     chain = Chain.from_spec("gain", hop_size=HOP)
-    track = _track(20 * SR)
+    track = _track(n)
     track.selections = chain.selections(track.dry, SR)
-    held = np.zeros(track.n_samples, bool)
+    held = np.zeros(n, bool)
     for b, e in track.validation:
         held[b:e] = True
+    return chain, track, held
+
+
+def test_segments_never_read_validation_samples():
+    chain, track, held = _keyless_track(20 * SR)
     sampler = SegmentSampler(chain, [track], context=4 * HOP, segment=8 * HOP)
     batches = [sampler.batch(np.random.default_rng(s), 16, row0=True) for s in range(10)]
     batches.append(full_batch(sampler, 10_000, row0=True))
@@ -86,12 +92,7 @@ def test_segments_never_read_validation_samples():
 
 
 def test_coverage_counts_only_training_samples():
-    chain = Chain.from_spec("gain", hop_size=HOP)
-    track = _track(12 * SR)
-    track.selections = chain.selections(track.dry, SR)
-    held = np.zeros(track.n_samples, bool)
-    for b, e in track.validation:
-        held[b:e] = True
+    chain, track, held = _keyless_track(12 * SR)
     counts = coverage_counts(chain, [track], 0.05)[0]["counts"]
     step = 1 if chain.stages[0].control_rate == "sample" else HOP
     frames = held[: track.n_samples // step * step].reshape(-1, step)
