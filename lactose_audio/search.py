@@ -136,7 +136,6 @@ class _Budget:
     def __init__(self, cfg: Any) -> None:
         self.seconds, self.steps = cfg.budget_seconds, cfg.steps
         self.t0 = time.perf_counter()
-
         # fitting seconds and steps of the runs so far (tracing and validation not counted:
         # they come out of the last share, the key's)
         self.used_seconds, self.used_steps = 0.0, 0
@@ -191,7 +190,6 @@ def search(
     keyed_after = fixed_key not in ("none",)
     structure_share = STRUCTURE_SHARE if keyed_after else 1.0
     ranking: list[dict[str, Any]] = []
-    done_steps = 0
 
     def unconditioned_cfg(spec: str, segments: int):
         return dataclasses.replace(
@@ -226,7 +224,6 @@ def search(
             budget.ran(trainer, before)
         for name, trainer in trainers.items():
             ranking.append(_entry(name, dict(family)[name], "none", trainer))
-            done_steps += trainer.step
         ranking.sort(key=_rank)
         best_name = ranking[0]["name"]
         spec, base = dict(family)[best_name], trainers[best_name]
@@ -237,7 +234,6 @@ def search(
         run(base)
         budget.ran(base, (0, 0.0))
         ranking.append(_entry("given", spec, "none", base))
-        done_steps += base.step
 
     # 3. the key (and the safety net: the old default chain keyed on amplitude).
     winner, key = base, "none"
@@ -258,10 +254,10 @@ def search(
         if budget.seconds is not None:
             seconds = max(budget.seconds - (time.perf_counter() - budget.t0), 0.0) / left
         if budget.steps is not None:
-            steps = max((budget.steps - done_steps) // left, 1)
+            steps = max((budget.steps - budget.used_steps) // left, 1)
         trainer.extend(seconds, steps)
         run(trainer)
-        done_steps += trainer.step
+        budget.ran(trainer, (0, 0.0))
         ranking.append(_entry(name, attempt_spec, kind, trainer))
         qualifies = fixed_key is not None or trainer.best_esr <= KEY_MARGIN * uncond_esr
         if qualifies and (winner is base or trainer.best_esr < winner.best_esr):
@@ -272,7 +268,7 @@ def search(
         chain_spec=spec,
         key=key,
         ranking=ranking,
-        steps=done_steps,
+        steps=budget.used_steps,
         seconds=time.perf_counter() - budget.t0,
     )
 

@@ -45,7 +45,6 @@ from lactose_audio.sampling import (
     coverage_counts,
     pick,
     prepare_tracks,
-    training_parts,
     unconditioned,
 )
 
@@ -80,14 +79,14 @@ class Trainer:
         self.hop = chain.hop_size
         self.context = context_samples(chain, sample_rate)
         self.segment = -(-cfg.segment_samples // self.hop) * self.hop
-        for track in self.tracks:
-            longest = max(e - b for b, e in training_parts(track.n_samples, track.validation))
-            if longest < self.segment:
-                needed = (self.context + self.segment) / (1 - cfg.validation_fraction)
-                raise ParameterError(
-                    f"training audio too short: needs at least {needed / sample_rate:.1f} s "
-                    f"per pair at {sample_rate} Hz"
-                )
+        try:  # the sampler knows where a segment fits: one rule for "long enough"
+            self.sampler = SegmentSampler(chain, self.tracks, self.context, self.segment)
+        except ParameterError:
+            needed = (self.context + self.segment) / (1 - cfg.validation_fraction)
+            raise ParameterError(
+                f"training audio too short: needs at least {needed / sample_rate:.1f} s "
+                f"per pair at {sample_rate} Hz"
+            ) from None
         validation_peak = max(
             float(np.max(np.abs(pick(t.wet, t.validation)), initial=0.0)) for t in self.tracks
         )
@@ -97,7 +96,6 @@ class Trainer:
                 "(blocks spread over the take) is silent, so no fit can be validated; record "
                 "playing through the take (or use a folder of several pairs)"
             )
-        self.sampler = SegmentSampler(chain, self.tracks, self.context, self.segment)
         self.keyed = any(stage.keyed for stage in chain.stages)
         #: knob captures: the per-setting phase gets most of the budget (unconditioned_share)
         self.captures = any(s.keyed and s.control is not None for s in chain.stages)
@@ -197,9 +195,7 @@ class Trainer:
                     sels = self.chain.slice_selections(track.selections, start, end - start)
                     if self._row0:
                         sels = unconditioned(sels)
-                    batched = [
-                        s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels
-                    ]
+                    batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
                     prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
                     target = track.wet[begin:end].astype(np.float64)
                     errors += float(np.sum((target - prediction[0, begin - start :]) ** 2))
@@ -436,7 +432,6 @@ class Trainer:
         if objective(objective.get())[0] >= ZERO_OUTPUT_LOSS:
             # Worse than silence on this batch (a new, larger full batch): restart from the
             # data-driven drive and level, or L-BFGS walks to the "output nothing" point.
-
             initialise(objective)
         left = steps - self.step if steps is not None else 10_000
         result = lbfgs(objective, max(left, 0), should_stop, on_iteration)

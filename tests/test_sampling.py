@@ -116,3 +116,19 @@ def test_a_small_full_batch_spans_the_take_from_quiet_to_loud():
     assert batch.n_segments == 6
     assert rms.max() > 0.5  # the loud second is in
     assert rms.min() < 0.03  # and the quiet start
+
+
+def test_a_pair_too_short_for_one_segment_is_refused_with_the_length_it_needs():
+    """The trainer's refusal follows the sampler's rule: a segment's loss samples must be
+    training audio with a filter context before them (0.25 s: 4096 + 8192 samples do not fit
+    in its 85 %)."""
+    from lactose_audio.data import pair_from_arrays
+    from lactose_audio.errors import ParameterError
+    from lactose_audio.train_config import TrainConfig
+    from lactose_audio.training import train
+
+    x = (0.3 * np.sin(2 * np.pi * 220.0 * np.arange(int(0.25 * SR)) / SR)).astype(np.float32)
+    pair = pair_from_arrays(x, np.tanh(2.0 * x), SR, latency=0)
+    config = TrainConfig(chain_spec="gain>tanh", key="none", steps=2)
+    with pytest.raises(ParameterError, match=r"training audio too short: needs at least 0\.3 s"):
+        train(pair, config)
