@@ -44,6 +44,7 @@ class RefineResult:
         converged: the optimiser met its tolerance (the optimum of this start is reached).
         line_search_failed: the line search found no decrease (float32 noise floor, or a
             kink); a restart from the best point may still gain.
+        stopped: ``should_stop`` ended the run (a deadline or budget, not convergence).
     """
 
     loss: float
@@ -52,6 +53,7 @@ class RefineResult:
     evaluations: int
     converged: bool
     line_search_failed: bool = False
+    stopped: bool = False
 
 
 class Objective:
@@ -70,6 +72,9 @@ class Objective:
 
         self.tf = tf
         self.chain = chain
+        self.batch = batch
+        self.context = context
+        self.sample_rate = sample_rate
         self.variables = list(chain.trainable_variables)
         self.shapes = [tuple(v.shape) for v in self.variables]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
@@ -134,11 +139,12 @@ def lbfgs(
 
     x0 = np.clip(objective.get(), -RAW_BOUND, RAW_BOUND)
     best = {"loss": math.inf, "x": x0.copy()}
-    state = {"iterations": 0, "last": math.inf}
+    state = {"iterations": 0, "last": math.inf, "stopped": False}
     evaluations0 = objective.evaluations
 
     def fun(x):
         if should_stop is not None and should_stop():
+            state["stopped"] = True
             raise _Stop
         loss, grad = objective(x)
         if not (math.isfinite(loss) and np.all(np.isfinite(grad))):
@@ -186,4 +192,5 @@ def lbfgs(
         evaluations=objective.evaluations - evaluations0,
         converged=status == 0,
         line_search_failed=status == 2,
+        stopped=bool(state["stopped"]),
     )

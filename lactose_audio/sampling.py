@@ -78,7 +78,7 @@ class Batch:
 
 
 #: The held-out share of a pair is spread over it in blocks of at least this many seconds ...
-VALIDATION_BLOCK_SECONDS = 1.0
+VALIDATION_BLOCK_SECONDS = 0.25
 #: ... and at most this many blocks (long files: longer blocks).
 MAX_VALIDATION_BLOCKS = 16
 

@@ -4,14 +4,16 @@ The candidate family (:data:`FAMILY`) covers the structures of drive pedals and 
 
 - ``drive_tone``: ``gain>tanh>lowpass>highpass`` — a drive then a tone filter (the old
   default);
-- ``pre_filter``: ``highpass>gain>tanh>lowpass>highpass`` — a filter before the drive
-  (Wiener–Hammerstein); the tanh's bias makes it asymmetric, the last high-pass removes the DC;
+- ``poly``: ``highpass>gain>tanh>chebyshev>gain>lowpass>highpass`` — a tanh reshaped by a
+  9th-order polynomial: asymmetric curves with unequal ceilings, rectifiers, strong even
+  harmonics (its start is the least-squares fit to the measured transfer curve); the last
+  high-pass removes the DC;
 - ``hard_clip``: ``highpass>gain>hard_clip>gain>lowpass>highpass`` — clippers (diodes,
   op-amp rails);
 - ``mlp``: ``highpass>gain>mlp>gain>lowpass>highpass`` — any memoryless curve (fuzz,
   rectifiers, strong even harmonics);
-- ``two_stage``: ``highpass>gain>tanh>lowpass>gain>tanh>lowpass>highpass`` — two drive stages
-  with a tone filter between (amps, stacked pedals);
+- ``two_stage``: ``highpass>gain>tanh>highpass>peak>lowpass>gain>tanh>lowpass>highpass`` — two
+  drive stages with a coupling high-pass and a tone filter between (amps, stacked pedals);
 - ``eq_drive``: ``highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass`` — a
   drive with EQ around it and a steep (24 dB/oct) tone filter;
 - ``parallel``: ``highpass>gain>tanh>lowpass>mix`` — a drive blended with the clean signal
@@ -21,7 +23,8 @@ The candidate family (:data:`FAMILY`) covers the structures of drive pedals and 
 
 Search (successive halving, all within the run's budget, seconds or steps):
 
-1. every candidate is initialised from the data (drive grid, least-squares level) and refined
+1. every candidate is initialised from the data (drive grid, least-squares level, filter
+   corners, a curve fitted to the transfer curve: :mod:`lactose_audio.initialise`) and refined
    unconditioned with L-BFGS on a small full batch (:data:`SCREEN_SEGMENTS` segments) for an
    equal short slice of :data:`SCREEN_SHARE` of the structure budget (a candidate that
    converges sooner leaves its time to the ones after it);
@@ -55,10 +58,10 @@ from lactose_audio.train_config import AUTO, DEFAULT_SPEC
 
 FAMILY = (
     ("drive_tone", "gain>tanh>lowpass>highpass"),
-    ("pre_filter", "highpass>gain>tanh>lowpass>highpass"),
+    ("poly", "highpass>gain>tanh>chebyshev>gain>lowpass>highpass"),
     ("hard_clip", "highpass>gain>hard_clip>gain>lowpass>highpass"),
     ("mlp", "highpass>gain>mlp>gain>lowpass>highpass"),
-    ("two_stage", "highpass>gain>tanh>lowpass>gain>tanh>lowpass>highpass"),
+    ("two_stage", "highpass>gain>tanh>highpass>peak>lowpass>gain>tanh>lowpass>highpass"),
     ("eq_drive", "highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass"),
     ("parallel", "highpass>gain>tanh>lowpass>mix"),
     ("compressor", "compressor>gain>tanh>lowpass>highpass"),
@@ -73,9 +76,15 @@ KEY_MARGIN = 0.8
 #: Share of the structure budget spent screening every candidate.
 SCREEN_SHARE = 0.5
 SCREEN_SEGMENTS = 12
+#: With a wall-clock budget, a candidate's screening runs to at least this many L-BFGS
+#: iterations: a structure whose tracing and data-driven start take its whole slice would
+#: otherwise be ranked by its start. The extension is at most SCREEN_EXTENSION times the
+#: slice and ends with the structure's share.
+SCREEN_MIN_STEPS = 10
+SCREEN_EXTENSION = 2.0
 FINALISTS = 3
 #: Share of the whole budget for the structure when a key is also fitted.
-STRUCTURE_SHARE = 0.5
+STRUCTURE_SHARE = 0.6
 #: The least budget a search can use meaningfully.
 MIN_SECONDS_PER_CANDIDATE = 2.5
 MIN_STEPS_PER_CANDIDATE = 10
@@ -120,7 +129,7 @@ def check_budget(cfg: Any) -> None:
     what = "--chain auto" if cfg.chain_spec == AUTO else "--key auto"
     if cfg.budget_seconds is not None and cfg.budget_seconds < seconds:
         raise ParameterError(
-            f"{what} needs --budget-seconds of at least {seconds:.0f} (got "
+            f"{what} needs --budget-seconds of at least {math.ceil(seconds)} (got "
             f"{cfg.budget_seconds:g}); give more time, or pin --chain and --key"
         )
     if cfg.steps is not None and cfg.steps < steps:
@@ -150,12 +159,16 @@ class _Budget:
         seconds = steps = None
         if self.seconds is not None:
             left = max(until * self.seconds - self.used_seconds, 0.0) / shares_left
-            wall_left = max(self.seconds - (time.perf_counter() - self.t0), 0.0)
+            wall_left = max(self.seconds - self.wall(), 0.0)
             seconds = trainer.elapsed + min(left, wall_left)
         if self.steps is not None:
             left = max(int(until * self.steps) - self.used_steps, 0) // shares_left
             steps = trainer.step + max(left, 1)
         return seconds, steps
+
+    def wall(self) -> float:
+        """Seconds since the search began."""
+        return time.perf_counter() - self.t0
 
     def ran(self, trainer: Any, before: tuple[int, float]) -> None:
         """Count the steps and fitting seconds ``trainer`` used since ``before`` (its
@@ -208,9 +221,20 @@ def search(
         trainers = {}
         for index, (name, spec) in enumerate(family):
             trainer = make_trainer(unconditioned_cfg(spec, SCREEN_SEGMENTS))
-            trainer.extend(*budget.slice(trainer, SCREEN_SHARE * structure_share,
-                                         len(family) - index))  # fmt: skip
+            seconds, steps = budget.slice(trainer, SCREEN_SHARE * structure_share,
+                                          len(family) - index)  # fmt: skip
+            trainer.extend(seconds, steps)
             run(trainer)
+            short = SCREEN_MIN_STEPS - trainer.step
+            if budget.seconds is not None and short > 0 and not trainer.converged:
+                # one uninterrupted run (a restart loses L-BFGS's memory), at most
+                # SCREEN_EXTENSION times the slice and within the structure's share
+                wall_left = structure_share * budget.seconds - budget.wall()
+                extra = min(SCREEN_EXTENSION * seconds, wall_left)
+                if extra > 0:
+                    trainer.extend(trainer.elapsed + extra, trainer.step + short)
+                    run(trainer)
+                    trainer.extend(trainer.elapsed, steps)
             budget.ran(trainer, (0, 0.0))
             trainers[name] = trainer
         order = sorted(trainers, key=lambda n: trainers[n].best_esr)

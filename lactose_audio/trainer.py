@@ -442,7 +442,7 @@ class Trainer:
         self._evaluate_if_new()
         if (
             result.converged
-            or result.iterations == 0
+            or (result.iterations == 0 and not result.stopped)
             or (result.line_search_failed and gain < RESTART_MIN_GAIN)
         ):
             self.stage = "done"

@@ -250,6 +250,36 @@ def test_mlp_oracle():
     np.testing.assert_allclose(out, mlp(x.astype(np.float64)) - mlp(np.zeros(1)), atol=2e-5)
 
 
+def test_chebyshev_fit_curve_recovers_known_coefficients():
+    """A curve made from numpy's Chebyshev series (in bounds) is fitted exactly; a target
+    beyond the bounds gets coefficients on them."""
+    block = get_block("chebyshev")
+    coeffs = np.array([0.9, 0.3, -0.2, 0.1, 0.0, 0.05, 0.0, -0.02, 0.01])
+    u = np.linspace(-1.2, 1.2, 97)
+    full = np.concatenate([[0.0], coeffs])
+    y = chebyshev.chebval(np.clip(u, -1, 1), full) - chebyshev.chebval(0.0, full)
+    start = {p.name: p.default for p in block.params}
+    fitted = block.fit_curve(u, y, np.ones_like(u), start)
+    np.testing.assert_allclose([fitted[f"c{k}"] for k in range(1, 10)], coeffs, atol=1e-8)
+    huge = block.fit_curve(u, 10.0 * np.clip(u, -1, 1), np.ones_like(u), start)
+    assert huge["c1"] == pytest.approx(2.0)  # the bound
+
+
+def test_mlp_default_curve_is_tanh_like():
+    """The declared defaults start a fit at ``2 tanh(0.5 tanh(x))`` (the TF kernel and the
+    numpy one), so the drive and level found for a tanh carry over to the MLP."""
+    block = get_block("mlp")
+    x = np.linspace(-4.0, 4.0, 401).astype(np.float32)
+    defaults = {p.name: p.default for p in block.params}
+    expected = 2.0 * np.tanh(0.5 * np.tanh(x.astype(np.float64)))
+    np.testing.assert_allclose(_run(block, x, **defaults), expected, atol=2e-5)
+    controls = {k: np.float32(v) for k, v in defaults.items()}
+    np.testing.assert_allclose(block.kernel_np(x, controls, 44100.0), expected, atol=2e-5)
+    # the other units are live: inputs random, output weights zero
+    assert all(defaults[f"w3_{j}"] == 0.0 for j in range(1, MLP_HIDDEN))
+    assert len({defaults[f"w1_{j}"] for j in range(1, MLP_HIDDEN)}) == MLP_HIDDEN - 1
+
+
 def test_gain_oracle_and_validation():
     x = _noise(1000, seed=14)
     np.testing.assert_allclose(_run(get_block("gain"), x, gain_db=-9.0), x * _db(-9.0), rtol=1e-6)

@@ -88,6 +88,60 @@ def test_the_start_sets_the_least_squares_output_level(dry):
     assert chosen["loss"] < 1e-5  # float32 rounding of the graph
 
 
+def test_the_start_places_filter_corners_from_the_data(dry):
+    """A tanh drive into a scipy low-pass at 3.5 kHz: the start puts the chain's low-pass at
+    the grid's 3.5 kHz and leaves the high-pass the effect does not have out of the way."""
+    from lactose_audio.initialise import CORNER_GRID_HZ, initialise
+
+    b, a = _rbj_lowpass(3500.0, 0.7071)
+    wet = (0.5 * lfilter(b, a, np.tanh(10 ** (18 / 20) * dry))).astype(np.float32)
+    cfg = TrainConfig(chain_spec="highpass>gain>tanh>lowpass", key="none", steps=1).resolved()
+    trainer = Trainer(build_chain(cfg, [dry], SR), [pair_from_arrays(dry, wet, SR, latency=0)],
+                      cfg, SR)  # fmt: skip
+    initialise(trainer.objective())
+    stages = trainer.chain.stages
+    assert stages[0].params["cutoff_hz"][0] == pytest.approx(CORNER_GRID_HZ["highpass"][0])
+    assert stages[3].params["cutoff_hz"][0] == pytest.approx(3500.0, rel=1e-4)
+
+
+def test_transfer_curve_is_the_mean_output_per_input_level():
+    """Equal-count bins, ascending input, the mean of the output per bin (numpy oracle)."""
+    from lactose_audio.initialise import transfer_curve
+
+    rng = np.random.default_rng(3)
+    u = rng.uniform(-1.0, 1.0, 1000)
+    y = u**3 + 0.01 * rng.standard_normal(1000)
+    u_b, y_b, count = transfer_curve(u, y, n_bins=10)
+    order = np.argsort(u, kind="stable")
+    np.testing.assert_allclose(count, 100.0)
+    np.testing.assert_allclose(u_b, u[order].reshape(10, 100).mean(1))
+    np.testing.assert_allclose(y_b, y[order].reshape(10, 100).mean(1))
+    assert np.all(np.diff(u_b) > 0)
+
+
+def test_the_start_fits_curve_shapers_to_an_asymmetric_curve(dry):
+    """A static curve with unequal positive and negative ceilings and a DC bias (numpy),
+    which no tanh reaches: the data-driven starts of ``gain>mlp>gain`` and of a tanh into a
+    polynomial fit its measured transfer curve, far below a tanh drive's start, and the MLP's
+    fit ends far below the tanh drive's."""
+    u = 10 ** (14 / 20) * dry.astype(np.float64) + 0.15
+    curve = np.where(u >= 0, np.tanh(u), 0.6 * np.tanh(2 * u / 0.6)) - np.tanh(0.15)
+    wet = (0.8 * curve).astype(np.float32)
+    pair = pair_from_arrays(dry, wet, SR, latency=0)
+    from lactose_audio.initialise import initialise
+
+    def start_loss(spec: str) -> float:
+        cfg = TrainConfig(chain_spec=spec, key="none", steps=1).resolved()
+        trainer = Trainer(build_chain(cfg, [dry], SR), [pair], cfg, SR)
+        return initialise(trainer.objective())["loss"]
+
+    assert start_loss("gain>mlp>gain") < start_loss("gain>tanh>gain") / 3
+    assert start_loss("gain>tanh>chebyshev>gain") < start_loss("gain>tanh>gain") / 3
+    tanh_fit = train(pair, TrainConfig(chain_spec="gain>tanh>gain", key="none", steps=40))
+    result = train(pair, TrainConfig(chain_spec="gain>mlp>gain", key="none", steps=40))
+    assert result.validation_esr < 0.2 * tanh_fit.validation_esr
+
+
 def test_refinement_reaches_the_optimum_of_an_exact_structure(dry):
     """A filter before and after a drive (Wiener-Hammerstein) made with scipy: the chain that
     contains it is fitted to an ESR far below the old optimiser's."""
@@ -158,7 +212,7 @@ def test_verdicts_follow_the_documented_bounds(value, word):
 
 
 def test_a_budget_too_short_for_a_search_says_how_long_it_needs():
-    with pytest.raises(ParameterError, match=r"needs --budget-seconds of at least 80"):
+    with pytest.raises(ParameterError, match=r"needs --budget-seconds of at least 67"):
         from lactose_audio.search import check_budget
 
         check_budget(TrainConfig(budget_seconds=20).resolved())
@@ -235,10 +289,15 @@ def test_ctrl_c_during_a_search_saves_the_best_candidate_and_resume_continues(dr
 
 def test_a_silent_validation_part_is_refused(dry):
     """With nothing to validate on, every candidate would score ESR 0: refuse, naming the wet."""
+    from lactose_audio.blocks import DEFAULT_HOP_SIZE
     from lactose_audio.errors import DataError
+    from lactose_audio.sampling import validation_blocks
 
     wet = np.tanh(3 * dry)
-    wet[int(0.8 * wet.size) :] = 0.0
+    blocks = validation_blocks(wet.size, 0.15, DEFAULT_HOP_SIZE, SR)
+    assert len(blocks) > 1  # spread over the take
+    for begin, end in blocks:
+        wet[begin:end] = 0.0
     pair = pair_from_arrays(dry, wet.astype(np.float32), SR, latency=0, wet_name="w.wav")
     with pytest.raises(DataError, match=r"w\.wav: the held-out 15% of the wet .* is silent"):
         train(pair, TrainConfig(chain_spec="tanh", key="none", steps=5))

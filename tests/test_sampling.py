@@ -49,10 +49,11 @@ def test_validation_blocks_hold_out_the_fraction_on_the_frame_grid(seconds, frac
 def test_long_takes_are_validated_all_along_short_ones_on_their_end():
     n = 30 * SR
     blocks = validation_blocks(n, 0.15, HOP, SR)
-    assert len(blocks) == 4  # 4.5 s held out in blocks of at least 1 s
-    assert blocks[0][0] < n / 4 and blocks[1][0] < n / 2  # the start of the take too
-    short = validation_blocks(5 * SR, 0.15, HOP, SR)
-    assert len(short) == 1 and short[0][1] == 5 * SR  # under 1 s held out: the tail
+    assert len(blocks) == 16  # 4.5 s held out: 16 blocks (the most) of at least 0.25 s
+    assert blocks[0][0] < n / 16 and blocks[1][0] < n / 8  # the start of the take too
+    assert len(validation_blocks(3 * SR, 0.15, HOP, SR)) == 1  # 0.45 s held out: one block
+    short = validation_blocks(int(1.5 * SR), 0.15, HOP, SR)
+    assert len(short) == 1 and short[0][1] == int(1.5 * SR)  # under 0.25 s held out: the tail
 
 
 def _track(n: int) -> Track:

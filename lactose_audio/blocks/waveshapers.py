@@ -245,6 +245,26 @@ class ChebyshevShaper(Block):
             out = out + _f32(controls[f"c{k}"]) * (t_cur - np.float32(at_zero))
         return out
 
+    def fit_curve(self, u, y, weight, start):
+        """Coefficients for ``y ~ sum_k c_k (T_k(clip(u)) - T_k(0))``: weighted linear least
+        squares within the bounds (``scipy.optimize.lsq_linear``), exact in one solve."""
+        from scipy.optimize import lsq_linear
+
+        x = np.clip(np.asarray(u, np.float64), -1.0, 1.0)
+        columns, t_prev, t_cur = [x], np.ones_like(x), x
+        for k in range(2, CHEBYSHEV_ORDER + 1):
+            t_prev, t_cur = t_cur, 2.0 * x * t_cur - t_prev
+            columns.append(t_cur - ((-1.0) ** (k // 2) if k % 2 == 0 else 0.0))
+        root = np.sqrt(np.asarray(weight, np.float64))
+        result = lsq_linear(
+            np.stack(columns, axis=1) * root[:, None],
+            np.asarray(y, np.float64) * root,
+            bounds=([p.minimum for p in self.params], [p.maximum for p in self.params]),
+        )
+        if not np.all(np.isfinite(result.x)):
+            return None
+        return {p.name: float(c) for p, c in zip(self.params, result.x, strict=True)}
+
     def faust(self, x, controls, dry=None):
         defs = [f"t1 = max(-1.0, min(1.0, {x}));", "t0 = 1.0;"]
         terms = [f"{controls['c1']} * t1"]
@@ -263,6 +283,13 @@ def _mlp_layout() -> list[tuple[str, tuple[int, ...]]]:
     return [("w1", (h,)), ("b1", (h,)), ("w2", (h, h)), ("b2", (h,)), ("w3", (h,))]
 
 
+#: The default curve: hidden path 0 alone, ``m(u) = 2 tanh(0.5 tanh(u))`` (slope 1 at 0, a
+#: tanh-like saturation at +-0.92), so a fit starts where a tanh drive would and the level
+#: and drive found for it carry over; the other units start with random inputs and zero
+#: output weight (their gradients are non-zero, so they join in as the fit needs them).
+MLP_TANH_PATH = {"w1": {0: 1.0}, "b1": {0: 0.0}, "w2": {0: 0.5}, "w3": {0: 2.0}}
+
+
 def _mlp_params() -> tuple[ParamSpec, ...]:
     rng = np.random.default_rng(20250215)  # fixed: defaults are part of the declaration
     specs = []
@@ -270,6 +297,12 @@ def _mlp_params() -> tuple[ParamSpec, ...]:
         fan_in = 1 if group == "w1" else MLP_HIDDEN
         scale = 1.0 / math.sqrt(fan_in) if group.startswith("w") else 0.0
         init = rng.uniform(-scale, scale, size=shape).reshape(-1)
+        if group == "w2":
+            init[::MLP_HIDDEN] = 0.0  # W2[i, 0]: only hidden unit 0 feeds output unit 0
+        if group == "w3":
+            init[:] = 0.0
+        for i, value in MLP_TANH_PATH.get(group, {}).items():
+            init[i] = value
         for i, value in enumerate(init):
             specs.append(ParamSpec(f"{group}_{i}", "", -4.0, 4.0, "linear", round(float(value), 4)))
     return tuple(specs)
@@ -281,6 +314,7 @@ class MLPShaper(Block):
     The bank row *is* the weights (96 parameters ``w1_*, b1_*, w2_*, b2_*, w3_*``, each bounded
     to ``[-4, 4]``): ``y = m(x) - m(0)`` with ``m(x) = w3 . tanh(W2^T tanh(w1 x + b1) + b2)``
     (``W2[i, j] = w2_{8 i + j}``), so silence stays silent (an output bias would cancel).
+    Defaults: a tanh-like curve (:data:`MLP_TANH_PATH`).
     """
 
     name = "mlp"
@@ -293,7 +327,9 @@ class MLPShaper(Block):
 
     def _forward(self, x, w1, b1, w2, b2, w3):
         h1 = tf.tanh(x[..., None] * w1 + b1)  # [..., 8]
-        h2 = tf.tanh(tf.reduce_sum(h1[..., :, None] * w2, axis=-2) + b2)
+        # [..., 1, 8] @ [..., 8, 8]: the batched product broadcasts the (per-row) weights
+        # instead of materialising an [..., 8, 8] tensor per sample
+        h2 = tf.tanh(tf.squeeze(tf.matmul(h1[..., None, :], w2), axis=-2) + b2)
         return tf.reduce_sum(h2 * w3, axis=-1)
 
     def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
@@ -305,7 +341,9 @@ class MLPShaper(Block):
         b2 = self._stack(controls, "b2", h)
         w3 = self._stack(controls, "w3", h)
         weights = (w1, b1, w2, b2, w3)
-        return self._forward(audio, *weights) - self._forward(tf.zeros_like(audio), *weights)
+        # m(0) per control row: zeros shaped like the controls, not like the audio
+        at_zero = self._forward(tf.zeros_like(w1[..., 0]), *weights)
+        return self._forward(audio, *weights) - at_zero
 
     def kernel_np(self, audio, controls: Mapping[str, np.ndarray], sample_rate: float):
         """numpy kernel; controls ``[...]`` broadcast against ``audio [..., n]``.
@@ -334,6 +372,52 @@ class MLPShaper(Block):
         h0 = np.tanh(b1)  # m(0), per control row
         m0 = np.sum(np.tanh(np.einsum("...i,...ij->...j", h0, w2) + b2) * w3, axis=-1)
         return (y - m0).astype(np.float32)
+
+    def fit_curve(self, u, y, weight, start):
+        """Least-squares weights for ``m(u) - m(0) ~ y`` (L-BFGS-B within the bounds, from
+        ``start``, exact gradient); the fitted weights, or ``None`` if the fit failed."""
+        from scipy.optimize import minimize
+
+        h = MLP_HIDDEN
+        names = self.param_names
+        lo = np.array([p.minimum for p in self.params])
+        hi = np.array([p.maximum for p in self.params])
+        x0 = np.clip(np.array([float(start[n]) for n in names]), lo, hi)
+        u = np.asarray(u, np.float64)
+        y = np.asarray(y, np.float64)
+        w = np.asarray(weight, np.float64) / max(float(np.sum(weight * y * y)), 1e-30)
+        cuts = np.cumsum([0] + [int(np.prod(shape)) for _, shape in _mlp_layout()])
+
+        def loss_and_grad(theta):
+            w1, b1, w2, b2, w3 = (theta[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+            w2 = w2.reshape(h, h)
+            h1 = np.tanh(u[:, None] * w1 + b1)
+            h2 = np.tanh(h1 @ w2 + b2)
+            h1z = np.tanh(b1)
+            h2z = np.tanh(h1z @ w2 + b2)
+            r = h2 @ w3 - h2z @ w3 - y
+            g = 2.0 * w * r  # dL/dm(u)
+            gz = -np.sum(g)  # dL/dm(0)
+            da2 = g[:, None] * w3 * (1.0 - h2 * h2)
+            da2z = gz * w3 * (1.0 - h2z * h2z)
+            dz1 = (da2 @ w2.T) * (1.0 - h1 * h1)
+            dz1z = (w2 @ da2z) * (1.0 - h1z * h1z)
+            grad = np.concatenate([
+                dz1.T @ u,
+                dz1.sum(0) + dz1z,
+                (h1.T @ da2 + np.outer(h1z, da2z)).reshape(-1),
+                da2.sum(0) + da2z,
+                h2.T @ g + h2z * gz,
+            ])  # fmt: skip
+            return float(np.sum(w * r * r)), grad
+
+        bounds = list(zip(lo, hi, strict=True))
+        result = minimize(
+            loss_and_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500}
+        )
+        if not np.all(np.isfinite(result.x)):
+            return None
+        return {n: float(v) for n, v in zip(names, result.x, strict=True)}
 
     @staticmethod
     def _faust_net(u: str, c, tag: str) -> str:
