@@ -133,22 +133,11 @@ class Block:
     def fit_curve(
         self, u: np.ndarray, y: np.ndarray, weight: np.ndarray, start: Mapping[str, float]
     ) -> dict[str, float] | None:
-        """Parameters whose static curve fits ``y ~ f(u)``: a shaper's data-driven start.
-
-        The fitter measures the effect's amplitude transfer curve (the wet's mean per level
-        of the driven dry, :func:`lactose_audio.initialise.transfer_curve`) and asks each
-        memoryless stage that can shape an arbitrary curve for its least-squares fit.
-
-        Args:
-            u: float64 ``[n]`` input levels (the stage's input, sorted).
-            y: float64 ``[n]`` mean output at each level (the stage's output scale).
-            weight: float64 ``[n]`` how many samples each point stands for.
-            start: the stage's current physical values (the fit starts there).
-
-        Returns:
-            Physical values ``{name: value}`` of every parameter, or ``None`` (the default:
-            this block is not fitted to a curve; its start stays as the drive grid left it).
-        """
+        """Physical values of every parameter fitting the static curve ``y ~ f(u)`` in least
+        squares (a shaper's start from the measured transfer curve,
+        :func:`lactose_audio.initialise.transfer_curve`), or ``None``: the default, a block
+        not fitted to a curve. ``u``, ``y``, ``weight``: float64 ``[n]`` input levels
+        (ascending), mean output per level, samples per point; ``start``: current values."""
         return None
 
     def faust_derived(self, controls: Mapping[str, str]) -> dict[str, str]:
