@@ -205,13 +205,15 @@ def _try_corners(objective: Any, x: np.ndarray, level, best_loss: float):
         for corner in grid[1:]:
             trial = x.copy()
             _set(trial, knob, corner)
-            if level is not None:
-                loss = _level_match(objective, trial, level)
-            else:
-                loss, _ = objective(trial)
+            loss = _matched_loss(objective, trial, level)
             if math.isfinite(loss) and loss < best_loss:
                 best_loss, x = loss, trial
     return best_loss, x
+
+
+def _matched_loss(objective: Any, x: np.ndarray, level) -> float:
+    """The loss at ``x`` with the output level (if the chain has one) matched in ``x``."""
+    return _level_match(objective, x, level) if level is not None else objective(x)[0]
 
 
 def _level_match(objective: Any, x: np.ndarray, level: tuple[Any, list[int]]) -> float:
@@ -237,7 +239,8 @@ def _level_match(objective: Any, x: np.ndarray, level: tuple[Any, list[int]]) ->
 
 
 def initialise(objective: Any) -> dict[str, float]:
-    """Set the drive and output level of ``objective``'s chain from the training data.
+    """Set the drive, output level, filter corners and curves of ``objective``'s chain from
+    the training data (see the module's docstring).
 
     Args:
         objective: the full-batch :class:`~lactose_audio.refine.Objective` of the chain; the
@@ -259,16 +262,13 @@ def initialise(objective: Any) -> dict[str, float]:
         x = start.copy()
         if drive_db is not None:
             _set(x, drive, drive_db)
-        if level is not None:
-            loss = _level_match(objective, x, level)
-        else:
-            loss, _ = objective(x)
+        loss = _matched_loss(objective, x, level)
         if math.isfinite(loss) and loss < best_loss:
             best_loss, best_x = loss, x.copy()
     best_loss, best_x = _try_corners(objective, best_x.copy(), level, best_loss)
     x = best_x.copy()
     if _fit_curves(objective, x, level):
-        loss = _level_match(objective, x, level) if level is not None else objective(x)[0]
+        loss = _matched_loss(objective, x, level)
         if math.isfinite(loss) and loss < best_loss:
             best_loss, best_x = loss, x
     objective.set(best_x)
