@@ -18,11 +18,12 @@ output level several dB off — and a local optimiser started there may walk to 
   chain order, is tried at the grid's other corners with the output level matched for each;
   the best is kept (a 20 kHz low-pass left at its default costs a bright drive a training
   loss of 0.25, a 25 Hz high-pass a bass-heavy one 0.07);
-- the **curve** of a shaper that can take any shape (``mlp``): the effect's amplitude transfer
-  curve is measured — the wet's mean per level of the driven dry, over equal-count bins
-  (:func:`transfer_curve`) — and the block fits its parameters to it
-  (:meth:`lactose_audio.blocks.Block.fit_curve`); kept if the output level matched again
-  gives a lower loss than the drive grid's start.
+- the **curve** of a shaper that can take any shape (``chebyshev``, ``mlp``: a block that
+  defines :meth:`lactose_audio.blocks.Block.fit_curve`): the effect's amplitude transfer curve
+  is measured — the wet's mean per level of the stage's input (the dry through the pointwise
+  stages before it: the drive, a tanh), over equal-count bins (:func:`transfer_curve`) — and
+  the block fits its parameters to it; kept if, with the output level matched again, the
+  loss is lower than the corners' start.
 
 Every evaluation is the full-batch objective that the refinement then minimises
 (:class:`lactose_audio.refine.Objective`), so no extra graph is built.
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from lactose_audio.blocks import Block
+from lactose_audio.params import physical_to_raw_np, raw_to_physical_np
 
 #: Drive gains tried (dB), spanning clean to heavily saturated for -45..0 dBFS material.
 DRIVE_GRID_DB = (-6.0, 6.0, 18.0, 30.0)
@@ -143,9 +145,9 @@ def transfer_curve(
 
 def _row0_controls(stage: Any, x: np.ndarray, offset: int) -> dict[str, float]:
     """Physical values of ``stage``'s row 0 in the flat raw vector ``x``."""
-    return {
-        p.name: float(p.to_physical_np(x[offset + k])) for k, p in enumerate(stage.block.params)
-    }
+    block = stage.block
+    physical = raw_to_physical_np(block.params, x[offset : offset + block.n_params])
+    return dict(zip(block.param_names, physical.tolist(), strict=True))
 
 
 def _fit_curves(objective: Any, x: np.ndarray, level) -> bool:
@@ -175,10 +177,9 @@ def _fit_curves(objective: Any, x: np.ndarray, level) -> bool:
             start = _row0_controls(stage, x, offsets[index])
             fitted = block.fit_curve(*transfer_curve(u, y), start)
             if fitted is not None:
-                rows, n_params = stage.bank.numpy().shape
-                for k, p in enumerate(block.params):
-                    raw = float(p.to_raw_np(np.clip(fitted[p.name], p.minimum, p.maximum)))
-                    x[[offsets[index] + r * n_params + k for r in range(rows)]] = raw
+                physical = [np.clip(fitted[p.name], p.minimum, p.maximum) for p in block.params]
+                rows = np.tile(physical_to_raw_np(block.params, physical), stage.n_ranges)
+                x[offsets[index] : offsets[index] + rows.size] = rows  # every row alike
                 changed = True
         if not block.is_linear:  # the next stage's input (filters: identity)
             controls = _row0_controls(stage, x, offsets[index])

@@ -276,7 +276,7 @@ def search(
         trainer.begin_ranges(start.best_values, start.best_esr)
         seconds = steps = None
         if budget.seconds is not None:
-            seconds = max(budget.seconds - (time.perf_counter() - budget.t0), 0.0) / left
+            seconds = max(budget.seconds - budget.wall(), 0.0) / left
         if budget.steps is not None:
             steps = max((budget.steps - budget.used_steps) // left, 1)
         trainer.extend(seconds, steps)
@@ -293,7 +293,7 @@ def search(
         key=key,
         ranking=ranking,
         steps=budget.used_steps,
-        seconds=time.perf_counter() - budget.t0,
+        seconds=budget.wall(),
     )
 
 

@@ -210,6 +210,16 @@ class SmoothHardClip(Block):
 CHEBYSHEV_ORDER = 9
 
 
+def _chebyshev_terms_np(x: np.ndarray) -> list[np.ndarray]:
+    """``[T_k(x) - T_k(0) for k = 1..CHEBYSHEV_ORDER]`` in ``x``'s dtype (``x`` in [-1, 1])."""
+    terms, t_prev, t_cur = [x], np.ones_like(x), x
+    for k in range(2, CHEBYSHEV_ORDER + 1):
+        t_prev, t_cur = t_cur, 2.0 * x * t_cur - t_prev
+        at_zero = (-1.0) ** (k // 2) if k % 2 == 0 else 0.0
+        terms.append(t_cur - x.dtype.type(at_zero))
+    return terms
+
+
 class ChebyshevShaper(Block):
     """Polynomial shaper: ``y = sum_k c_k (T_k(clip(x, -1, 1)) - T_k(0))``, ``k = 1..9``.
 
@@ -236,13 +246,10 @@ class ChebyshevShaper(Block):
         return out
 
     def kernel_np(self, audio, controls: Mapping[str, np.ndarray], sample_rate: float):
-        x = np.clip(audio, -1.0, 1.0)
-        t_prev, t_cur = np.ones_like(x), x
-        out = _f32(controls["c1"]) * x
-        for k in range(2, CHEBYSHEV_ORDER + 1):
-            t_prev, t_cur = t_cur, 2.0 * x * t_cur - t_prev
-            at_zero = (-1.0) ** (k // 2) if k % 2 == 0 else 0.0
-            out = out + _f32(controls[f"c{k}"]) * (t_cur - np.float32(at_zero))
+        terms = _chebyshev_terms_np(np.clip(audio, -1.0, 1.0))
+        out = _f32(controls["c1"]) * terms[0]
+        for k, term in enumerate(terms[1:], start=2):
+            out = out + _f32(controls[f"c{k}"]) * term
         return out
 
     def fit_curve(self, u, y, weight, start):
@@ -250,11 +257,7 @@ class ChebyshevShaper(Block):
         squares within the bounds (``scipy.optimize.lsq_linear``), exact in one solve."""
         from scipy.optimize import lsq_linear
 
-        x = np.clip(np.asarray(u, np.float64), -1.0, 1.0)
-        columns, t_prev, t_cur = [x], np.ones_like(x), x
-        for k in range(2, CHEBYSHEV_ORDER + 1):
-            t_prev, t_cur = t_cur, 2.0 * x * t_cur - t_prev
-            columns.append(t_cur - ((-1.0) ** (k // 2) if k % 2 == 0 else 0.0))
+        columns = _chebyshev_terms_np(np.clip(np.asarray(u, np.float64), -1.0, 1.0))
         root = np.sqrt(np.asarray(weight, np.float64))
         result = lsq_linear(
             np.stack(columns, axis=1) * root[:, None],
