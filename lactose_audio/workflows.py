@@ -397,6 +397,9 @@ def _scheduled(
     warming: set[Future] = set()
     ready = workers or 0
     if work_here and workers:
+        # this process renders a chunk first: it loads the render path (numba's kernels), so
+        # a worker forked afterwards starts warm
+        yield from run_chunk(chunks.pop())
         warming = {submit_warm() for _ in range(min(workers, len(chunks)))}
         ready = 0
     in_flight: set[Future] = set()
