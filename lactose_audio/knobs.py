@@ -44,6 +44,29 @@ def describe(settings: tuple[float, ...]) -> str:
     return f"{settings[0]:g} .. {settings[-1]:g} (captured: {listed})"
 
 
+def middle_capture(pairs: list[Any], settings: Mapping[str, Any]) -> Any:
+    """The capture nearest the middle of the captured settings: the one whose settings, each
+    control's range scaled to [0, 1], are closest to 0.5 (Euclidean; ties: the first given).
+
+    ``--chain auto`` with captures searches the structure on it (the knob's middle position
+    exercises the effect's structure; its extremes may hide a stage, e.g. a drive at 0).
+
+    Args:
+        pairs: the captures (each with ``controls``: ``{name: setting}``).
+        settings: ``{name: captured settings}``.
+    """
+
+    def distance(pair: Any) -> float:
+        total = 0.0
+        for name, values in settings.items():
+            lo, hi = float(min(values)), float(max(values))
+            t = (float(pair.controls[name]) - lo) / (hi - lo) if hi > lo else 0.5
+            total += (t - 0.5) ** 2
+        return total
+
+    return min(pairs, key=distance)
+
+
 def check_controls(chain: Any, values: Mapping[str, Any] | None) -> dict[str, float]:
     """Validate control values for ``chain``: every control given, known, within its settings.
 
@@ -183,6 +206,7 @@ __all__ = [
     "RAMP_KEY_SETTINGS",
     "check_controls",
     "describe",
+    "middle_capture",
     "ramp_chain",
     "ramp_selection",
     "resolve",

@@ -116,6 +116,8 @@ def minimum_budget(cfg: Any) -> tuple[float, int]:
     """``(seconds, steps)`` the search needs at least for ``cfg`` (a resolved config)."""
     n = len(FAMILY) if cfg.chain_spec == AUTO else 0
     keys = len(AUTO_KEYS) if cfg.key == AUTO else (0 if cfg.key == "none" else 1)
+    if getattr(cfg, "controls", None):
+        keys = max(keys, 1)  # the joint fit of every capture
     if n and cfg.key in (AUTO, SAFETY_KEY):
         keys += 1  # the old default chain with the safety key
     screen = n / (SCREEN_SHARE * (STRUCTURE_SHARE if keys else 1.0))
@@ -200,7 +202,10 @@ def search(
     check_budget(cfg)
     budget = _Budget(cfg)
     fixed_key = cfg.key if cfg.key != AUTO else None
-    keyed_after = fixed_key not in ("none",)
+    # knob captures: the structure is searched unconditioned (``make_trainer`` fits a config
+    # without controls on the middle capture), then fitted with the controls on every capture
+    joint = bool(getattr(cfg, "controls", None))
+    keyed_after = fixed_key not in ("none",) or joint
     structure_share = STRUCTURE_SHARE if keyed_after else 1.0
     ranking: list[dict[str, Any]] = []
 
@@ -213,6 +218,7 @@ def search(
             edges=None,
             soft_width=0.0,
             refine_segments=segments,
+            controls=None,
         )
 
     # 1-2. the structure: screen every candidate, then the finalists on the full batch.
@@ -262,7 +268,7 @@ def search(
     # 3. the key (and the safety net: the old default chain keyed on amplitude).
     winner, key = base, "none"
     keys = AUTO_KEYS if fixed_key is None else ((fixed_key,) if keyed_after else ())
-    attempts = [(kind, spec, kind, base) for kind in keys]
+    attempts = [("captures" if joint else kind, spec, kind, base) for kind in keys]
     if cfg.chain_spec == AUTO and spec != DEFAULT_SPEC and SAFETY_KEY in keys:
         name = next(n for n, s in FAMILY if s == DEFAULT_SPEC)
         attempts.append(("default", DEFAULT_SPEC, SAFETY_KEY, trainers[name]))
@@ -273,7 +279,8 @@ def search(
             cfg, chain_spec=attempt_spec, key=kind, soft_width=None, edges=cfg.edges
         ).resolved()
         trainer = make_trainer(keyed_cfg)
-        trainer.begin_ranges(start.best_values, start.best_esr)
+        # a joint fit is validated on every capture: its start is evaluated there
+        trainer.begin_ranges(start.best_values, None if joint else start.best_esr)
         seconds = steps = None
         if budget.seconds is not None:
             seconds = max(budget.seconds - budget.wall(), 0.0) / left

@@ -82,7 +82,9 @@ class TrainConfig:
         controls: knob captures: ``{control name: captured settings}`` (set by
             :func:`lactose_audio.captures.train_captures`). Stages pinned ``name@control`` in
             the spec follow that control; with one control and no pin, every stage follows it.
-            ``--chain auto`` is refused, the key defaults to ``none``.
+            The chain defaults to ``auto`` (one control only): the structure is searched on
+            the middle capture, then fitted on every capture jointly; the key defaults to
+            ``none`` (``--key auto`` is refused).
         warmup_share: share of each phase's budget for the Adam warm-up on random segments
             before the refinement (default 0: from the data-driven start, L-BFGS reaches the
             optimum of a gray-box chain sooner; a warm-up can help chains with many
@@ -185,12 +187,16 @@ ADVICE_AUDIBLE = (
 
 def _resolve_controls(cfg: TrainConfig) -> TrainConfig:
     """Defaults and checks of a capture fit (see ``TrainConfig.controls``)."""
-    if cfg.chain_spec is None or cfg.chain_spec.strip() in ("", "default"):
+    if cfg.chain_spec is None or cfg.chain_spec.strip() in ("", AUTO):
+        cfg.chain_spec = AUTO
+        if len(cfg.controls) > 1:
+            raise ParameterError(
+                f"--chain auto follows one control, got {len(cfg.controls)} "
+                f"({', '.join(cfg.controls)}): give --chain SPEC pinning the stages that "
+                "follow each with name@control, e.g. 'gain@gain>tanh>lowpass@tone'"
+            )
+    elif cfg.chain_spec.strip() == "default":
         cfg.chain_spec = DEFAULT_SPEC
-    if cfg.chain_spec.strip() == AUTO:
-        raise ParameterError(
-            "--chain auto is not supported with --capture yet: give --chain SPEC (or default)"
-        )
     if cfg.key is None:
         cfg.key = "none"
     if cfg.key == AUTO:

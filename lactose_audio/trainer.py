@@ -463,18 +463,19 @@ class Trainer:
         if self.stage == "done" and not self.converged:
             self.stage = "refine"
 
-    def begin_ranges(self, values: Sequence[np.ndarray], esr: float) -> None:
+    def begin_ranges(self, values: Sequence[np.ndarray], esr: float | None) -> None:
         """Start at the ranges phase from an unconditioned fit of the same structure.
 
         Args:
             values: per stage, raw bank values whose row 0 is the unconditioned fit.
-            esr: that fit's validation ESR.
+            esr: that fit's validation ESR on this trainer's validation blocks; ``None`` when
+                it was fitted on other data (the middle capture of a knob fit): evaluated here.
         """
         for stage, value in zip(self.chain.stages, values, strict=True):
             row = np.asarray(value)[0]
             stage.bank.assign(np.broadcast_to(row, stage.bank.numpy().shape).copy())
         self.best_values = self._values()
-        self.best_esr = float(esr)
+        self.best_esr = float(self.validation_esr() if esr is None else esr)
         self.start_ranges()
 
     # -- results -------------------------------------------------------------------------------

@@ -178,16 +178,23 @@ def train(
     search_info: dict[str, Any] = {"ranking": [], "steps": 0}
 
     def make_trainer(trainer_cfg: TrainConfig) -> Trainer:
+        # a knob fit's search fits its candidates without the controls: on the middle capture
+        fit_pairs = pairs
+        if cfg.controls and not trainer_cfg.controls:
+            from lactose_audio.knobs import middle_capture
+
+            fit_pairs = [middle_capture(pairs, cfg.controls)]
         hop = trainer_cfg.hop_size or DEFAULT_HOP_SIZE
         held = [
             validation_blocks(p.n_samples, trainer_cfg.validation_fraction, hop, sample_rate)
-            for p in pairs
+            for p in fit_pairs
         ]
         train_audio = [
-            pick(p.dry, training_parts(p.n_samples, h)) for p, h in zip(pairs, held, strict=True)
+            pick(p.dry, training_parts(p.n_samples, h))
+            for p, h in zip(fit_pairs, held, strict=True)
         ]
         chain = build_chain(trainer_cfg, train_audio, sample_rate)
-        return Trainer(chain, pairs, trainer_cfg, sample_rate)
+        return Trainer(chain, fit_pairs, trainer_cfg, sample_rate)
 
     def run(trainer: Trainer, checkpoint=None) -> None:
         try:
