@@ -49,7 +49,7 @@ bench: setup
 bench-long: setup
 	$(BIN)/python scripts/bench_fidelity.py
 	$(BIN)/python scripts/bench_long.py
-	$(BIN)/python scripts/bench_knobs.py --budget-seconds 60 --joint-budget 2.2
+	$(BIN)/python scripts/bench_knobs.py --budget-seconds 90 --joint-budget 2.4
 
 bench-export: setup
 	$(BIN)/python scripts/bench_export.py

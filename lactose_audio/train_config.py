@@ -184,7 +184,6 @@ ADVICE_AUDIBLE = (
 )
 
 
-
 def _resolve_controls(cfg: TrainConfig) -> TrainConfig:
     """Defaults and checks of a capture fit (see ``TrainConfig.controls``)."""
     if cfg.chain_spec is None or cfg.chain_spec.strip() in ("", AUTO):
@@ -214,6 +213,7 @@ def _resolve_controls(cfg: TrainConfig) -> TrainConfig:
             "which are not supported yet: pin the control's stages in --chain"
         )
     return cfg
+
 
 @dataclass
 class TrainResult:

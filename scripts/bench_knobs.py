@@ -1,7 +1,7 @@
 """Knob benchmark (issue 12): a preset trained on 5 captures, interpolated at held-out settings.
 
-    python scripts/bench_knobs.py [--seconds 8] [--steps 120] [--seed 0] [--json]
-    python scripts/bench_knobs.py --budget-seconds 60 --joint-budget 2.4 --json
+    python scripts/bench_knobs.py [--seconds 8] [--steps 300] [--seed 0] [--chain auto] [--json]
+    python scripts/bench_knobs.py --budget-seconds 90 --joint-budget 2.4 --json
 
 Two effects made with third-party DSP (never lactose_audio's blocks), each with a 0-10 knob:
 
@@ -13,9 +13,11 @@ Two effects made with third-party DSP (never lactose_audio's blocks), each with 
   ``Distortion`` (12 dB).
 
 Each is captured at the 5 settings 0, 2.5, 5, 7.5, 10 on a TRAIN take (plucked strings from
-``scripts/make_datasets.py``) and trained jointly (``gain>tanh>lowpass>highpass``, every stage
-following the knob). At the held-out settings 3.75 and 6.25 a model is also trained directly
-(one capture, same chain, same steps), and both are judged on a different TEST take rendered
+``scripts/make_datasets.py``) and trained jointly, every stage following the knob, with
+``--chain`` (default ``auto``: the structure is searched on the middle capture, 5, then fitted
+on the five; or a spec such as ``gain>tanh>lowpass>highpass``). At the held-out settings 3.75
+and 6.25 a model is also trained directly (one capture, the same ``--chain``: with ``auto`` a
+search of its own; same steps or seconds), and both are judged on a different TEST take rendered
 through the effect at that setting. Keys printed:
 
 - ``interp_over_direct``: worst case over effects and held-out settings of
@@ -28,7 +30,8 @@ Step-bounded fits (``--steps``, the same for every fit: a 5-capture fit then has
 one fit for 5 times the parameters, so it is under-trained by construction), or time-bounded
 ones (``--budget-seconds S`` per one-capture fit, ``--joint-budget R``: the 5-capture fit gets
 ``R`` times the mean seconds the one-capture fits took; L-BFGS ends a fit earlier when it
-converges). Latency 0 given. One 2-step fit warms
+converges). ``--chain auto`` needs at least 67 s (or 267 steps) per fit. Latency 0 given. One
+2-step fit (a fixed chain) warms
 TensorFlow up first, so no measured run pays for its import.
 """
 
@@ -89,7 +92,7 @@ def compressor(dry: np.ndarray, gain: float) -> np.ndarray:
 EFFECTS = {"drive": drive, "compressor": compressor}
 
 
-def fit(dry, captures, steps: int | None, seed: int, budget: float | None = None):
+def fit(dry, captures, steps: int | None, seed: int, budget: float | None = None, chain=CHAIN):
     """Train on ``[(wet, gain)]`` (one capture: no control, a plain fit). Returns (fx, s)."""
     from lactose_audio.data import pair_from_arrays
     from lactose_audio.training import TrainConfig, train
@@ -101,12 +104,12 @@ def fit(dry, captures, steps: int | None, seed: int, budget: float | None = None
     if len(pairs) == 1:
         pairs = [dataclasses.replace(pairs[0], controls=None)]
         cfg = TrainConfig(
-            chain_spec=CHAIN, key="none", steps=steps, seed=seed, budget_seconds=budget
+            chain_spec=chain, key="none", steps=steps, seed=seed, budget_seconds=budget
         )
     else:
         settings = {"gain": sorted(g for _, g in captures)}
         cfg = TrainConfig(
-            chain_spec=CHAIN,
+            chain_spec=chain,
             key="none",
             steps=steps,
             seed=seed,
@@ -128,7 +131,15 @@ def esr(target: np.ndarray, prediction: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="TRAIN take length")
-    parser.add_argument("--steps", type=int, default=120, help="steps of every fit")
+    parser.add_argument(
+        "--chain",
+        default="auto",
+        help="chain of every fit: auto (default: searched; a knob fit searches on the middle "
+        f"capture) or a spec, e.g. {CHAIN!r}",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps of every fit (default 120; auto: 300)"
+    )
     parser.add_argument(
         "--budget-seconds",
         type=float,
@@ -149,12 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     test_dry = take(max(4.0, args.seconds / 2), 2000 + args.seed)
     fit(train_dry, [(drive(train_dry, 0.0), 0.0)], 2, args.seed)  # warm TensorFlow up
     single = args.budget_seconds
-    steps = None if single is not None else args.steps
+    default_steps = 300 if args.chain == "auto" else 120
+    steps = None if single is not None else (args.steps or default_steps)
     out: dict = {
         "effects": {},
         "steps": steps,
         "seconds": args.seconds,
         "budget_seconds": single,
+        "chain": args.chain,
         "joint_budget": args.joint_budget,
     }
     worst_ratio, worst_time, passed = 0.0, 0.0, True
@@ -164,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         directs, single_s = {}, []
         for g in HELD_OUT:
             directs[g], seconds = fit(
-                train_dry, [(effect(train_dry, g), g)], steps, args.seed, single
+                train_dry, [(effect(train_dry, g), g)], steps, args.seed, single, args.chain
             )
             single_s.append(seconds)
         # time-bounded: the joint fit gets R times what one fit actually took (a direct fit
         # that converged early lowers it), so the seconds ratio measures the policy
         budget = None if single is None else args.joint_budget * float(np.mean(single_s))
-        joint, joint_s = fit(train_dry, captures, steps, args.seed, budget)
+        joint, joint_s = fit(train_dry, captures, steps, args.seed, budget, args.chain)
         rows = {}
         for g in HELD_OUT:
             target = effect(test_dry, g)
@@ -197,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             "train_seconds_5_captures": joint_s,
             "train_seconds_1_capture": float(np.mean(single_s)),
             "train_seconds_ratio": time_ratio,
+            "chain_5_captures": joint.training["chain"],
+            "chain_direct": {f"{g:g}": directs[g].training["chain"] for g in HELD_OUT},
         }
     out["interp_over_direct"] = worst_ratio
     out["esr_heldout"] = {
