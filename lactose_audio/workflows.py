@@ -385,7 +385,9 @@ def _scheduled(
 
     Tasks go out in chunks of up to :data:`MAX_CHUNK_FILES` files (``submit_chunk``). With a
     known number of workers, at most two chunks per worker wait in the executor. With
-    ``work_here``, each worker first gets :func:`_warm_worker` (``submit_warm``) and files only
+    ``work_here``, this process renders the first chunk before submitting anything (a worker
+    forked at the first submission then starts with the render path loaded); each worker
+    first gets :func:`_warm_worker` (``submit_warm``) and files only
     once it is warm: until then, and whenever chunks remain, this process renders one itself
     (``run_chunk``, from the end of the list) instead of waiting -- a worker still starting
     never holds files that this process could have rendered.

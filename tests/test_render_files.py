@@ -116,7 +116,8 @@ def test_cli_renders_a_folder_and_reports_every_failure(preset, takes, tmp_path,
 
 
 def test_cli_jobs_2_renders_here_and_in_a_worker(preset, tmp_path, capsys):
-    """``--jobs 2``: one spawned worker plus this process, files in chunks; same outputs."""
+    """``--jobs 2``: one worker (forked on Linux, spawned elsewhere) plus this process, files in
+    chunks; same outputs."""
     root = tmp_path / "many"
     signals = {}
     for i in range(24):
@@ -132,6 +133,27 @@ def test_cli_jobs_2_renders_here_and_in_a_worker(preset, tmp_path, capsys):
     assert code == 2 and "rendered 24 file(s), 1 failed" in captured.out
     assert captured.err.count("lactose: error: ") == 1 and "broken.wav" in captured.err
     _check_outputs(out_dir, signals)
+
+
+def test_work_here_renders_a_chunk_before_the_first_worker_task(preset, takes, tmp_path):
+    """With ``work_here`` this process renders its first chunk before anything is submitted,
+    so a worker forked at the first submission (``--jobs`` on Linux) starts with the render
+    path loaded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, signals = takes
+    out = tmp_path / "out"
+    seen = []
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            seen.append(len(list(out.rglob("*.wav"))) if out.exists() else 0)
+            return super().submit(fn, *args, **kwargs)
+
+    with Recording(1) as pool:
+        result = lactose_audio.render_files(preset, root, out, executor=pool, work_here=True)
+    assert seen and seen[0] >= 1
+    assert result.written == sorted(out / rel for rel in signals)
 
 
 def test_render_files_work_here_with_a_thread_pool(preset, takes, tmp_path):
