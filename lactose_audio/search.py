@@ -289,11 +289,16 @@ def search(
         trainer.extend(seconds, steps)
         run(trainer)
         budget.ran(trainer, (0, 0.0))
-        ranking.append(_entry(name, attempt_spec, kind, trainer))
+        # a joint knob fit is listed with its control (its ESR is over every capture, the
+        # structures' over the middle one)
+        shown = "control " + ",".join(cfg.controls) if joint else kind
+        ranking.append(_entry(name, attempt_spec, shown, trainer))
         qualifies = fixed_key is not None or trainer.best_esr <= KEY_MARGIN * uncond_esr
         if qualifies and (winner is base or trainer.best_esr < winner.best_esr):
             winner, key, spec = trainer, kind, attempt_spec
     ranking.sort(key=_rank)
+    if joint:  # the result first, then the structures searched on the middle capture
+        ranking.sort(key=lambda entry: entry["name"] != "captures")
     return Outcome(
         trainer=winner,
         chain_spec=spec,

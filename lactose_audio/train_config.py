@@ -275,7 +275,10 @@ class TrainResult:
             ranked = ", ".join(
                 f"{r['chain']}@{r['key']} {r['val_esr']:.4f}" for r in self.search[:4]
             )
-            lines.append(f"searched {len(self.search)} candidates (best first): {ranked}")
+            what = "best first"
+            if self.search[0]["name"] == "captures":
+                what = "the joint fit of every capture, then the structures on the middle one"
+            lines.append(f"searched {len(self.search)} candidates ({what}): {ranked}")
         flagged = self.flagged()
         if flagged:
             lines.append("too little data (kept the unconditioned fit): " + ", ".join(flagged))

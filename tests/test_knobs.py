@@ -249,7 +249,8 @@ def test_chain_auto_searches_on_the_middle_capture_then_fits_every_capture(tmp_p
     result = train_captures(tmp_path, None, tmp_path / "auto.json", cfg, progress=False)
     names = [r["name"] for r in result.search]
     assert sorted(names) == sorted([*dict(FAMILY), "captures"])
-    (joint,) = [r for r in result.search if r["name"] == "captures"]
+    joint = result.search[0]  # listed first: the result, validated on every capture
+    assert joint["name"] == "captures" and joint["key"] == "control gain"
     structures = sorted((r for r in result.search if r["name"] != "captures"),
                         key=lambda r: r["val_esr"])  # fmt: skip
     assert result.chain == joint["chain"] == structures[0]["chain"]
@@ -258,6 +259,7 @@ def test_chain_auto_searches_on_the_middle_capture_then_fits_every_capture(tmp_p
     assert effect.controls == {"gain": (0.0, 5.0, 10.0)}
     assert all(stage.control == "gain" for stage in effect.chain.stages)
     assert effect.training["chain"] == result.chain
+    assert "the joint fit of every capture, then the structures" in result.summary()
     # Each setting's rows learned its capture: far better than the middle capture's fit used
     # at every setting (the joint fit's start, ``unconditioned_esr``), every capture well fitted
     # for 280 steps in all (the joint fit has 40 % of them for 3 settings).
