@@ -201,7 +201,10 @@ def train(
             trainer.run(progress=progress, on_step=on_step, checkpoint=checkpoint)
         finally:
             best = totals["best"]
-            if best is None or trainer.best_esr < best.best_esr:
+            # a knob fit's structure candidates (middle capture, no controls) are not knob
+            # presets: only its joint fit may be saved on Ctrl-C
+            candidate = not cfg.controls or bool(trainer.cfg.controls)
+            if candidate and (best is None or trainer.best_esr < best.best_esr):
                 totals["best"] = trainer
 
     def checkpoint(tr: Trainer) -> None:
@@ -237,9 +240,8 @@ def train(
         interrupted = True
         trainer = totals["best"]
         if trainer is None:
-            raise TrainingInterrupted(
-                "interrupted before the first validation; nothing saved"
-            ) from None
+            when = "during the structure search" if cfg.controls else "before the first validation"
+            raise TrainingInterrupted(f"interrupted {when}; nothing saved") from None
         chain_spec, key = trainer.cfg.chain_spec, trainer.cfg.key
     if not math.isfinite(trainer.best_esr):
         raise TrainingInterrupted("interrupted before the first validation; nothing saved")

@@ -268,6 +268,28 @@ def test_chain_auto_searches_on_the_middle_capture_then_fits_every_capture(tmp_p
     assert max(per_capture) < 0.1, per_capture
 
 
+def test_ctrl_c_during_a_knob_search_saves_no_single_capture_preset(tmp_path, monkeypatch):
+    """Ctrl-C while the structure candidates are fitted (middle capture, no controls): those
+    fits are not knob presets, so nothing is saved and the message says why."""
+    from lactose_audio import training
+    from lactose_audio.captures import train_captures
+    from lactose_audio.errors import TrainingInterrupted
+    from lactose_audio.training import TrainConfig
+
+    _captures(tmp_path, seconds=1.5)
+
+    def interrupt(trainer):
+        if trainer.step >= 3 and not trainer.cfg.controls:
+            raise KeyboardInterrupt
+
+    original = training.train
+    monkeypatch.setattr(training, "train", lambda *a, **k: original(*a, on_step=interrupt, **k))
+    cfg = TrainConfig(steps=280, seed=0, refine_segments=4)
+    with pytest.raises(TrainingInterrupted, match="during the structure search; nothing saved"):
+        train_captures(tmp_path, None, tmp_path / "p.json", cfg, progress=False)
+    assert not (tmp_path / "p.json").exists()
+
+
 def test_middle_capture_is_nearest_the_centre_of_the_settings():
     from types import SimpleNamespace
 
