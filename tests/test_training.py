@@ -71,6 +71,35 @@ def test_ranges_start_from_the_unconditioned_fit_and_flag_empty_ranges(drive_pai
     assert "too little data" in result.summary()
 
 
+def test_ranges_start_with_saturated_parameters_pulled_inside_their_bounds(drive_pair):
+    """A parameter the pooled fit left at a bound (its raw sigmoid saturated: a dead gradient,
+    so no range could move it) starts the per-range phase pulled in to
+    +-RANGES_START_RAW_LIMIT; that start is re-validated, and the fallback for flagged ranges
+    keeps the exact unconditioned values."""
+    from lactose_audio.trainer import RANGES_START_RAW_LIMIT, Trainer
+    from lactose_audio.training import build_chain
+
+    cfg = TrainConfig(chain_spec=DEFAULT_SPEC, key="amplitude", n_ranges=3, steps=10).resolved()
+    chain = build_chain(cfg, [drive_pair.dry], drive_pair.sample_rate)
+    trainer = Trainer(chain, [drive_pair], cfg, drive_pair.sample_rate)
+    lowpass = chain.stages[2]
+    assert lowpass.block.name == "lowpass"
+    raw = lowpass.bank.numpy().copy()
+    raw[:, 0] = lowpass.block.params[0].to_raw_np(22000.0)  # wide open: at its upper bound
+    lowpass.bank.assign(raw)
+    assert raw[0, 0] > 3 * RANGES_START_RAW_LIMIT
+    trainer.best_values = [stage.bank.numpy().copy() for stage in chain.stages]
+    trainer.best_esr = 1.0
+    trainer.start_ranges()
+    started = lowpass.bank.numpy()
+    np.testing.assert_array_equal(started[:, 0], RANGES_START_RAW_LIMIT)
+    assert all(np.abs(s.bank.numpy()).max() <= RANGES_START_RAW_LIMIT for s in chain.stages)
+    assert 20000.0 < lowpass.physical()[0][0] < 22000.0  # still out of the way
+    assert trainer.unconditioned_values[2][0, 0] == raw[0, 0]
+    assert trainer.best_esr == pytest.approx(trainer.validation_esr(), rel=1e-9)
+    np.testing.assert_array_equal(trainer.best_values[2], started)
+
+
 def test_resume_continues_where_the_checkpoint_left_off(drive_pair, tmp_path):
     # Interrupted in the second phase's Adam warm-up: everything after it is deterministic.
     config = TrainConfig(
