@@ -67,7 +67,8 @@ def cli() -> None:
     multiple=True,
     metavar="WET NAME=VALUE[,NAME=VALUE]",
     help="A knob capture: WET recorded from DRY at these control settings (repeat per "
-    "setting; or DRY is a folder with dry.wav and captures.csv).",
+    "setting; or DRY is a folder with dry.wav and captures.csv). With one control, --chain "
+    "auto (the default) searches the structure on the middle capture.",
 )
 @click.option(
     "--holdout",
@@ -94,7 +95,8 @@ def cli() -> None:
     type=click.Choice((*KEYS, "auto")),
     default=None,
     help="What selects the range: none, sample, amplitude (dBFS), pitch (MIDI) or auto "
-    "(default: none, amplitude or pitch, whichever validates clearly best).",
+    "(default: none, amplitude or pitch, whichever validates clearly best; with --capture: "
+    "none, the knob selects each setting's row).",
 )
 @click.option(
     "--ranges",
