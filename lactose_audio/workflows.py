@@ -398,7 +398,7 @@ def _scheduled(
     chunks = collections.deque(tasks[i : i + size] for i in range(0, len(tasks), size))
     warming: set[Future] = set()
     ready = workers or 0
-    if work_here and workers:
+    if work_here and workers and chunks:
         # this process renders a chunk first: it loads the render path (numba's kernels), so
         # a worker forked afterwards starts warm
         yield from run_chunk(chunks.pop())

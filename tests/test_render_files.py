@@ -156,6 +156,26 @@ def test_work_here_renders_a_chunk_before_the_first_worker_task(preset, takes, t
     assert result.written == sorted(out / rel for rel in signals)
 
 
+def test_work_here_with_nothing_to_render_skips_every_file(preset, tmp_path):
+    """Every output exists already (no overwrite): nothing is rendered or submitted, each file
+    is listed as skipped and the outputs are left as they were."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(3):
+        x = (0.3 * np.random.default_rng(40 + i).standard_normal(2000)).astype(np.float32)
+        sf.write(root / f"take{i}.wav", x, SR, subtype="FLOAT")
+    out = tmp_path / "out"
+    first = lactose_audio.render_files(preset, root, out)
+    before = {p: p.read_bytes() for p in first.written}
+    with ThreadPoolExecutor(1) as pool:
+        again = lactose_audio.render_files(preset, root, out, executor=pool, work_here=True)
+    assert len(first.written) == 3 and again.written == [] and not again.failed
+    assert sorted(again.skipped) == first.written
+    assert {p: p.read_bytes() for p in first.written} == before
+
+
 def test_render_files_work_here_with_a_thread_pool(preset, takes, tmp_path):
     """The scheduler with ``work_here``: every file rendered once, failures returned."""
     from concurrent.futures import ThreadPoolExecutor
