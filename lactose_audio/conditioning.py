@@ -74,34 +74,35 @@ ENVELOPE_BLOCK = 16
 
 
 @_jit(contract=True)
-def _sum_blocks(x, begin, n_blocks, q, q_begin):  # pragma: no cover - compiled
-    # q[q_begin + b] = mean square of x[begin + 16 b : begin + 16 (b + 1)], b < n_blocks. Each
-    # block's sum runs in one fixed order (pairs, then a tree), so a block gives the same bits
-    # wherever it sits; the loop vectorises across blocks.
-    for b in range(n_blocks):
-        j = begin + 16 * b
-        t0 = np.float64(x[j]) ** 2 + np.float64(x[j + 8]) ** 2
-        t1 = np.float64(x[j + 1]) ** 2 + np.float64(x[j + 9]) ** 2
-        t2 = np.float64(x[j + 2]) ** 2 + np.float64(x[j + 10]) ** 2
-        t3 = np.float64(x[j + 3]) ** 2 + np.float64(x[j + 11]) ** 2
-        t4 = np.float64(x[j + 4]) ** 2 + np.float64(x[j + 12]) ** 2
-        t5 = np.float64(x[j + 5]) ** 2 + np.float64(x[j + 13]) ** 2
-        t6 = np.float64(x[j + 6]) ** 2 + np.float64(x[j + 14]) ** 2
-        t7 = np.float64(x[j + 7]) ** 2 + np.float64(x[j + 15]) ** 2
-        q[q_begin + b] = (((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7))) * 0.0625
+def _block_mean_square(x, j):  # pragma: no cover - compiled
+    # Mean square of x[j : j + 16] in one fixed order (pairs, then a tree), so a block gives the
+    # same bits wherever it sits.
+    t0 = np.float64(x[j]) ** 2 + np.float64(x[j + 8]) ** 2
+    t1 = np.float64(x[j + 1]) ** 2 + np.float64(x[j + 9]) ** 2
+    t2 = np.float64(x[j + 2]) ** 2 + np.float64(x[j + 10]) ** 2
+    t3 = np.float64(x[j + 3]) ** 2 + np.float64(x[j + 11]) ** 2
+    t4 = np.float64(x[j + 4]) ** 2 + np.float64(x[j + 12]) ** 2
+    t5 = np.float64(x[j + 5]) ** 2 + np.float64(x[j + 13]) ** 2
+    t6 = np.float64(x[j + 6]) ** 2 + np.float64(x[j + 14]) ** 2
+    t7 = np.float64(x[j + 7]) ** 2 + np.float64(x[j + 15]) ** 2
+    return (((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7))) * 0.0625
 
 
 @_jit(contract=True)
 def _block_powers(x, hop, q):  # pragma: no cover - compiled
     # Mean square of every full ENVELOPE_BLOCK (16-sample) block of every frame, blocks cut
-    # from each frame's start: q[f * (hop // 16) + b].
+    # from each frame's start: q[f * (hop // 16) + b]. (One block per call of
+    # _block_mean_square, each loop writing q in order: LLVM vectorises this form; a helper
+    # looping over a frame's blocks, inlined here, ran 2.3x slower on a 60 s file.)
     n = x.shape[0]
     nb = hop // 16
     if hop % 16 == 0:  # the blocks of all frames are contiguous: one long loop
-        _sum_blocks(x, 0, n // 16, q, 0)
+        for b in range(n // 16):
+            q[b] = _block_mean_square(x, 16 * b)
         return q
     for f in range((n + hop - 1) // hop):
-        _sum_blocks(x, f * hop, min(nb, (n - f * hop) // 16), q, f * nb)
+        for b in range(min(nb, (n - f * hop) // 16)):
+            q[f * nb + b] = _block_mean_square(x, f * hop + 16 * b)
     return q
 
 
