@@ -137,11 +137,37 @@ def even_edges(key: Any, n_ranges: int) -> RangeEdges:
 
 
 class StageSpec(NamedTuple):
-    """One parsed spec item: block name, its key (``None``: unkeyed) and edges."""
+    """One parsed spec item: block name, its key (``None``: unkeyed), edges, and the control
+    it also follows (``knob``: a 2-D bank, settings x ranges of ``key``; else ``None``)."""
 
     block: str
     key: Any
     edges: RangeEdges | None
+    knob: ControlKey | None = None
+
+
+def _item_keys(item: str, key_name: str, keys: dict[str, Any] | None) -> tuple[Any, Any]:
+    """``(key, knob)`` of ``name@a`` or ``name@a+b``: at most one control, one signal key."""
+    key, knob = None, None
+    for part in (p.strip() for p in key_name.split("+")):
+        if keys and part in keys:
+            value = keys[part]
+        elif part in KEY_KINDS:
+            value = make_key(part)
+        else:
+            raise ParameterError(f"unknown key {part!r} in chain spec item {item!r}")
+        if isinstance(value, ControlKey):
+            if knob is not None:
+                raise ParameterError(f"chain spec item {item!r} follows two controls; one at most")
+            knob = value
+        elif value is not None:
+            if key is not None:
+                raise ParameterError(
+                    f"chain spec item {item!r} has two signal keys; one at most (with a control: "
+                    "name@control+amplitude)"
+                )
+            key = value
+    return (knob, None) if key is None else (key, knob)
 
 
 def parse_spec(
@@ -150,11 +176,16 @@ def parse_spec(
     n_ranges: int | None = None,
     edges: RangeEdges | None = None,
     keys: dict[str, Any] | None = None,
+    knob: ControlKey | None = None,
 ) -> list[StageSpec]:
     """Parse ``"gain>tanh>lowpass@pitch"`` (see :meth:`lactose_audio.chains.Chain.from_spec`).
 
+    An item's ``@`` part names a key, a control, or both joined by ``+``
+    (``tanh@gain+amplitude``: a 2-D bank). Unmarked items take ``key`` and ``knob``.
+
     Raises:
-        ParameterError: On an unknown key or an empty spec.
+        ParameterError: On an unknown key, two controls or two signal keys on one item, or an
+            empty spec.
     """
     items = [s.strip() for s in spec.split(">") if s.strip()]
     if not items:
@@ -162,20 +193,15 @@ def parse_spec(
     out = []
     for item in items:
         name, _, key_name = item.partition("@")
-        stage_key = key
+        stage_key, stage_knob = (key, knob) if key is not None else (knob, None)
         if key_name:
-            if keys and key_name in keys:
-                stage_key = keys[key_name]
-            elif key_name in KEY_KINDS:
-                stage_key = make_key(key_name)
-            else:
-                raise ParameterError(f"unknown key {key_name!r} in chain spec item {item!r}")
+            stage_key, stage_knob = _item_keys(item, key_name, keys)
         stage_edges = None
         if isinstance(stage_key, ControlKey):
             stage_edges = settings_edges(stage_key.settings)
         elif stage_key is not None:
             stage_edges = edges or even_edges(stage_key, n_ranges or 1)
-        out.append(StageSpec(name.strip(), stage_key, stage_edges))
+        out.append(StageSpec(name.strip(), stage_key, stage_edges, stage_knob))
     return out
 
 

@@ -48,7 +48,15 @@ from lactose_audio.errors import ParameterError
 from lactose_audio.executor import plan
 from lactose_audio.frames import as_audio, check_finite, frame_mean
 from lactose_audio.params import format_value, physical_to_raw_np, raw_to_physical_np
-from lactose_audio.ranges import UNKEYED, RangeBank, RangeEdges, Selection, Unkeyed, select
+from lactose_audio.ranges import (
+    UNKEYED,
+    RangeBank,
+    RangeEdges,
+    Selection,
+    Unkeyed,
+    range_index,
+    select,
+)
 
 
 class Stage:
@@ -61,9 +69,14 @@ class Stage:
         key: ``KeySpec`` of the conditioning signal, or ``None`` (unconditioned, 1 range).
         edges: ``RangeEdges`` in the key's unit; default: no edges (1 range).
         soft_width: Soft-edge band width in the key's unit (0: the hard "if").
+        knob: A :class:`~lactose_audio.chain_spec.ControlKey` the stage follows *as well as*
+            a signal ``key``: a 2-D bank, one block of ``edges.n_ranges`` rows per captured
+            setting (row ``s * edges.n_ranges + r``: setting ``s``, range ``r``). A control
+            alone is given as ``key``.
 
     Raises:
-        ParameterError: On mismatched bank/edges sizes or several ranges without a key.
+        ParameterError: On mismatched bank/edges sizes, several ranges without a key, or a
+            ``knob`` that is not a control or comes with a control ``key``.
     """
 
     def __init__(
@@ -73,9 +86,18 @@ class Stage:
         key: Any = None,
         edges: RangeEdges | None = None,
         soft_width: float = 0.0,
+        knob: ControlKey | None = None,
     ) -> None:
         self.block = _blocks.get_block(block) if isinstance(block, str) else block
+        if knob is not None:
+            if not isinstance(knob, ControlKey):
+                raise ParameterError(f"stage {self.block.name}: knob must be a control key")
+            if isinstance(key, ControlKey):
+                raise ParameterError(f"stage {self.block.name}: a stage follows one control")
+            if key is None:
+                key, knob = knob, None  # a control alone
         self.key = key
+        self.knob = knob
         if isinstance(key, ControlKey):
             expected = settings_edges(key.settings)
             if edges is not None and tuple(edges.edges) != expected.edges:
@@ -86,7 +108,7 @@ class Stage:
             edges = expected
         self.edges = edges if edges is not None else RangeEdges((), getattr(key, "unit", ""))
         self.soft_width = float(soft_width)
-        n_ranges = self.edges.n_ranges
+        n_ranges = self.edges.n_ranges * (len(knob.settings) if knob is not None else 1)
         if key is None and n_ranges > 1:
             raise ParameterError(f"stage {self.block.name}: {n_ranges} ranges need a key")
         if bank is None:
@@ -101,8 +123,24 @@ class Stage:
 
     @property
     def n_ranges(self) -> int:
-        """Number of bank rows."""
-        return self.edges.n_ranges
+        """Number of bank rows (a 2-D bank: settings x the key's ranges)."""
+        return self.edges.n_ranges * (len(self.knob.settings) if self.knob is not None else 1)
+
+    @property
+    def signal_keyed(self) -> bool:
+        """True when a signal key (amplitude, pitch, sample) splits the rows into ranges."""
+        return (
+            self.key is not None
+            and not isinstance(self.key, ControlKey)
+            and self.edges.n_ranges > 1
+        )
+
+    @property
+    def control_key(self) -> ControlKey | None:
+        """The control this stage follows (alone or with a signal key), or ``None``."""
+        if self.knob is not None:
+            return self.knob
+        return self.key if isinstance(self.key, ControlKey) else None
 
     @property
     def keyed(self) -> bool:
@@ -111,18 +149,22 @@ class Stage:
 
     @property
     def control_rate(self) -> str:
-        """``"sample"`` if block and key are sample-rate, else ``"frame"``."""
+        """``"sample"`` if block and key are sample-rate, else ``"frame"`` (a renderer's ramp
+        of a 2-D bank: a sample-rate knob makes a pointwise stage sample-rate)."""
         sample = self.block.rate == "sample" and not self.block.is_linear
-        return "sample" if sample and getattr(self.key, "rate", "") == "sample" else "frame"
+        rates = (getattr(self.key, "rate", ""), getattr(self.knob, "rate", ""))
+        return "sample" if sample and "sample" in rates else "frame"
 
     @property
     def control(self) -> str | None:
         """The name of the control (knob) this stage follows, or ``None``."""
-        return self.key.name if isinstance(self.key, ControlKey) else None
+        control = self.control_key
+        return None if control is None else control.name
 
     def selection_signature(self) -> tuple:
         """Stages with equal signatures share one selection."""
-        return (key_signature(self.key), self.edges.edges, self.soft_width, self.control_rate)
+        knob = None if self.knob is None else key_signature(self.knob)
+        return (key_signature(self.key), self.edges.edges, self.soft_width, self.control_rate, knob)
 
     def physical(self) -> np.ndarray:
         """Per-range physical parameters, float64 ``[n_ranges, n_params]``."""
@@ -146,10 +188,11 @@ class Stage:
             self.bank.assign(np.broadcast_to(raw, (self.n_ranges, self.block.n_params)))
 
     def to_config(self) -> dict[str, Any]:
-        """``{"block", "key", "edges", "soft_width", "units", "ranges": [{name: value}]}``."""
+        """``{"block", "key", "edges", "soft_width", "units", "ranges": [{name: value}]}``,
+        and ``"control"`` (the knob) for a 2-D bank, whose ``ranges`` run setting by setting."""
         names = self.block.param_names
         rows = self.physical()
-        return {
+        config = {
             "block": self.block.name,
             "key": key_dict(self.key),
             "edges": self.edges.to_dict(),
@@ -157,13 +200,24 @@ class Stage:
             "units": {p.name: p.unit for p in self.block.params},
             "ranges": [{n: float(v) for n, v in zip(names, row, strict=True)} for row in rows],
         }
+        if self.knob is not None:
+            config["control"] = key_dict(self.knob)
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Stage:
         """Inverse of :meth:`to_config` (values validated against the declared ranges)."""
         block = _blocks.get_block(config["block"])
         edges = RangeEdges.from_dict(config["edges"])
-        stage = cls(block, None, key_from_dict(config["key"]), edges, config["soft_width"])
+        knob = key_from_dict(config["control"]) if "control" in config else None
+        if knob is not None and not isinstance(knob, ControlKey):
+            raise ParameterError(f"stage {block.name}: control must be a control key")
+        key = key_from_dict(config["key"])
+        if knob is not None and (key is None or isinstance(key, ControlKey)):
+            raise ParameterError(
+                f"stage {block.name}: a stage with a control field needs a signal key"
+            )
+        stage = cls(block, None, key, edges, config["soft_width"], knob)
         ranges = config["ranges"]
         if len(ranges) != stage.n_ranges:
             raise ParameterError(
@@ -180,6 +234,8 @@ class Stage:
 
     def __repr__(self) -> str:
         key = "" if self.key is None else f"@{self.control or self.key.kind}"
+        if self.knob is not None:
+            key = f"@{self.knob.name}+{self.key.kind}"
         rows = self.physical()
         parts = []
         for i, spec in enumerate(self.block.params[:6]):
@@ -260,12 +316,14 @@ class Chain:
         soft_width: float = 0.0,
         hop_size: int = DEFAULT_HOP_SIZE,
         keys: dict[str, Any] | None = None,
+        knob: ControlKey | None = None,
     ) -> Chain:
         """Build a chain from ``"gain>tanh>lowpass"``.
 
         Each ``>``-separated item is a block name, optionally ``name@key`` to key that stage
         on another signal: ``key`` is a name in ``keys`` or a kind (``none``, ``sample``,
-        ``amplitude``, ``pitch``, default settings). Unmarked stages use ``key``.
+        ``amplitude``, ``pitch``, default settings); ``name@control+kind`` follows a control
+        of ``keys`` and a signal key (a 2-D bank). Unmarked stages use ``key`` (and ``knob``).
 
         Args:
             spec: The spec string.
@@ -276,14 +334,15 @@ class Chain:
             edges: Explicit edges (instead of ``n_ranges``), used by every keyed stage.
             soft_width: Soft-edge width of keyed stages (key unit).
             hop_size: Frame hop in samples.
-            keys: Named ``KeySpec`` s for ``@name``.
+            keys: Named ``KeySpec`` s (and controls) for ``@name``.
+            knob: A control every unmarked stage follows with ``key`` (2-D banks).
 
         Raises:
             ParameterError: On an unknown block or key, or an empty spec.
         """
         stages = [
-            Stage(item.block, None, item.key, item.edges, soft_width)
-            for item in parse_spec(spec, key, n_ranges, edges, keys)
+            Stage(item.block, None, item.key, item.edges, soft_width, item.knob)
+            for item in parse_spec(spec, key, n_ranges, edges, keys, knob)
         ]
         return cls(stages, hop_size=hop_size)
 
@@ -299,11 +358,11 @@ class Chain:
         audio = as_audio(audio)
         cache: dict[str, np.ndarray] = {}
         for stage in self.stages:
-            if stage.keyed and stage.control is None:  # a control's edges are its settings
+            if stage.signal_keyed:  # a control's edges are its settings
                 values = self._stage_key_values(stage, audio, sample_rate, cache)
                 weights = self._level_weights(stage, audio, values)
                 stage.edges = RangeEdges.from_quantiles(
-                    values, stage.n_ranges, stage.edges.unit, weights=weights
+                    values, stage.edges.n_ranges, stage.edges.unit, weights=weights
                 )
         self.graph_cache = {}
 
@@ -356,7 +415,7 @@ class Chain:
         out: dict[str, tuple[float, ...]] = {}
         for stage in self.stages:
             if stage.control is not None:
-                out.setdefault(stage.control, stage.key.settings)
+                out.setdefault(stage.control, stage.control_key.settings)
         return out
 
     def selections(
@@ -405,6 +464,9 @@ class Chain:
                         f"stage {stage.block.name} follows the control {stage.control!r}: "
                         "give its value"
                     )
+                if stage.knob is not None:  # 2-D: the setting's block of rows, then the key
+                    out.append(self._knob_selection(stage, audio, sample_rate, controls, cache))
+                    continue
                 n = audio.size
                 if stage.control_rate == "frame":
                     n = -(-n // self.hop_size)
@@ -416,6 +478,20 @@ class Chain:
         if not cache:
             check_finite(audio)
         return out
+
+    def _knob_selection(self, stage, audio, sample_rate, controls, cache) -> Selection:
+        """A 2-D stage's selection: the key's ranges within the block of rows of the setting
+        nearest ``controls[stage.control]`` (training: a captured setting's own)."""
+        setting = int(range_index(float(controls[stage.control]), settings_edges(
+            stage.knob.settings)))  # fmt: skip
+        offset = setting * stage.edges.n_ranges
+        if stage.edges.n_ranges == 1:
+            n = audio.size if stage.control_rate == "sample" else -(-audio.size // self.hop_size)
+            rows = np.full(n, offset, np.int32)
+            return Selection(rows, rows.copy(), np.zeros(n, np.float32))
+        values = self._stage_key_values(stage, audio, sample_rate, cache)
+        sel = select(values, stage.edges, stage.soft_width)
+        return Selection(sel.lower + offset, sel.upper + offset, sel.frac)
 
     def slice_selections(
         self, selections: Sequence[Selection | Unkeyed], start: int, n_samples: int

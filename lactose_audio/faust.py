@@ -175,6 +175,11 @@ def check_exportable(chain: Any) -> None:
                 "file (not causal), so a real-time plugin cannot reproduce it; pitch-keyed "
                 "presets are not exported"
             )
+        if stage.knob is not None:
+            raise ExportError(
+                f"{where} follows the control {stage.control} and the {stage.key.kind} key (a "
+                "2-D bank); the export handles a knob alone or a key alone, not both on a stage"
+            )
         if stage.keyed and stage.key.kind not in ("amplitude", "sample", "control"):
             raise ExportError(f"{where}: a {stage.key.kind!r} key has no Faust detector")
         if block.is_linear:

@@ -66,7 +66,7 @@ class AlignedSelections:
         self._streams: dict[str, Any] = {}
         self._per_sample: dict[str, bool] = {}
         for stage in chain.stages:
-            if not stage.keyed or stage.control is not None:  # knobs: set by the renderer
+            if not stage.signal_keyed:  # unkeyed, or a knob alone: set by the renderer
                 continue
             sig = key_signature(stage.key)
             if sig in self._streams:
@@ -130,7 +130,7 @@ class AlignedSelections:
             keys[sig], self._keys[sig] = values[:n_values], values[n_values:]
         sels: list[Any] = []
         for stage in self.chain.stages:
-            if not stage.keyed or stage.control is not None:
+            if not stage.signal_keyed:
                 sels.append(UNKEYED)  # a control's selection comes from its value (the renderer)
                 continue
             values = keys[key_signature(stage.key)]

@@ -104,23 +104,45 @@ def check_controls(chain: Any, values: Mapping[str, Any] | None) -> dict[str, fl
     return out
 
 
-def stage_row(stage: Any, value: float) -> np.ndarray:
-    """The raw bank row (float32 ``[bank width]``) of a control-keyed stage at ``value``.
+def stage_rows(stage: Any, value: float) -> np.ndarray:
+    """The raw bank rows (float32 ``[n, bank width]``) of a control-following stage at
+    ``value``: ``n = 1`` for a control alone, the key's ranges for a 2-D bank (range ``r`` of
+    the value from range ``r`` of the two settings around it).
 
-    A captured setting gives its own row exactly; a value between two settings interpolates
+    A captured setting gives its own rows exactly; a value between two settings interpolates
     their physical parameters in each parameter's declared scaling (see the module docstring).
     """
-    settings = stage.key.settings
-    raw = stage.bank.numpy()
+    settings = stage.control_key.settings
+    per_setting = stage.edges.n_ranges if stage.knob is not None else 1
+    raw = stage.bank.numpy().reshape(len(settings), per_setting, -1)
     if value in settings:
         return raw[settings.index(value)].copy()
     k = int(np.searchsorted(np.asarray(settings), value)) - 1
     t = (value - settings[k]) / (settings[k + 1] - settings[k])
     params, n = stage.block.params, stage.block.n_params
-    phys = raw_to_physical_np(params, raw[k : k + 2, :n])
-    row = raw[k].copy()
-    row[:n] = physical_to_raw_np(params, interpolate_physical_np(params, phys[0], phys[1], t))
-    return row
+    low = raw_to_physical_np(params, raw[k, :, :n])
+    high = raw_to_physical_np(params, raw[k + 1, :, :n])
+    rows = raw[k].copy()
+    for r in range(per_setting):
+        rows[r, :n] = physical_to_raw_np(
+            params, interpolate_physical_np(params, low[r], high[r], t)
+        )
+    return rows
+
+
+def stage_row(stage: Any, value: float) -> np.ndarray:
+    """The raw row (float32 ``[bank width]``) of a stage following a control alone at
+    ``value`` (:func:`stage_rows`' one row)."""
+    return stage_rows(stage, value)[0]
+
+
+def _resolved_stage(stage: Any, rows: np.ndarray, knob: ControlKey | None = None) -> Any:
+    """A stage with ``rows`` as its bank: unkeyed (a control alone), else keyed on the 2-D
+    stage's signal key with its edges; ``knob``: a ramp's two settings."""
+    bank = RangeBank(rows.shape[0], stage.bank.n_params, rows)
+    if stage.knob is None:
+        return type(stage)(stage.block, bank, knob)
+    return type(stage)(stage.block, bank, stage.key, stage.edges, stage.soft_width, knob)
 
 
 def _rebuild(chain: Any, make_stage) -> Any:
@@ -147,9 +169,7 @@ def resolve(chain: Any, values: Mapping[str, Any] | None) -> Any:
         return chain
 
     def make_stage(stage: Any) -> Any:
-        row = stage_row(stage, values[stage.control])
-        bank = RangeBank(1, stage.bank.n_params, row)
-        return type(stage)(stage.block, bank)
+        return _resolved_stage(stage, stage_rows(stage, values[stage.control]))
 
     return _rebuild(chain, make_stage)
 
@@ -163,31 +183,46 @@ def ramp_chain(chain: Any, values: Mapping[str, float]) -> tuple[Any, list[tuple
     pairs: list[tuple[Any, Any]] = []
 
     def make_stage(stage: Any) -> Any:
-        row = stage_row(stage, values[stage.control])
-        bank = RangeBank(2, stage.bank.n_params, np.stack([row, row]))
+        rows = stage_rows(stage, values[stage.control])
         key = ControlKey(stage.control, RAMP_KEY_SETTINGS, rate="sample")
-        ramp = type(stage)(stage.block, bank, key)
+        ramp = _resolved_stage(stage, np.concatenate([rows, rows]), key)
         pairs.append((stage, ramp))
         return ramp
 
     return _rebuild(chain, make_stage), pairs
 
 
-def ramp_selection(stage: Any, n_samples: int, hop_size: int, ramping: bool) -> Selection:
+def ramp_selection(
+    stage: Any, n_samples: int, hop_size: int, ramping: bool, level: Any = None
+) -> Selection:
     """A ramp stage's selection for a call of ``n_samples`` (a chunk starting on the grid).
 
-    Steady: row 1 everywhere. After a change (``ramping``): a sample-rate stage moves from row
-    0 to row 1 over the first frame (``frac = (j + 1) / hop``); a frame-rate stage (a filter)
-    takes row 1 from the first frame, its coefficients faded by the filter's own crossfade.
+    Steady: the current value's rows everywhere (a 2-D bank: the signal key's selection
+    ``level`` within them). After a change (``ramping``): a sample-rate stage moves from the
+    previous rows to the current ones over the first frame (``frac = (j + 1) / hop``; a 2-D
+    bank ramps within the range nearer the key there, soft edges rounded for that frame); a
+    frame-rate stage (a filter) takes the current rows from the first frame, its coefficients
+    faded by the filter's own crossfade.
     """
     sample = stage.control_rate == "sample"
     n = n_samples if sample else -(-n_samples // hop_size)
-    upper = np.ones(n, np.int32)
-    lower = upper.copy()
-    frac = np.zeros(n, np.float32)
+    per_setting = stage.edges.n_ranges if stage.knob is not None else 1
+    if stage.knob is None or level is None or not hasattr(level, "lower"):
+        lower = np.zeros(n, np.int32)
+        upper = lower.copy()
+        frac = np.zeros(n, np.float32)
+    else:
+        lower, upper, frac = (np.asarray(a) for a in level)
+        if sample and lower.shape[0] != n:  # a frame-rate key held over each frame's samples
+            lower, upper, frac = (np.repeat(a, hop_size)[:n] for a in (lower, upper, frac))
+    near = np.where(frac >= 0.5, upper, lower).astype(np.int32)
+    lower = (lower + per_setting).astype(np.int32)
+    upper = (upper + per_setting).astype(np.int32)
+    frac = frac.astype(np.float32)
     if ramping and sample:
         m = min(hop_size, n)
-        lower[:m] = 0
+        lower[:m] = near[:m]
+        upper[:m] = near[:m] + per_setting
         frac[:m] = (np.arange(m) + 1.0) / hop_size
     return Selection(lower, upper, frac)
 
@@ -198,8 +233,9 @@ def set_ramp_rows(pairs: list[tuple[Any, Any]], values: Mapping[str, float], kee
     is, the current row 0)."""
     for stage, ramp in pairs:
         rows = ramp.bank.numpy()
-        start = rows[0] if keep else rows[1]
-        ramp.bank.assign(np.stack([start, stage_row(stage, values[stage.control])]))
+        half = rows.shape[0] // 2
+        start = rows[:half] if keep else rows[half:]
+        ramp.bank.assign(np.concatenate([start, stage_rows(stage, values[stage.control])]))
 
 
 __all__ = [
@@ -211,4 +247,6 @@ __all__ = [
     "ramp_selection",
     "resolve",
     "set_ramp_rows",
+    "stage_row",
+    "stage_rows",
 ]

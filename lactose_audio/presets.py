@@ -24,10 +24,11 @@ from lactose_audio.errors import LactoseError, PresetError
 from lactose_audio.schema import check_document, check_size, check_text, is_integer
 
 FORMAT = "lactose-audio-preset"
-VERSION = 2
-#: Versions this package reads. Version 2 added knob (``control``) keys; a preset without
-#: one is still written as version 1, which every reader of version 1 loads.
-READ_VERSIONS = (1, 2)
+VERSION = 3
+#: Versions this package reads. Version 2 added knob (``control``) keys, version 3 a stage's
+#: ``control`` field (a 2-D bank: a knob and a signal key). A preset is written in the oldest
+#: version that holds it (1 without knobs, 2 without 2-D banks), which older readers load.
+READ_VERSIONS = (1, 2, 3)
 SUFFIX = ".json"
 #: Where shipped presets are looked up by name: $LACTOSE_PRESETS_PATH (os.pathsep-separated
 #: folders), then the ``presets/`` folder of the source tree.
@@ -134,16 +135,20 @@ class Effect:
                     "n_ranges": edges.n_ranges,
                 }
             )
+            if stage.knob is not None:  # a 2-D bank: these ranges at each captured setting
+                out[-1].update(control=stage.knob.name, settings=list(stage.knob.settings))
         return out
 
     def __repr__(self) -> str:
         return f"Effect({self.name!r}, {self.chain!r})"
 
     def to_document(self) -> dict[str, Any]:
-        """The preset as a JSON-able dict (version 1 without knobs, else version 2)."""
+        """The preset as a JSON-able dict (version 1 without knobs, 2 without 2-D banks,
+        else 3)."""
+        two_d = any(stage.knob is not None for stage in self.chain.stages)
         return {
             "format": FORMAT,
-            "version": VERSION if self.chain.controls else 1,
+            "version": VERSION if two_d else 2 if self.chain.controls else 1,
             "name": self.name,
             "description": self.description,
             "sample_rate": int(self.sample_rate),
@@ -227,6 +232,10 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
 
     if version < 2 and chain.controls:
         raise PresetError(f"{source}: control keys (knobs) need preset version 2, got {version}")
+    if version < 3 and any(stage.knob is not None for stage in chain.stages):
+        raise PresetError(
+            f"{source}: a stage's control field (a 2-D bank) needs preset version 3, got {version}"
+        )
     coverage = document["coverage"]
     stages = chain.stages  # depth-first through nested chains
     if not isinstance(coverage, list) or len(coverage) != len(stages):
@@ -235,7 +244,7 @@ def validate_document(document: Any, source: str = "preset") -> Effect:
             f"({len(stages)}), got {len(coverage) if isinstance(coverage, list) else 'no list'}"
         )
     for i, (entry, stage) in enumerate(zip(coverage, stages, strict=True)):
-        n_ranges = stage.edges.n_ranges
+        n_ranges = stage.n_ranges  # bank rows (a 2-D bank: settings x ranges)
         if not isinstance(entry, dict) or set(entry) != {"counts", "flagged"}:
             raise PresetError(f"{source}: coverage[{i}] must be {{counts, flagged}}")
         counts, flagged = entry["counts"], entry["flagged"]

@@ -233,13 +233,14 @@ class RenderStream:
         set_ramp_rows(self._ramp_pairs, self.controls, keep=self._ramping)
         self._ramping = True
 
-    def _control_selections(self, n_samples: int) -> dict[int, Any]:
+    def _control_selections(self, n_samples: int, sels: list[Any]) -> dict[int, Any]:
         from lactose_audio.knobs import ramp_selection
 
         out = {}
+        hop = self.chain.hop_size
         for index, stage in enumerate(self.chain.stages):
-            if stage.control is not None:
-                out[index] = ramp_selection(stage, n_samples, self.chain.hop_size, self._ramping)
+            if stage.control is not None:  # a 2-D bank's signal-key selection within its rows
+                out[index] = ramp_selection(stage, n_samples, hop, self._ramping, sels[index])
         self._ramping = False
         return out
 
@@ -248,7 +249,7 @@ class RenderStream:
         if audio.size == 0:
             return np.zeros(0, np.float32)
         if self._ramp_pairs:
-            for index, sel in self._control_selections(audio.size).items():
+            for index, sel in self._control_selections(audio.size, sels).items():
                 sels[index] = sel
         if self._iir is not None:
             wet = self._iir.process(audio, sels)

@@ -186,9 +186,13 @@ def _check_chain(chain: Any, where: str, depth: int) -> int:
 
 
 def _check_stage(stage: Any, where: str) -> None:
-    _fields(stage, where, _STAGE_FIELDS)
+    _fields(stage, where, _STAGE_FIELDS, ("control",))
     _string(stage["block"], f"{where}.block")
     _check_key(stage["key"], f"{where}.key")
+    if "control" in stage:  # a 2-D bank's knob (format version 3)
+        _check_key(stage["control"], f"{where}.control")
+        if stage["control"].get("kind") != "control":
+            raise PresetError(f"{where}.control must be a control key (kind control)")
     edges = _fields(stage["edges"], f"{where}.edges", _EDGES_FIELDS)
     _string(edges["unit"], f"{where}.edges.unit")
     inner = _list(edges["edges"], f"{where}.edges.edges")

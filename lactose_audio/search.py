@@ -291,7 +291,9 @@ def search(
         budget.ran(trainer, (0, 0.0))
         # a joint knob fit is listed with its control (its ESR is over every capture, the
         # structures' over the middle one)
-        shown = "control " + ",".join(cfg.controls) if joint else kind
+        shown = kind
+        if joint:  # a 2-D bank (knob and key) says both
+            shown = "control " + ",".join(cfg.controls) + (f" + {kind}" if kind != "none" else "")
         ranking.append(_entry(name, attempt_spec, shown, trainer))
         qualifies = fixed_key is not None or trainer.best_esr <= KEY_MARGIN * uncond_esr
         if qualifies and (winner is base or trainer.best_esr < winner.best_esr):

@@ -206,12 +206,6 @@ def _resolve_controls(cfg: TrainConfig) -> TrainConfig:
             f"{len(cfg.controls)} controls ({', '.join(cfg.controls)}): pin the stages that "
             "follow each with name@control in --chain, e.g. 'gain@gain>tanh>lowpass@tone'"
         )
-    if not pinned and cfg.key != "none":
-        raise ParameterError(
-            f"every stage follows {next(iter(cfg.controls))} (no stage pinned with "
-            f"name@control), so --key {cfg.key} would make 2-D banks (settings x ranges), "
-            "which are not supported yet: pin the control's stages in --chain"
-        )
     return cfg
 
 
@@ -267,8 +261,11 @@ class TrainResult:
         lines = []
         if self.out_path is not None:
             lines.append(f"wrote {self.out_path}")
+        controls = getattr(self.effect, "controls", None) or {}
+        knobs = f", control {','.join(controls)}" if controls else ""
         lines.append(
-            f"chain {self.chain}, key {self.key}; {self.steps} steps in {self.seconds:.1f} s; "
+            f"chain {self.chain}, key {self.key}{knobs}; {self.steps} steps in "
+            f"{self.seconds:.1f} s; "
             f"latency {', '.join(str(v) for v in self.latency_samples)} samples"
         )
         if len(self.search) > 1:

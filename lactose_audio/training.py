@@ -86,8 +86,10 @@ def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate
     if cfg.key != "none":
         key = make_key(cfg.key, cfg.key_rate) if cfg.key_rate else make_key(cfg.key)
     keys = {n: ControlKey(n, tuple(s)) for n, s in (cfg.controls or {}).items()}
+    knob = None
     if len(keys) == 1 and not any(f"@{n}" in cfg.chain_spec for n in keys):
-        key = next(iter(keys.values()))  # one control, no pin: every stage follows it
+        # one control, no pin: every stage follows it (and the signal key, if any: 2-D banks)
+        knob = next(iter(keys.values()))
     edges = None
     if cfg.edges is not None:
         edges = RangeEdges(tuple(cfg.edges), key.unit if key is not None else "")
@@ -99,6 +101,7 @@ def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate
         edges=edges,
         soft_width=cfg.soft_width,
         keys=keys or None,
+        knob=knob,
         **options,
     )
     if cfg.edges is None and any(stage.keyed for stage in chain.stages):
@@ -106,7 +109,7 @@ def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate
         # Edges from data can be closer than the default soft band: narrow the band to half
         # the smallest spacing so neighbouring bands never overlap.
         for stage in chain.stages:
-            if stage.keyed and stage.n_ranges > 2:
+            if stage.signal_keyed and stage.edges.n_ranges > 2:
                 spacing = float(np.min(np.diff(stage.edges.edges)))
                 stage.soft_width = min(stage.soft_width, 0.5 * spacing)
     return chain

@@ -208,7 +208,9 @@ def inspect_preset(
     for i, table in enumerate(stage_tables(effect)):
         unit = f" {table['unit']}" if table["unit"] else ""
         lines.append("")
-        key = f"control {table['control']}" if table["control"] else table["key"]
+        key = table["key"]
+        if table["control"]:  # a knob alone, or a 2-D bank (the knob and a signal key)
+            key = f"control {table['control']}" + (f" + {key}" if key != "control" else "")
         lines.append(f"[{i}] {table['block']}  key={key}  ranges={len(table['rows'])}")
         names = [p for p in table["params"]]
         header = ["range", "data", *names]
@@ -222,7 +224,8 @@ def inspect_preset(
                 + unit
             )
             if "setting" in row:
-                span = f"{table['control']}={row['setting']:g}"
+                at = f"{table['control']}={row['setting']:g}"
+                span = at if table["key"] == "control" else f"{at}, {span}"
             count = f"{row['count']}{' (!)' if row['flagged'] else ''}"
             rows.append([span, count, *[_format_value(row["params"][n]) for n in names]])
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
@@ -250,19 +253,21 @@ def stage_tables(effect) -> list[dict[str, Any]]:
         names = stage.block.param_names
         coverage = effect.coverage[index] if index < len(effect.coverage) else None
         rows = []
-        for r in range(stage.edges.n_ranges):
+        per_setting = stage.edges.n_ranges if stage.knob is not None else 1
+        for row in range(stage.n_ranges):  # a 2-D bank: the key's ranges, setting by setting
+            r = row % stage.edges.n_ranges
             rows.append(
                 {
                     "range": r,
                     "from": bounds[r],
                     "to": bounds[r + 1],
-                    "count": coverage["counts"][r] if coverage else None,
-                    "flagged": coverage["flagged"][r] if coverage else False,
-                    "params": {n: float(values[r, j]) for j, n in enumerate(names)},
+                    "count": coverage["counts"][row] if coverage else None,
+                    "flagged": coverage["flagged"][row] if coverage else False,
+                    "params": {n: float(values[row, j]) for j, n in enumerate(names)},
                 }
             )
-            if stage.control is not None:  # a knob: one row per captured setting
-                rows[-1]["setting"] = stage.key.settings[r]
+            if stage.control is not None:  # a knob: one row (2-D: one block) per setting
+                rows[-1]["setting"] = stage.control_key.settings[row // per_setting]
         tables.append(
             {
                 "block": stage.block.name,

@@ -223,7 +223,6 @@ def test_train_from_captures_folder_and_holdout(tmp_path, capsys):
     ("extra", "message"),
     [
         (["--key", "auto"], "--key auto is not supported with --capture"),
-        (["--chain", "default", "--key", "amplitude"], "2-D banks"),
         (["--chain", "default", "--holdout", "gain=7"], "no capture at these settings"),
         (["--chain", "default", "--holdout", "gain=10"], "outside the trained settings"),
     ],

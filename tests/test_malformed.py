@@ -176,7 +176,7 @@ PRESET_MUTATIONS: dict[str, tuple[Callable[[dict], object], str]] = {
         lambda d: _stage(d, 0)["edges"].update(edges=[float(e) for e in range(MAX_RANGES)]),
         f"at most {MAX_RANGES}",
     ),
-    "bad-version": (lambda d: d.update(version=3), "unknown preset version 3"),
+    "bad-version": (lambda d: d.update(version=4), "unknown preset version 4"),
     "version-string": (lambda d: d.update(version="1"), "unknown preset version '1'"),
     "version-bool": (lambda d: d.update(version=True), "unknown preset version True"),
     "bad-format": (lambda d: d.update(format="nam"), "not a lactose-audio preset"),

@@ -67,7 +67,7 @@ def test_physical_parameters_are_readable(tmp_path):
     loaded = load_preset(tmp_path / "a.json")
     document = json.loads((tmp_path / "a.json").read_text())
     assert document["format"] == FORMAT and document["version"] == 1  # no knobs: v1
-    assert VERSION == 2
+    assert VERSION == 3
     stage = document["chain"]["stages"][1]
     assert stage["block"] == "tanh" and set(stage["ranges"][0]) == {"drive_db", "bias", "gain_db"}
     np.testing.assert_allclose(
@@ -83,7 +83,7 @@ def _document() -> dict:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.update(version=3), "unknown preset version 3"),
+        (lambda d: d.update(version=4), "unknown preset version 4"),
         (lambda d: d.update(format="other"), "not a lactose-audio preset"),
         (lambda d: d.pop("chain"), "missing field 'chain'"),
         (lambda d: d.update(extra=1), "unknown field"),
