@@ -38,7 +38,11 @@ Faust program that does what ``lactose render`` does, causally, sample by sample
   linearly, Hz and ``q`` on a log axis); these depend on sliders only, so Faust computes them
   once per host block. A slider is read at each frame start; after a change, pointwise stages
   ramp their raw values over that frame and filters crossfade their coefficients like a range
-  change: what ``RenderStream.set`` does at a chunk boundary on the frame grid.
+  change: what ``RenderStream.set`` does at a chunk boundary on the frame grid. A stage
+  following a knob *and* the amplitude key (a 2-D bank) interpolates each range of the key
+  between the two settings (:func:`lactose_audio.knobs.stage_rows`), ramps every range's
+  values and picks the key's range per frame (or sample); its filters fade from the previous
+  frame's range at the previous frame's sliders.
 
 Refused with :class:`~lactose_audio.errors.ExportError` (one line): pitch keys (pYIN over the
 whole file is not causal), blocks without a Faust kernel (plugins' blocks), filters that are
@@ -59,106 +63,17 @@ from typing import Any
 import numpy as np
 
 from lactose_audio import __version__
-from lactose_audio.blocks.base import Block, crossfade_length
-from lactose_audio.conditioning import ENVELOPE_BLOCK, FLOOR_DB
+from lactose_audio.blocks.base import Block
+from lactose_audio.conditioning import FLOOR_DB
 from lactose_audio.errors import ExportError
 from lactose_audio.executor import FilterGroup, PointwiseRun, execute, plan
+from lactose_audio.faust_library import SR_DEFINITION, library  # noqa: F401 (re-exported)
 from lactose_audio.faust_ops import FAUST, FaustOps, Sym, num  # noqa: F401 (re-exported)
 from lactose_audio.iir import iir_supported
 from lactose_audio.ranges import cast_up
-from lactose_audio.svf import N_COEFS, lane_coefficients, svf_formula
+from lactose_audio.svf import N_COEFS
 
 SAMPLE_RATE = Sym("SR")
-SR_DEFINITION = "SR = ma.SR;  // the host's sample rate, Hz"
-"""The program's sample-rate line (:func:`lactose_audio.plugin.build_plugin` replaces it)."""
-
-
-# ---- the fixed part of every program -----------------------------------------------------------
-
-_SVF_ARGS = ("b0", "b1", "b2", "a0", "a1", "a2")
-_LANE_ARGS = ("g", "k", "m0", "m1", "m2")
-
-
-def _library(hop: int, first_frame: int) -> str:
-    """Frame clock, key detectors and the SVF lane, as Faust definitions."""
-    svf = svf_formula(
-        tuple(Sym(n) for n in _SVF_ARGS[:3]), tuple(Sym(n) for n in _SVF_ARGS[3:]), FAUST
-    )
-    lane = lane_coefficients(*(Sym(n) for n in _LANE_ARGS))
-    block_len = str(ENVELOPE_BLOCK) if hop % ENVELOPE_BLOCK == 0 else "(bpos + 1)"
-    return f"""
-{SR_DEFINITION}
-
-// ---- frame clock (the renderer's frame grid: frame f = samples [f * HOP, (f + 1) * HOP)) ----
-HOP = {hop};  // samples per frame: keys and filter parameters change once per frame
-FADE = {crossfade_length(hop)};  // filters crossfade coefficients over a frame's first FADE samples
-BLOCK = {ENVELOPE_BLOCK};  // envelope step of the frame-rate amplitude key, samples
-FLOOR = {num(10.0 ** (FLOOR_DB / 10.0))};  // power floor of the amplitude key ({FLOOR_DB:g} dBFS)
-phase = ((+(1) : %(HOP)) ~ _) + (HOP - 1) : %(HOP);  // 0 at every frame start
-newframe = phase == 0;
-frames = newframe : ((+ : min(3)) ~ _);  // frames started so far (saturates at 3)
-ramp = rdtable(FADE, 0.5 - 0.5 * cos(ma.PI * (float(ba.time) + 0.5) / FADE), min(phase, FADE - 1));
-// the crossfade weight of the new coefficients (none in the first frame)
-fade = select2(frames <= {first_frame}, select2(phase < FADE, 1.0, ramp), 1.0);
-atframe(s) = ba.sAndH(newframe, s');  // s at the end of the previous frame, held for this one
-fadeto(s) = atframe(s) + fade * (s - atframe(s));  // from the previous frame's value to s
-fadepair(new, old) = old + fade * (new - old);
-// a filter stage's 9 SVF coefficients for range i, faded from the previous frame's range's
-fadelane(lane, i) = (lane(i), lane(atframe(i))) : ro.interleave({N_COEFS}, 2)
-                    : par(j, {N_COEFS}, fadepair);
-// knobs: a value computed from the sliders, taken at each frame start; after a change it
-// ramps over that frame from the previous frame's value (pointwise stages), or a filter's
-// 9 coefficients crossfade like fadelane (filter stages)
-knobramp = select2(frames <= 1, (phase + 1) / HOP, 1.0);
-knob(s) = atframe(h) + knobramp * (h - atframe(h)) with {{ h = ba.sAndH(newframe, s); }};
-knoblane(lane) = lane : par(j, {N_COEFS}, ba.sAndH(newframe)) <: (si.bus({N_COEFS}),
-                 par(j, {N_COEFS}, atframe)) : ro.interleave({N_COEFS}, 2)
-                 : par(j, {N_COEFS}, fadepair);
-
-// ---- helpers ----
-tanh(v) = 1.0 - 2.0 / (exp(2.0 * v) + 1.0);  // one exp (libm's tanhf is slower)
-dbgain(d) = exp(d * {num(math.log(10.0) / 20.0)});  // 10^(d / 20)
-softplus(v) = max(v, 0.0) + log(1.0 + exp(0.0 - abs(v)));
-table(n, values, i) = rdtable(n, values : ba.selectn(n, ba.time), int(i));  // values[i]
-acc_step(prev, v, keep) = v + keep * prev;  // a running sum that restarts where keep == 0
-inband(v, e, w) = (v >= e - 0.5 * w) & (v < e + 0.5 * w);  // the soft band of edge e
-inband_frac(v, e, w) = max(0.0, min(1.0, (v - (e - 0.5 * w)) / w));
-pole_step(k, prev, p) = k * prev + (1.0 - k) * p;
-env_step(k, prev, q, e) = select2(e, prev, k * prev + (1.0 - k) * q);
-// 1 - exp(-u) (a one-pole's step), accurate in float32 for small u (long time constants)
-onepolestep(u) = select2(u < 1e-3, 1.0 - exp(0.0 - u), u * (1.0 - u * (0.5 - u / 6.0)));
-
-// ---- amplitude keys (lactose_audio.conditioning), dBFS ----
-// RMS envelope: max of a fast (attack) and a slow (release) one-pole average of x^2.
-samplecoef(ms) = select2(ms > 0, 0.0, exp(-1000.0 / (max(ms, 1e-9) * SR)));
-amp_sample_power(attack_ms, release_ms, x) = max(fast, slow) with {{
-  fast = x * x : (pole_step(samplecoef(attack_ms)) ~ _);
-  slow = x * x : (pole_step(samplecoef(release_ms)) ~ _);
-}};
-// Per frame: the envelope stepped once per block of BLOCK samples (cut from the frame start)
-// with the block's mean square; the key is the frame's mean envelope power, in dB.
-blockcoef(ms, m) = select2(ms > 0, 0.0, exp(-1000.0 * m / (max(ms, 1e-9) * SR)));
-amp_frame_power(attack_ms, release_ms, x) = acc / HOP with {{
-  bpos = phase % BLOCK;
-  bend = (bpos == BLOCK - 1) | (phase == HOP - 1);
-  m = {block_len};
-  q = (x * x, bpos != 0) : (acc_step ~ _) : /(m);
-  fast = (q, bend) : (env_step(blockcoef(attack_ms, m)) ~ _);
-  slow = (q, bend) : (env_step(blockcoef(release_ms, m)) ~ _);
-  acc = (max(fast, slow) * m * bend, phase != 0) : (acc_step ~ _);
-}};
-todb(p) = 10.0 * log10(max(p, FLOOR));  // dBFS (hard edges compare powers: no log needed)
-frame_mean(k) = atframe((k, phase != 0) : (acc_step ~ _) : /(HOP));
-
-// ---- filters: biquad -> trapezoidal SVF lane (lactose_audio.svf) ----
-svf_params({", ".join(_SVF_ARGS)}) = {", ".join(str(v) for v in svf)};
-lane_coefs({", ".join(_LANE_ARGS)}) = {", ".join(str(v) for v in lane)};
-// y = c1 s1 + c2 s2 + d v;  s <- P s + q v  (coefficients may move every sample)
-svf_lane(p11, p12, p21, p22, q1, q2, c1, c2, d, v) = (step ~ (_, _)) : (!, !, _) with {{
-  step(s1, s2) = p11 * s1 + p12 * s2 + q1 * v, p21 * s1 + p22 * s2 + q2 * v,
-                 c1 * s1 + c2 * s2 + d * v;
-}};
-"""
 
 
 # ---- the backend -------------------------------------------------------------------------------
@@ -174,11 +89,6 @@ def check_exportable(chain: Any) -> None:
                 f"{where} is keyed on pitch: the pitch key is tracked by pYIN over the whole "
                 "file (not causal), so a real-time plugin cannot reproduce it; pitch-keyed "
                 "presets are not exported"
-            )
-        if stage.knob is not None:
-            raise ExportError(
-                f"{where} follows the control {stage.control} and the {stage.key.kind} key (a "
-                "2-D bank); the export handles a knob alone or a key alone, not both on a stage"
             )
         if stage.keyed and stage.key.kind not in ("amplitude", "sample", "control"):
             raise ExportError(f"{where}: a {stage.key.kind!r} key has no Faust detector")
@@ -291,7 +201,17 @@ class FaustBackend:
         """
         block, rows = stage.block, stage.physical()
         names = {}
-        if stage.keyed and stage.control is not None:
+        if stage.knob is not None:
+            knob = self._knob(stage)
+            split = ""
+            if stage.signal_keyed:
+                split = f", split at {self._edges_of[self._selection(stage)[0]]}"
+            self.tables.append(
+                f"// stage {index}: {block.name}, for each captured setting of {knob} "
+                f"({', '.join(num(s) for s in stage.knob.settings)}) one row per range of the "
+                f"{stage.key.kind} key ({stage.edges.n_ranges}{split})"
+            )
+        elif stage.keyed and stage.control is not None:
             knob = self._knob(stage)
             self.tables.append(
                 f"// stage {index}: {block.name}, one row per captured setting of {knob} "
@@ -321,7 +241,7 @@ class FaustBackend:
         Also defines ``<name>_k`` (the captured interval ``[s_k, s_k+1]`` holding the value) and
         ``<name>_t`` (``(v - s_k) / (s_k+1 - s_k)``), as :func:`lactose_audio.knobs.stage_row`.
         """
-        control, settings = stage.control, stage.key.settings
+        control, settings = stage.control, stage.control_key.settings
         name = f"knob_{control}"
         if control in self._knobs:
             return name
@@ -345,20 +265,33 @@ class FaustBackend:
         ]
         return name
 
-    def _knob_values(self, index: int, stage: Any) -> dict[str, str]:
+    def _knob_values(self, index: int, stage: Any) -> dict[str, list[str]]:
         """Top-level definitions of a control stage's parameters at the sliders' values
-        (computed per host block: they depend on sliders only); ``{param: name}``."""
+        (computed per host block: they depend on sliders only); ``{param: [name per range]}``
+        (one name for a knob alone; a 2-D bank's range ``r`` interpolates range ``r`` of the
+        two settings around the value, as :func:`lactose_audio.knobs.stage_rows`)."""
         knob, lists = self._knob(stage), self._values(index, stage)
         n, names = stage.n_ranges, {}
+        per_setting = stage.edges.n_ranges if stage.knob is not None else 1
         for spec in stage.block.params:
-            at = f"{lists[spec.name]}_at"
-            pick = f"{lists[spec.name]} : ba.selectn({n}, {knob}_k"
             expr = spec.interpolate_with(FAUST, Sym("pk"), Sym("pk1"), Sym(f"{knob}_t"))
-            self.tables.append(
-                f"{at} = {Sym.of(expr)} with {{ pk = {pick}); pk1 = {pick} + 1); }};"
-            )
-            names[spec.name] = at
+            names[spec.name] = []
+            for r in range(per_setting):
+                at = f"{lists[spec.name]}_at" + (str(r) if stage.knob is not None else "")
+                row = f"{knob}_k" if stage.knob is None else f"{knob}_k * {per_setting} + {r}"
+                pick = f"{lists[spec.name]} : ba.selectn({n}, {row}"
+                self.tables.append(
+                    f"{at} = {Sym.of(expr)} with {{ pk = {pick}); pk1 = {pick} + "
+                    f"{per_setting}); }};"
+                )
+                names[spec.name].append(at)
         return names
+
+    def _knob_selection(self, stage: Any) -> tuple[str, str, str, bool]:
+        """A 2-D bank's selection of its key's ranges (range 0 without edges)."""
+        if stage.signal_keyed:
+            return self._selection(stage)
+        return "0", "0", "0", False
 
     def _controls(self, index: int, stage: Any) -> list[str]:
         """``name = expression;`` of every control and derived quantity of a pointwise stage.
@@ -368,14 +301,37 @@ class FaustBackend:
         """
         block = stage.block
         derived = block.faust_derived({p: p for p in block.param_names})
+        if stage.knob is not None:
+            # per range of the key: raw values at the sliders, ramped per sample after a change
+            # (RenderStream's ramp), then the key's range (and soft band) picked
+            at, out = self._knob_values(index, stage), []
+            lo, up, fr, soft = self._knob_selection(stage)
+            n = stage.edges.n_ranges
+            for spec in block.params:
+                raws = []
+                for name in at[spec.name]:
+                    self.tables.append(
+                        f"{name}_raw = {Sym.of(spec.to_raw_with(FAUST, Sym(name)))};"
+                    )
+                    raws.append(f"knob({name}_raw)")
+                bus = ", ".join(raws)
+
+                def pick(i: str, bus: str = bus) -> str:
+                    return f"(({bus}) : ba.selectn({n}, int({i})))" if n > 1 else bus
+
+                pos = f"rl + {fr} * (ru - rl)" if soft else "rl"
+                rows = f"rl = {pick(lo)};" + (f" ru = {pick(up)};" if soft else "")
+                phys = Sym.of(spec.to_physical_with(FAUST, Sym("r")))
+                out.append(f"{spec.name} = ({phys} with {{ {rows} r = {pos}; }});")
+            return out + [f"{d} = {expr};" for d, expr in derived.items()]
         if stage.keyed and stage.control is not None:
             # raw values at the sliders (per host block), ramped per sample after a change
             # like RenderStream's ramp (RangeBank.gather: raw rows interpolated)
             at, out = self._knob_values(index, stage), []
             for spec in block.params:
-                raw = f"{at[spec.name]}_raw"
+                raw = f"{at[spec.name][0]}_raw"
                 self.tables.append(
-                    f"{raw} = {Sym.of(spec.to_raw_with(FAUST, Sym(at[spec.name])))};"
+                    f"{raw} = {Sym.of(spec.to_raw_with(FAUST, Sym(at[spec.name][0])))};"
                 )
                 phys = Sym.of(spec.to_physical_with(FAUST, Sym("r")))
                 out.append(f"{spec.name} = ({phys} with {{ r = knob({raw}); }});")
@@ -414,9 +370,25 @@ class FaustBackend:
         b, a = block.coefficients(controls, SAMPLE_RATE, FAUST)
         coefs = ", ".join(Sym.of(v) for v in (*b, *a))
         formula = f"(svf_params({coefs}) : lane_coefs)"
+        if stage.knob is not None:
+            # per range of the key: the coefficients at the sliders, held over each frame;
+            # _prev: the previous frame's (what the renderer fades from)
+            at, n = self._knob_values(index, stage), stage.edges.n_ranges
+            held = f"par(j, {N_COEFS}, ba.sAndH(newframe))"
+            for r in range(n):
+                rows = " ".join(f"{p} = {at[p][r]};" for p in block.param_names)
+                self.tables.append(f"{name}_r{r} = ({formula} with {{ {rows} }}) : {held};")
+            ranges = ", ".join(f"{name}_r{r}" for r in range(n))
+            prev = ", ".join(f"({name}_r{r} : par(j, {N_COEFS}, atframe))" for r in range(n))
+            for suffix, bus in (("", ranges), ("_prev", prev)):
+                self.tables.append(
+                    f"{name}{suffix}(i) = ({bus}) : ro.interleave({N_COEFS}, {n}) : "
+                    f"par(j, {N_COEFS}, ba.selectn({n}, int(i)));"
+                )
+            return name
         if stage.keyed and stage.control is not None:
             at = self._knob_values(index, stage)
-            rows = " ".join(f"{p} = {at[p]};" for p in block.param_names)
+            rows = " ".join(f"{p} = {at[p][0]};" for p in block.param_names)
             self.tables.append(f"{name} = {formula} with {{ {rows} }};  // at the sliders")
             return name
         lists = self._values(index, stage)
@@ -455,6 +427,19 @@ class FaustBackend:
             lane = self._lane_table(index, stage)
             if not stage.keyed:
                 x = self._new(f"({lane}, {x}) : svf_lane", f"stage {index}: {stage.block.name}")
+                continue
+            if stage.knob is not None:
+                lo, up, fr, soft = self._knob_selection(stage)
+                lower = f"(knobfadelane({lane}, {lane}_prev, {lo}), {x} : svf_lane)"
+                upper = f"(knobfadelane({lane}, {lane}_prev, {up}), {x} : svf_lane)"
+                both = (
+                    f"yl + w * (yu - yl) with {{ yl = {lower}; yu = {upper}; w = fadeto({fr}); }}"
+                )
+                x = self._new(
+                    both if soft else lower,
+                    f"stage {index}: {stage.block.name}, following {stage.control} and the "
+                    f"{stage.key.kind} key",
+                )
                 continue
             if stage.control is not None:
                 x = self._new(
@@ -495,7 +480,7 @@ class FaustBackend:
                 *lines,
                 "",
                 'import("stdfaust.lib");',
-                _library(self.hop, first),
+                library(self.hop, first),
                 "// ---- per-range parameters (one value per range, range 0 first) ----",
                 *self.tables,
                 "",

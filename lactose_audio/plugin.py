@@ -161,7 +161,7 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from lactose_audio.faust import SR_DEFINITION
+    from lactose_audio.faust_library import SR_DEFINITION
 
     code = code.replace(SR_DEFINITION, CPP_SAMPLE_RATE, 1)
     with tempfile.TemporaryDirectory(prefix="lactose-export-") as tmp:

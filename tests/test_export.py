@@ -428,3 +428,74 @@ def test_a_knob_moved_during_playback_equals_render_stream_set_and_does_not_clic
     naive = np.concatenate([y0[: frame * HOP], y1[frame * HOP :]])
     assert np.abs(np.diff(naive[settle:])).max() > 1.5 * own
     assert np.abs(np.diff(y[settle:])).max() <= own * (1 + 1e-4)
+
+
+# ---- 2-D banks: a knob and the amplitude key on one stage --------------------------------------
+
+
+def knob_2d_chain(soft_width: float) -> Chain:
+    """Every stage follows ``gain`` (0, 5, 10) and an amplitude key (4 ranges): frame-rate
+    drive and low-pass, a sample-rate-keyed asymmetric clipper and peak."""
+    from lactose_audio.chain_spec import ControlKey
+
+    gain = ControlKey("gain", (0.0, 5.0, 10.0))
+    rng = np.random.default_rng(22)
+    stages = [
+        Stage("tanh", None, FRAME_KEY, EDGES, soft_width, gain),
+        Stage("lowpass", None, FRAME_KEY, EDGES, soft_width, gain),
+        Stage("asym_clip", None, SAMPLE_KEY, EDGES, soft_width, gain),
+        Stage("peak", None, SAMPLE_KEY, EDGES, soft_width, gain),
+    ]
+    return Chain([randomise(s, rng) for s in stages], hop_size=HOP)
+
+
+@pytest.mark.parametrize("soft_width", [0.0, 4.0], ids=["hard", "soft"])
+def test_2d_bank_sliders_equal_render_at_and_between_settings(soft_width):
+    chain = knob_2d_chain(soft_width)
+    assert all(s.n_ranges == 12 for s in chain.stages)
+    code = export_faust(chain)
+    audio = plucks(2.0, 44100, seed=17)
+    for value in (5.0, 3.7, 10.0):
+        y = plugin_output(code, audio, 44100, controls={"gain": value})
+        assert esr(y, render(chain, audio, 44100, controls={"gain": value})) <= TOLERANCE, value
+
+
+def test_a_2d_knob_moved_during_playback_equals_render_stream_set():
+    """Automation of a 2-D bank: the plugin reads the slider at a frame start and ramps each
+    range's parameters (pointwise) or fades the coefficients (filters) like
+    ``RenderStream.set``, within the key's range of every frame."""
+    from lactose_audio.chain_spec import ControlKey
+    from lactose_audio.plugin import FaustHost, faust_parameters
+    from lactose_audio.render import RenderStream
+
+    sr, frame = 44100, 11
+    gain = ControlKey("gain", (0.0, 10.0))
+    edges = RangeEdges((-12.0,), "dBFS")
+    chain = Chain(
+        [Stage("tanh", None, FRAME_KEY, edges, 0.0, gain),
+         Stage("lowpass", None, FRAME_KEY, edges, 0.0, gain)], hop_size=HOP,
+    )  # fmt: skip
+    chain[0].set_physical(
+        [[0.0, 0.0, 0.0], [6.0, 0.0, -3.0], [18.0, 0.0, -9.0], [24.0, 0.0, -12.0]]
+    )
+    chain[1].set_physical([[1000.0, 0.7071], [2000.0, 0.7071], [6000.0, 0.7071], [8000.0, 1.0]])
+    t = np.arange(sr) / sr
+    x = (0.5 * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t)) * np.sin(2 * np.pi * 220 * t)).astype(
+        np.float32
+    )
+    code = export_faust(chain)
+    latency = latency_of(code)
+    host = FaustHost(code, sr, 512)
+    n = x.size + latency
+    moved = np.arange(n + 512) >= frame * HOP + 300  # read at the start of input frame 11
+    host.faust.set_automation(faust_parameters(host.faust)["gain"], np.where(moved, 10.0, 0.0))
+    host.load(x, n)
+    y = host.run()[latency:]
+    stream = RenderStream(chain, sr, controls={"gain": 0})
+    head = stream.process(x[: frame * HOP])
+    stream.set(gain=10)
+    expected = np.concatenate([head, stream.process(x[frame * HOP :]), stream.flush()])
+    assert esr(y, expected) <= TOLERANCE
+    around = slice((frame - 1) * HOP, (frame + 3) * HOP)  # the change: ramps and fades
+    assert esr(y[around], expected[around]) <= TOLERANCE
+    assert esr(y, render(chain, x, sr, controls={"gain": 0})) > 0.01  # the knob did move
