@@ -96,7 +96,8 @@ def cli() -> None:
     default=None,
     help="What selects the range: none, sample, amplitude (dBFS), pitch (MIDI) or auto "
     "(default: none, amplitude or pitch, whichever validates clearly best; with --capture: "
-    "none, the knob selects each setting's row).",
+    "none, the knob selects each setting's row; a key with --capture makes 2-D banks, one row "
+    "per setting and range; auto keeps one only if clearly better than the knob alone).",
 )
 @click.option(
     "--ranges",

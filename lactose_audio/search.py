@@ -117,7 +117,8 @@ def minimum_budget(cfg: Any) -> tuple[float, int]:
     n = len(FAMILY) if cfg.chain_spec == AUTO else 0
     keys = len(AUTO_KEYS) if cfg.key == AUTO else (0 if cfg.key == "none" else 1)
     if getattr(cfg, "controls", None):
-        keys = max(keys, 1)  # the joint fit of every capture
+        # the joint fits of every capture: with --key auto, the knob alone and each key
+        keys = keys + 1 if cfg.key == AUTO else max(keys, 1)
     if n and cfg.key in (AUTO, SAFETY_KEY):
         keys += 1  # the old default chain with the safety key
     screen = n / (SCREEN_SHARE * (STRUCTURE_SHARE if keys else 1.0))
@@ -268,15 +269,19 @@ def search(
     # 3. the key (and the safety net: the old default chain keyed on amplitude).
     winner, key = base, "none"
     keys = AUTO_KEYS if fixed_key is None else ((fixed_key,) if keyed_after else ())
+    if joint and fixed_key is None:  # --key auto with captures: the knob alone is the baseline
+        keys = ("none", *AUTO_KEYS)
     attempts = [("captures" if joint else kind, spec, kind, base) for kind in keys]
     if cfg.chain_spec == AUTO and spec != DEFAULT_SPEC and SAFETY_KEY in keys:
         name = next(n for n, s in FAMILY if s == DEFAULT_SPEC)
         attempts.append(("default", DEFAULT_SPEC, SAFETY_KEY, trainers[name]))
-    uncond_esr = base.best_esr
+    uncond_esr = base.best_esr  # a joint search's keys are measured against the knob alone
+    chosen = None
     for index, (name, attempt_spec, kind, start) in enumerate(attempts):
         left = len(attempts) - index
+        ranges = {"n_ranges": 1} if kind == "none" else {}  # a joint fit of the knob alone
         keyed_cfg = dataclasses.replace(
-            cfg, chain_spec=attempt_spec, key=kind, soft_width=None, edges=cfg.edges
+            cfg, chain_spec=attempt_spec, key=kind, soft_width=None, edges=cfg.edges, **ranges
         ).resolved()
         trainer = make_trainer(keyed_cfg)
         # a joint fit is validated on every capture: its start is evaluated there
@@ -295,12 +300,16 @@ def search(
         if joint:  # a 2-D bank (knob and key) says both
             shown = "control " + ",".join(cfg.controls) + (f" + {kind}" if kind != "none" else "")
         ranking.append(_entry(name, attempt_spec, shown, trainer))
-        qualifies = fixed_key is not None or trainer.best_esr <= KEY_MARGIN * uncond_esr
+        baseline = joint and fixed_key is None and kind == "none"
+        if baseline:
+            uncond_esr = trainer.best_esr
+        qualifies = baseline or fixed_key is not None or trainer.best_esr <= KEY_MARGIN * uncond_esr
         if qualifies and (winner is base or trainer.best_esr < winner.best_esr):
             winner, key, spec = trainer, kind, attempt_spec
+            chosen = ranking[-1]
     ranking.sort(key=_rank)
-    if joint:  # the result first, then the structures searched on the middle capture
-        ranking.sort(key=lambda entry: entry["name"] != "captures")
+    if joint:  # the result first, the other joint fits, then the structures (middle capture)
+        ranking.sort(key=lambda entry: (entry is not chosen, entry["name"] != "captures"))
     return Outcome(
         trainer=winner,
         chain_spec=spec,

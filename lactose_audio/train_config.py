@@ -198,8 +198,6 @@ def _resolve_controls(cfg: TrainConfig) -> TrainConfig:
         cfg.chain_spec = DEFAULT_SPEC
     if cfg.key is None:
         cfg.key = "none"
-    if cfg.key == AUTO:
-        raise ParameterError("--key auto is not supported with --capture: give --key or none")
     pinned = [n for n in cfg.controls if f"@{n}" in cfg.chain_spec]
     if not pinned and len(cfg.controls) > 1:
         raise ParameterError(

@@ -222,7 +222,7 @@ def test_train_from_captures_folder_and_holdout(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--key", "auto"], "--key auto is not supported with --capture"),
+        (["--chain", "default", "--key", "auto", "--steps", "20"], "--key auto needs --steps of"),
         (["--chain", "default", "--holdout", "gain=7"], "no capture at these settings"),
         (["--chain", "default", "--holdout", "gain=10"], "outside the trained settings"),
     ],

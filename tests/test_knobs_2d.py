@@ -245,3 +245,29 @@ def test_train_captures_with_the_amplitude_key_fits_2d_banks(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "key=control gain + amplitude  ranges=6" in text
     assert "gain=5, -inf .. " in text
+
+
+def test_key_auto_with_captures_keeps_a_key_only_by_the_documented_margin(tmp_path):
+    """``--key auto`` with captures: joint fits with the knob alone (the baseline) and with
+    each key (2-D banks); a key is kept only at <= KEY_MARGIN x the knob alone's validation
+    ESR, and the kept fit is listed first."""
+    from test_knobs import _captures
+
+    from lactose_audio.captures import train_captures
+    from lactose_audio.search import KEY_MARGIN
+    from lactose_audio.training import TrainConfig
+
+    _captures(tmp_path, seconds=2.0)
+    cfg = TrainConfig(chain_spec="gain>tanh>lowpass", key="auto", steps=200, seed=0,
+                      refine_segments=8)  # fmt: skip
+    result = train_captures(tmp_path, None, tmp_path / "k.json", cfg, progress=False)
+    joint = {r["key"]: r["val_esr"] for r in result.search if r["name"] == "captures"}
+    assert set(joint) == {"control gain", "control gain + amplitude", "control gain + pitch"}
+    alone = joint["control gain"]
+    keyed = {k: v for k, v in joint.items() if k != "control gain" and v <= KEY_MARGIN * alone}
+    expected = min(keyed, key=keyed.get) if keyed else "control gain"
+    assert result.search[0]["key"] == expected
+    assert result.validation_esr == pytest.approx(joint[expected])
+    effect = load_preset(tmp_path / "k.json")
+    two_d = expected != "control gain"
+    assert all((stage.knob is not None) == two_d for stage in effect.chain.stages)
