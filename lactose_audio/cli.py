@@ -299,15 +299,7 @@ def render(
       lactose render knob_drive.json guitar_di.wav out.wav --set gain=3.7
     """
     subtype = subtype.upper() if subtype else None
-    controls = {}
-    if settings:
-        from lactose_audio.captures import parse_controls
-
-        for item in settings:
-            for name, value in parse_controls(item).items():
-                if name in controls:
-                    raise click.UsageError(f"--set {name} is given twice")
-                controls[name] = value
+    controls = _knob_settings(settings)
     if os.path.isdir(input_path):
         _render_folder(
             preset,
@@ -397,6 +389,20 @@ def _render_folder(
         raise click.exceptions.Exit(2)
 
 
+def _knob_settings(settings: tuple[str, ...]) -> dict[str, float]:
+    """``--set NAME=VALUE`` options as ``{name: value}`` (a name given twice: usage error)."""
+    controls: dict[str, float] = {}
+    if settings:
+        from lactose_audio.captures import parse_controls
+
+        for item in settings:
+            for name, value in parse_controls(item).items():
+                if name in controls:
+                    raise click.UsageError(f"--set {name} is given twice")
+                controls[name] = value
+    return controls
+
+
 @cli.command(name="eval")
 @click.argument("preset")
 @click.argument("dry", type=click.Path(dir_okay=False))
@@ -405,16 +411,32 @@ def _render_folder(
 @click.option("--channel", type=click.IntRange(min=0), default=None)
 @click.option("--resample", is_flag=True, help="Resample the wet file to the dry file's rate.")
 @click.option("--latency", type=int, default=None, help="Latency of wet vs dry in samples.")
-def eval_cmd(preset, dry, wet, as_json, channel, resample, latency) -> None:
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A knob's value (repeat per control): the setting WET was recorded at.",
+)
+def eval_cmd(preset, dry, wet, as_json, channel, resample, latency, settings) -> None:
     """Measure how well PRESET turns DRY into WET (ESR, pre-emphasis ESR, MR-STFT, SNR).
 
     \b
     Example:
       lactose eval my_drive.json dry.wav wet.wav --json
+      lactose eval knob_drive.json dry.wav wet_g5.wav --set gain=5
     """
     from lactose_audio.workflows import evaluate_files
 
-    metrics = evaluate_files(preset, dry, wet, channel=channel, resample=resample, latency=latency)
+    metrics = evaluate_files(
+        preset,
+        dry,
+        wet,
+        channel=channel,
+        resample=resample,
+        latency=latency,
+        controls=_knob_settings(settings),
+    )
     if as_json:
         click.echo(json.dumps(metrics, sort_keys=True))
     else:

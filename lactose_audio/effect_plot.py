@@ -65,7 +65,7 @@ def effect_figure(effect_or_chain: Effect | Chain, sample_rate: float | None = N
         colors = [
             cmap(0.45 if n_ranges == 1 else 0.9 * k / (n_ranges - 1)) for k in range(n_ranges)
         ]
-        labels = range_labels(stage.edges)
+        labels = _row_labels(stage)
         if stage.block.is_linear:
             _draw_response(ax, stage, rate, colors, labels, stage_flagged)
         elif stage.block.uses_dry:
@@ -149,12 +149,26 @@ def _flagged_per_stage(stages: Sequence[Stage], coverage: list[Any]) -> list[lis
     return out
 
 
+def _row_labels(stage: Stage) -> list[str]:
+    """One label per bank row: the key's range, the knob's setting, or both (a 2-D bank)."""
+    control = stage.control_key
+    if control is None:
+        return range_labels(stage.edges)
+    settings = [f"{control.name}={s:g}" for s in control.settings]
+    if stage.knob is None:
+        return settings
+    return [f"{s}, {r}" for s in settings for r in range_labels(stage.edges)]
+
+
 def _stage_title(stage: Stage) -> str:
     if not stage.keyed:
         return f"{stage.block.name}: unconditioned"
+    if stage.knob is None and stage.control is not None:
+        return f"{stage.block.name}: follows {stage.control}, {stage.n_ranges} settings"
     unit = stage.edges.unit or "key units"
+    knob = f"{stage.knob.name} x " if stage.knob is not None else ""
     return (
-        f"{stage.block.name}: keyed on {stage.key.kind} ({unit}, {stage.key.rate} rate), "
+        f"{stage.block.name}: keyed on {knob}{stage.key.kind} ({unit}, {stage.key.rate} rate), "
         f"{stage.n_ranges} ranges"
     )
 
@@ -239,6 +253,11 @@ def _range_colorbar(fig, ax, stage: Stage, colors) -> None:
     n = stage.n_ranges
     mappable = ScalarMappable(BoundaryNorm(np.arange(n + 1) - 0.5, n), ListedColormap(colors))
     bar = fig.colorbar(mappable, ax=ax, pad=0.01)
+    if stage.control_key is not None:  # a knob's rows (2-D: setting by setting): named rows
+        bar.set_ticks(np.arange(n))
+        bar.set_ticklabels(_row_labels(stage), fontsize=5)
+        bar.set_label("bank rows", fontsize=8)
+        return
     bar.set_ticks(np.arange(n - 1) + 0.5)
     bar.set_ticklabels([f"{e:.4g}" for e in stage.edges.edges], fontsize=6)
     bar.set_label(f"{stage.key.kind} range edges ({stage.edges.unit})", fontsize=8)

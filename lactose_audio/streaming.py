@@ -143,6 +143,7 @@ def evaluate_stream(
     channel: int | None = None,
     latency: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    controls: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``effect`` on a dry/wet pair, reading both files block by block.
 
@@ -159,6 +160,7 @@ def evaluate_stream(
         channel: 0-based channel for multi-channel files.
         latency: known latency, samples (positive = wet lags dry); None to estimate it.
         block_size: samples read per block.
+        controls: the knobs' values (a knob preset).
 
     Returns:
         ``{"esr", "esr_pre_emphasis", "mr_stft", "snr_db", "latency_samples", "n_samples",
@@ -202,7 +204,7 @@ def evaluate_stream(
         n = min(dry.n_samples - dry_start, wet.n_samples - wet_start)
         if n < 1:
             raise DataError(f"{wet_name}: nothing left after removing a latency of {lag} samples")
-        stream = RenderStream(effect.chain, sample_rate, engine=DEFAULT_ENGINE)
+        stream = RenderStream(effect.chain, sample_rate, engine=DEFAULT_ENGINE, controls=controls)
         targets = wet.blocks(block_size, wet_start, wet_start + n)
         errors = RunningErrors()
         n_stft = int(MR_STFT_SECONDS * sample_rate)

@@ -115,11 +115,14 @@ def evaluate_files(
     channel: int | None = None,
     resample: bool = False,
     latency: int | None = None,
+    controls: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``preset`` on a dry/wet pair (aligned by the preset's stored latency).
 
     The pair is aligned with ``latency`` if given, else with the latency stored in the
-    preset, else by cross-correlation. Both files are streamed
+    preset (a knob preset: the capture's at ``controls``, if one was made there), else by
+    cross-correlation. ``controls``: the knobs' values (every control of a knob preset,
+    checked as for rendering). Both files are streamed
     (:func:`lactose_audio.streaming.evaluate_stream`: ESR, pre-emphasis ESR and SNR over the
     whole pair, MR-STFT over its first 10 s), except with ``resample``, which loads them.
 
@@ -130,19 +133,31 @@ def evaluate_files(
     from lactose_audio.presets import load_preset
 
     effect = load_preset(preset)
+    if controls or effect.controls:
+        from lactose_audio.knobs import check_controls
+
+        controls = check_controls(effect.chain, controls)
     if latency is None:
         stored = effect.training.get("latency_samples")
+        if controls:  # the capture made at these settings, if any
+            stored = next(
+                (c.get("latency_samples") for c in effect.training.get("captures", [])
+                 if c.get("controls") == controls),
+                None,
+            )  # fmt: skip
         latency = int(stored) if isinstance(stored, int) else None
     if not resample:
         from lactose_audio.streaming import evaluate_stream
 
-        return evaluate_stream(effect, dry_path, wet_path, channel=channel, latency=latency)
+        return evaluate_stream(
+            effect, dry_path, wet_path, channel=channel, latency=latency, controls=controls
+        )
     # --resample converts the whole wet in memory (soxr/polyphase over the file)
     from lactose_audio.data import load_pair
     from lactose_audio.losses import evaluate
 
     pair = load_pair(dry_path, wet_path, channel=channel, resample=resample, latency=latency)
-    prediction = effect(pair.dry, pair.sample_rate)
+    prediction = effect(pair.dry, pair.sample_rate, **(controls or {}))
     metrics: dict[str, Any] = evaluate(pair.wet, prediction)
     metrics.update(
         latency_samples=int(pair.latency_samples),
@@ -165,7 +180,9 @@ def inspect_preset(
 
     Args:
         preset: a preset file or a shipped preset's name.
-        plot: if given, a PNG path: transfer curves and filter responses per range.
+        plot: if given, a PNG path: transfer curves and filter responses per range; for a
+            preset with knobs also ``<stem>-knobs.png`` next to it: every parameter of the
+            control-following stages against its control (:mod:`lactose_audio.knob_plot`).
         as_json: return JSON instead of a table.
 
     Returns:
@@ -181,6 +198,12 @@ def inspect_preset(
 
         check_output_path(plot, suffixes=(".png",))
         plot_effect(effect, plot)
+        if effect.controls:
+            from lactose_audio.knob_plot import plot_knobs
+
+            knobs_plot = Path(plot).with_name(f"{Path(plot).stem}-knobs.png")
+            plot_knobs(effect, knobs_plot)
+            plot = f"{plot}, {knobs_plot}"
     if as_json:
         return json.dumps(
             {

@@ -241,10 +241,50 @@ def test_train_captures_with_the_amplitude_key_fits_2d_banks(tmp_path, capsys):
     # the fit follows the knob: the captured drive rises with the setting in both ranges
     drive = effect.chain[1].physical()[:, 0].reshape(3, 2)
     assert (np.diff(drive, axis=0) > 0).all(), drive
-    assert cli.main(["inspect", str(out)]) == 0
+    assert cli.main(["inspect", str(out), "--plot", str(tmp_path / "k.png")]) == 0
     text = capsys.readouterr().out
     assert "key=control gain + amplitude  ranges=6" in text
     assert "gain=5, -inf .. " in text
+    assert (tmp_path / "k.png").stat().st_size > 0 and (tmp_path / "k-knobs.png").stat().st_size
+    # eval at a captured setting: the capture's latency, the preset rendered at the setting
+    from lactose_audio.data import load_pair
+    from lactose_audio.losses import esr
+
+    argv = ["eval", str(out), str(tmp_path / "dry.wav"), str(tmp_path / "wet5.wav"), "--set",
+            "gain=5", "--json"]  # fmt: skip
+    assert cli.main(argv) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    (capture,) = [c for c in effect.training["captures"] if c["controls"] == {"gain": 5.0}]
+    assert metrics["latency_samples"] == capture["latency_samples"]
+    pair = load_pair(tmp_path / "dry.wav", tmp_path / "wet5.wav",
+                     latency=capture["latency_samples"])  # fmt: skip
+    expected = esr(pair.wet, effect(pair.dry, pair.sample_rate, gain=5.0))
+    assert metrics["esr"] == pytest.approx(expected, rel=1e-4)
+    assert cli.main(argv[:4]) == 2  # a knob preset needs its control's value
+    assert "missing control gain" in capsys.readouterr().err
+
+
+def test_knob_plot_draws_each_parameter_as_rendering_interpolates_it():
+    """Oracle: the interpolation in closed form (dB linearly, Hz geometrically), per range."""
+    from lactose_audio.knob_plot import knob_figure
+
+    fig = knob_figure(_chain())
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles[:3] == ["1. tanh: drive_db", "1. tanh: bias", "1. tanh: gain_db"]
+    assert titles[3:] == ["2. lowpass: cutoff_hz", "2. lowpass: q"]
+    drive, cutoff = fig.axes[0], fig.axes[3]
+    assert cutoff.get_yscale() == "log" and drive.get_yscale() == "linear"
+    for r in range(2):  # one line per amplitude range (then its dots at the settings)
+        x, y = drive.lines[2 * r].get_data()
+        t = x / 10.0
+        np.testing.assert_allclose(y, (1 - t) * TANH[r][0] + t * TANH[2 + r][0], atol=1e-4)
+        x, y = cutoff.lines[2 * r].get_data()
+        geometric = LOWPASS[r][0] ** (1 - x / 10.0) * LOWPASS[2 + r][0] ** (x / 10.0)
+        np.testing.assert_allclose(y, geometric, rtol=1e-5)
+        np.testing.assert_allclose(drive.lines[2 * r + 1].get_data()[1], [TANH[r][0],
+                                   TANH[2 + r][0]], atol=1e-5)  # fmt: skip
+    with pytest.raises(ParameterError, match="no stage follows a control"):
+        knob_figure(_plain(TANH[:2], LOWPASS[:2]))
 
 
 def test_key_auto_with_captures_keeps_a_key_only_by_the_documented_margin(tmp_path):
