@@ -453,6 +453,7 @@ class Chain:
             ParameterError: If ``audio`` has NaN or inf samples.
         """
         cache: dict[str, np.ndarray] = {}
+        shared: dict[tuple, Selection] = {}  # stages with one key, edges and rate: one select
         out: list[Selection | Unkeyed] = []
         for stage in self.stages:
             if not stage.keyed:
@@ -473,8 +474,11 @@ class Chain:
                 values = np.full(n, float(controls[stage.control]), np.float32)
                 out.append(select(values, stage.edges, 0.0))
                 continue
-            values = self._stage_key_values(stage, audio, sample_rate, cache)
-            out.append(select(values, stage.edges, stage.soft_width))
+            signature = stage.selection_signature()
+            if signature not in shared:
+                values = self._stage_key_values(stage, audio, sample_rate, cache)
+                shared[signature] = select(values, stage.edges, stage.soft_width)
+            out.append(shared[signature])
         if not cache:
             check_finite(audio)
         return out

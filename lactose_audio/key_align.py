@@ -129,12 +129,16 @@ class AlignedSelections:
             n_values = n_ready if self._per_sample[sig] else n_frames
             keys[sig], self._keys[sig] = values[:n_values], values[n_values:]
         sels: list[Any] = []
+        shared: dict[tuple, Any] = {}  # stages with one key, edges and rate: one select
         for stage in self.chain.stages:
             if not stage.signal_keyed:
                 sels.append(UNKEYED)  # a control's selection comes from its value (the renderer)
                 continue
-            values = keys[key_signature(stage.key)]
-            if stage.control_rate == "frame" and stage.key.rate == "sample":
-                values = frame_mean(values, hop)
-            sels.append(select(values, stage.edges, stage.soft_width))
+            signature = stage.selection_signature()
+            if signature not in shared:
+                values = keys[key_signature(stage.key)]
+                if stage.control_rate == "frame" and stage.key.rate == "sample":
+                    values = frame_mean(values, hop)
+                shared[signature] = select(values, stage.edges, stage.soft_width)
+            sels.append(shared[signature])
         return ready, sels

@@ -2,15 +2,20 @@
 
     python scripts/bench_knobs.py [--seconds 8] [--steps 300] [--seed 0] [--chain auto] [--json]
     python scripts/bench_knobs.py --budget-seconds 90 --joint-budget 2.4 --json
+    python scripts/bench_knobs.py --effects level_drive --key amplitude --chain default --json
 
 Two effects made with third-party DSP (never lactose_audio's blocks), each with a 0-10 knob:
 
 - ``drive``: a numpy tanh drive whose drive follows the knob (``6 + 2.4 * gain`` dB) into a
   scipy Butterworth low-pass whose cutoff follows the same knob (``1200 * 2**(gain / 4)`` Hz);
-  one knob, since 2-D banks (two knobs on one capture grid) are not done;
+  one knob (two knobs would need a capture grid);
 - ``compressor``: a pedalboard ``Compressor`` whose threshold follows the knob
   (``-6 - 3 * gain`` dB; ratio 4, attack 5 ms, release 80 ms) into a pedalboard tanh
-  ``Distortion`` (12 dB).
+  ``Distortion`` (12 dB);
+- ``level_drive`` (not in the default ``--effects``): level-dependent, a drive that follows
+  the knob into a low-pass that darkens as the input gets louder; with
+  ``--key amplitude`` every fit is keyed on the amplitude too (the 5-capture fit: 2-D banks,
+  settings x ranges), against ``--key none`` (the knob alone) in another run.
 
 Each is captured at the 5 settings 0, 2.5, 5, 7.5, 10 on a TRAIN take (plucked strings from
 ``scripts/make_datasets.py``) and trained jointly, every stage following the knob, with
@@ -89,11 +94,40 @@ def compressor(dry: np.ndarray, gain: float) -> np.ndarray:
     return board(dry.astype(np.float32), SAMPLE_RATE).astype(np.float32)
 
 
-EFFECTS = {"drive": drive, "compressor": compressor}
+def level_drive(dry: np.ndarray, gain: float) -> np.ndarray:
+    """Level-dependent (for ``--key amplitude``: 2-D banks): a numpy tanh drive whose drive
+    follows the knob (``6 + 2.4 * gain`` dB) into a scipy Butterworth low-pass whose cutoff
+    follows the input's level: ``8 kHz * 2**(-(L + 40) / 12)`` between 8 kHz and 700 Hz, ``L``
+    the dry's envelope in dBFS (one-pole, 10 ms, on |x|), updated every 256 samples (the
+    filter's state carried): louder playing is darker, as in many amp-like pedals."""
+    from scipy.signal import lfilter, sosfilt_zi
+
+    x = dry.astype(np.float64)
+    a = np.exp(-1.0 / (0.010 * SAMPLE_RATE))
+    level = 20.0 * np.log10(lfilter([1.0 - a], [1.0, -a], np.abs(x)) + 1e-9)
+    y = 0.5 * np.tanh(10 ** ((6.0 + 2.4 * gain) / 20.0) * x)
+    out = np.empty_like(y)
+    zi = None
+    for start in range(0, y.size, 256):
+        stop = min(start + 256, y.size)
+        cutoff = float(np.clip(8000.0 * 2 ** (-(level[start] + 40.0) / 12.0), 700.0, 8000.0))
+        sos = butter(2, cutoff, fs=SAMPLE_RATE, output="sos")
+        if zi is None:
+            zi = sosfilt_zi(sos) * 0.0
+        out[start:stop], zi = sosfilt(sos, y[start:stop], zi=zi)
+    return out.astype(np.float32)
 
 
-def fit(dry, captures, steps: int | None, seed: int, budget: float | None = None, chain=CHAIN):
-    """Train on ``[(wet, gain)]`` (one capture: no control, a plain fit). Returns (fx, s)."""
+EFFECTS = {"drive": drive, "compressor": compressor, "level_drive": level_drive}
+DEFAULT_EFFECTS = ("drive", "compressor")
+
+
+def fit(
+    dry, captures, steps: int | None, seed: int, budget: float | None = None, chain=CHAIN,
+    key: str = "none",
+):  # fmt: skip
+    """Train on ``[(wet, gain)]`` (one capture: no control, a plain fit) with ``key`` (with
+    several captures and a key: 2-D banks). Returns (fx, s)."""
     from lactose_audio.data import pair_from_arrays
     from lactose_audio.training import TrainConfig, train
 
@@ -103,14 +137,12 @@ def fit(dry, captures, steps: int | None, seed: int, budget: float | None = None
         pairs.append(dataclasses.replace(pair, controls={"gain": gain}))
     if len(pairs) == 1:
         pairs = [dataclasses.replace(pairs[0], controls=None)]
-        cfg = TrainConfig(
-            chain_spec=chain, key="none", steps=steps, seed=seed, budget_seconds=budget
-        )
+        cfg = TrainConfig(chain_spec=chain, key=key, steps=steps, seed=seed, budget_seconds=budget)
     else:
         settings = {"gain": sorted(g for _, g in captures)}
         cfg = TrainConfig(
             chain_spec=chain,
-            key="none",
+            key=key,
             steps=steps,
             seed=seed,
             controls=settings,
@@ -152,8 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         default=2.4,
         help="the 5-capture fit's seconds, in one-capture fits' seconds",
     )
+    parser.add_argument(
+        "--key",
+        default="none",
+        help="key of every fit: none (default: the knob alone), amplitude or pitch (2-D banks)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--effects", default=",".join(EFFECTS))
+    parser.add_argument(
+        "--effects", default=",".join(DEFAULT_EFFECTS), help=f"of {', '.join(EFFECTS)}"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     train_dry = take(args.seconds, 1000 + args.seed)
@@ -168,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "budget_seconds": single,
         "chain": args.chain,
+        "key": args.key,
         "joint_budget": args.joint_budget,
     }
     worst_ratio, worst_time, passed = 0.0, 0.0, True
@@ -177,13 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         directs, single_s = {}, []
         for g in HELD_OUT:
             directs[g], seconds = fit(
-                train_dry, [(effect(train_dry, g), g)], steps, args.seed, single, args.chain
-            )
+                train_dry, [(effect(train_dry, g), g)], steps, args.seed, single, args.chain,
+                args.key,
+            )  # fmt: skip
             single_s.append(seconds)
         # time-bounded: the joint fit gets R times what one fit actually took (a direct fit
         # that converged early lowers it), so the seconds ratio measures the policy
         budget = None if single is None else args.joint_budget * float(np.mean(single_s))
-        joint, joint_s = fit(train_dry, captures, steps, args.seed, budget, args.chain)
+        joint, joint_s = fit(train_dry, captures, steps, args.seed, budget, args.chain, args.key)
         rows = {}
         for g in HELD_OUT:
             target = effect(test_dry, g)
