@@ -173,7 +173,7 @@ def _fit_curves(objective: Any, x: np.ndarray, level) -> bool:
         if curve_stage and all(s.block.is_linear or s.block.name == "gain" for s in after):
             level_after = level is not None and level[1][0] > offsets[index]
             level_gain = 10.0 ** (_physical(x, level) / 20.0) if level_after else 1.0
-            y = np.asarray(batch.wet, np.float64) / level_gain
+            y = np.asarray(batch.wet, np.float64) / batch.scale / level_gain  # the wet itself
             start = _row0_controls(stage, x, offsets[index])
             fitted = block.fit_curve(*transfer_curve(u, y), start)
             if fitted is not None:

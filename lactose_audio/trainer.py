@@ -43,6 +43,7 @@ from lactose_audio.sampling import (
     SegmentSampler,
     context_samples,
     coverage_counts,
+    nearest_trained,
     pick,
     prepare_tracks,
     unconditioned,
@@ -153,9 +154,9 @@ class Trainer:
         chain, context, sample_rate = self.chain, self.context, self.sample_rate
         variables = chain.trainable_variables
 
-        def replica_step(dry, wet, sels):
+        def replica_step(dry, wet, scale, sels):
             with tf.GradientTape() as tape:
-                prediction = chain.forward(dry, sels, sample_rate)[:, context:]
+                prediction = chain.forward(dry, sels, sample_rate)[:, context:] * scale
                 loss = self._loss(wet, prediction)
             grads = tape.gradient(loss, variables)
             grads = [
@@ -167,14 +168,15 @@ class Trainer:
             self.optimizer.apply_gradients(zip(grads, variables, strict=True))
             return loss
 
-        def step(dry, wet, sels):
-            losses = self.strategy.run(replica_step, args=(dry, wet, sels))
+        def step(dry, wet, scale, sels):
+            losses = self.strategy.run(replica_step, args=(dry, wet, scale, sels))
             return self.strategy.reduce("mean", losses, axis=None)
 
         return tf.function(step, reduce_retracing=True, autograph=False)
 
     def validation_esr(self) -> float:
-        """ESR over every pair's validation blocks (each preceded by its filter context).
+        """ESR over every pair's validation blocks (each preceded by its filter context),
+        each pair's error and energy weighted by its ``scale`` squared (knob captures: alike).
 
         A block runs in chunks of :data:`VALIDATION_CHUNK` samples, each with its own filter
         context, so memory does not grow with the pair (same result: the context covers the
@@ -200,8 +202,9 @@ class Trainer:
                     batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
                     prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
                     target = track.wet[begin:end].astype(np.float64)
-                    errors += float(np.sum((target - prediction[0, begin - start :]) ** 2))
-                    energy += float(np.sum(target**2))
+                    weight = track.scale**2
+                    errors += weight * float(np.sum((target - prediction[0, begin - start :]) ** 2))
+                    energy += weight * float(np.sum(target**2))
         return errors / max(energy, 1e-20)
 
     # -- budget --------------------------------------------------------------------------------
@@ -399,7 +402,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.optimizer.learning_rate.assign(self._learning_rate())
         batch = self.sampler.batch(self.rng, self.cfg.batch_size, self._row0)
-        loss = float(self._step_fn(batch.dry, batch.wet, batch.selections))
+        loss = float(self._step_fn(batch.dry, batch.wet, batch.scale, batch.selections))
         if not math.isfinite(loss):
             raise LactoseError(
                 f"training diverged at step {self.step} (loss {loss}); try a smaller "
@@ -495,18 +498,24 @@ class Trainer:
 
     # -- results -------------------------------------------------------------------------------
     def finalize(self) -> list[dict[str, Any]]:
-        """Load the best parameters; flagged ranges take the unconditioned row. Coverage."""
+        """Load the best parameters; flagged ranges take the unconditioned row (a 2-D bank's:
+        the nearest trained range of the same setting, the unconditioned row pooling every
+        setting). Coverage."""
         self._set_values(self.best_values)
         cover = coverage_counts(self.chain, self.tracks, self.cfg.min_coverage)
         if self.unconditioned_values is not None:
             for stage, entry, base in zip(
                 self.chain.stages, cover, self.unconditioned_values, strict=True
             ):
-                rows = [r for r, flag in enumerate(entry["flagged"]) if flag]
-                if rows:
-                    values = stage.bank.numpy().copy()
-                    values[rows] = base[0]
-                    stage.bank.assign(values)
+                flagged = np.asarray(entry["flagged"], bool)
+                if not flagged.any():
+                    continue
+                values = stage.bank.numpy().copy()
+                fallback = np.broadcast_to(base[0], values.shape).copy()
+                if stage.knob is not None:
+                    fallback = nearest_trained(values, flagged, stage.edges.n_ranges, fallback)
+                values[flagged] = fallback[flagged]
+                stage.bank.assign(values)
         return cover
 
     # -- checkpoints ---------------------------------------------------------------------------

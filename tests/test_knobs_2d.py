@@ -311,3 +311,52 @@ def test_key_auto_with_captures_keeps_a_key_only_by_the_documented_margin(tmp_pa
     effect = load_preset(tmp_path / "k.json")
     two_d = expected != "control gain"
     assert all((stage.knob is not None) == two_d for stage in effect.chain.stages)
+
+
+def test_a_flagged_2d_row_takes_the_nearest_trained_range_of_its_setting():
+    from lactose_audio.sampling import nearest_trained
+
+    values = np.arange(8, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)  # row i = i
+    flagged = np.array([False, True, True, False, True, True, True, True])  # 2 settings x 4
+    fallback = np.full((8, 2), -1.0, np.float32)
+    out = nearest_trained(values, flagged, 4, fallback)
+    # setting 0: ranges 1, 2 from 0 and 3 (nearest; ties to the lower); setting 1: none trained
+    np.testing.assert_array_equal(out[:4, 0], [0, 0, 3, 3])
+    np.testing.assert_array_equal(out[4:, 0], [-1, -1, -1, -1])
+
+
+def test_captures_are_weighted_alike_in_the_loss_and_coverage_is_per_setting():
+    """A capture 20 dB quieter than another weighs the same in the loss: its segments' wet is
+    scaled by sqrt(mean power / its power) (the prediction alike, in the graph); coverage
+    flags a 2-D row against its own setting's samples."""
+    import dataclasses
+
+    from lactose_audio.data import pair_from_arrays
+    from lactose_audio.sampling import SegmentSampler, coverage_counts, prepare_tracks
+
+    x = _signal(4 * SR)
+    pairs = []
+    for g, level in ((0.0, 0.1), (10.0, 1.0)):
+        pair = pair_from_arrays(x, (level * x).astype(np.float32), SR, latency=0, name=f"g{g}")
+        pairs.append(dataclasses.replace(pair, controls={"gain": g}))
+    chain = _chain()
+    tracks = prepare_tracks(pairs, chain, 0.15, SR)
+    powers = np.array([0.01, 1.0]) * np.mean(x.astype(np.float64) ** 2)
+    expected = np.sqrt(np.mean(powers) / powers)
+    np.testing.assert_allclose([t.scale for t in tracks], expected, rtol=1e-4)
+    assert tracks[0].scale == pytest.approx(10 * tracks[1].scale, rel=1e-4)
+    sampler = SegmentSampler(chain, tracks, 2048, 8192)
+    np.testing.assert_allclose(sampler.track_p, [0.5, 0.5], rtol=1e-3)  # alike after scaling
+    batch = sampler.batch(np.random.default_rng(0), 6, row0=False)
+    assert batch.scale.shape == (6, 1)
+    for w, s in zip(batch.wet, batch.scale[:, 0], strict=True):
+        assert min(abs(s - t.scale) for t in tracks) < 1e-5
+        assert np.sqrt(np.mean(w.astype(np.float64) ** 2)) <= 1.0  # a scaled segment
+    plain = _plain(TANH[:2], LOWPASS[:2])
+    one = prepare_tracks([dataclasses.replace(pairs[0], controls=None)], plain, 0.15, SR)
+    assert one[0].scale == 1.0  # a plain pair: the pooled ESR, as before
+    cover = coverage_counts(chain, tracks, 0.3)[0]
+    counts = np.reshape(cover["counts"], (2, 2))
+    flagged = np.reshape(cover["flagged"], (2, 2))
+    per_setting = counts / counts.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(flagged, per_setting < 0.3)
