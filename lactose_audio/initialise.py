@@ -71,6 +71,18 @@ def _knob(chain: Any, offsets: list[int], index: int, name: str) -> tuple[Any, l
     return stage.block.params[column], [offsets[index] + r * n_params + column for r in rows]
 
 
+def level_stage(chain: Any) -> int | None:
+    """Index (in ``chain.stages``) of the stage whose ``gain_db`` scales the output: the last
+    stage in :data:`OUTPUT_GAIN_BLOCKS` that only linear stages follow; ``None`` if none."""
+    stages = chain.stages
+    for i in range(len(stages) - 1, -1, -1):
+        if stages[i].block.name in OUTPUT_GAIN_BLOCKS:
+            return i
+        if not stages[i].block.is_linear:
+            return None
+    return None
+
+
 def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, list[int]] | None]:
     """``(drive, level)``: each ``(ParamSpec, flat indices)`` or ``None`` if the chain has none.
 
@@ -93,13 +105,8 @@ def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, lis
             if stages[i].block.name == "gain":
                 drive = _knob(chain, offsets, i, "gain_db")
                 break
-    level = None
-    for i in range(len(stages) - 1, -1, -1):
-        if stages[i].block.name in OUTPUT_GAIN_BLOCKS:
-            level = _knob(chain, offsets, i, "gain_db")
-            break
-        if not stages[i].block.is_linear:
-            break
+    index = level_stage(chain)
+    level = None if index is None else _knob(chain, offsets, index, "gain_db")
     if level is not None and drive is not None and level[1] == drive[1]:
         level = None  # a lone gain stage: the drive grid already covers it
     return drive, level
@@ -173,7 +180,7 @@ def _fit_curves(objective: Any, x: np.ndarray, level) -> bool:
         if curve_stage and all(s.block.is_linear or s.block.name == "gain" for s in after):
             level_after = level is not None and level[1][0] > offsets[index]
             level_gain = 10.0 ** (_physical(x, level) / 20.0) if level_after else 1.0
-            y = np.asarray(batch.wet, np.float64) / batch.scale / level_gain  # the wet itself
+            y = np.asarray(batch.wet, np.float64) / level_gain
             start = _row0_controls(stage, x, offsets[index])
             fitted = block.fit_curve(*transfer_curve(u, y), start)
             if fitted is not None:
@@ -279,3 +286,55 @@ def initialise(objective: Any) -> dict[str, float]:
     if level is not None:
         chosen["level_db"] = _physical(best_x, level)
     return chosen
+
+
+def match_capture_levels(
+    chain: Any, tracks: Any, sample_rate: float, raw_limit: float = 5.0
+) -> bool:
+    """Knob captures: each setting's rows start at the output level that fits its capture.
+
+    The per-setting phase starts every setting from one fit (the pooled or the middle
+    capture's), which can be far too loud or quiet for a setting whose effect differs;
+    with every capture weighted alike, L-BFGS would then take such rows straight to the
+    "output nothing" point (gains at their bounds, no gradient). The output-level stage's
+    ``gain_db`` rows of each setting (if that stage follows the knob) are moved by the
+    least-squares gain of the capture's training audio (numpy render), raw values kept within
+    ``+-raw_limit``. Returns True if a row changed.
+
+    Args:
+        chain: the chain being fitted (its banks are changed in place).
+        tracks: :func:`lactose_audio.sampling.prepare_tracks` of the captures.
+        sample_rate: Hz.
+    """
+    from lactose_audio.render import render
+
+    index = level_stage(chain)
+    stage = None if index is None else chain.stages[index]
+    if stage is None or stage.control is None:
+        return False
+    column = stage.block.param_names.index("gain_db")
+    spec = stage.block.params[column]
+    per_setting = stage.edges.n_ranges if stage.knob is not None else 1
+    settings = stage.control_key.settings
+    shifts: dict[int, float] = {}
+    for track in tracks:
+        if not track.controls or stage.control not in track.controls:
+            continue
+        mask = track.training_mask(track.n_samples)
+        y = render(chain, track.dry, sample_rate, controls=track.controls)
+        p, t = y[mask].astype(np.float64), track.wet[mask].astype(np.float64)
+        c, b = float(p @ p), float(p @ t)
+        if c > 0.0 and b > 0.0:
+            setting = settings.index(float(track.controls[stage.control]))
+            shifts[setting] = 20.0 * math.log10(b / c)
+    if not shifts:
+        return False
+    raw = stage.bank.numpy()
+    physical = stage.physical()
+    for setting, shift in shifts.items():
+        rows = slice(setting * per_setting, (setting + 1) * per_setting)
+        physical[rows, column] = np.clip(physical[rows, column] + shift, spec.minimum,
+                                         spec.maximum)  # fmt: skip
+    raw[:, : stage.block.n_params] = physical_to_raw_np(stage.block.params, physical)
+    stage.bank.assign(np.clip(raw, -raw_limit, raw_limit))
+    return True

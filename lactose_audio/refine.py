@@ -80,14 +80,13 @@ class Objective:
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         dry = tf.constant(batch.dry)
         wet = tf.constant(batch.wet)
-        scale = tf.constant(batch.scale)
         sels = batch.selections
         variables = self.variables
 
         @tf.function(autograph=False)
         def value_and_gradient():
             with tf.GradientTape() as tape:
-                prediction = chain.forward(dry, sels, sample_rate)[:, context:] * scale
+                prediction = chain.forward(dry, sels, sample_rate)[:, context:]
                 loss = esr_tf(wet, prediction) + esr_tf(wet, prediction, DEFAULT_PRE_EMPHASIS)
             grads = tape.gradient(loss, variables)
             grads = [

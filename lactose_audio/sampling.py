@@ -41,8 +41,7 @@ class Track:
         selections: per chain stage, from ``chain.selections(dry)``.
         validation: the held-out ``(begin, end)`` sample blocks (:func:`validation_blocks`).
         n_samples: length of the pair.
-        scale: the loss's weight of this pair's error, as a factor on wet and prediction
-            (knob captures: every capture counts alike, whatever its level; else 1).
+        controls: a knob capture's settings (``{name: value}``), else ``None``.
     """
 
     dry: np.ndarray
@@ -50,7 +49,7 @@ class Track:
     selections: list[Any]
     validation: tuple[tuple[int, int], ...]
     n_samples: int
-    scale: float = 1.0
+    controls: dict[str, float] | None = None
 
     def training_mask(self, length: int, step: int = 1) -> np.ndarray:
         """bool ``[length]``: item ``i`` (samples ``[i*step, (i+1)*step)``) is training audio,
@@ -67,16 +66,13 @@ class Batch:
 
     Attributes:
         dry: float32 ``[n_segments, context + segment]``.
-        wet: float32 ``[n_segments, segment]``, times its track's ``scale``.
+        wet: float32 ``[n_segments, segment]``.
         selections: per stage ``UNKEYED`` or a selection of arrays ``[n_segments, T]``.
-        scale: float32 ``[n_segments, 1]``: each segment's track ``scale`` (the loss compares
-            ``wet`` with the prediction times ``scale``).
     """
 
     dry: np.ndarray
     wet: np.ndarray
     selections: list[Any]
-    scale: np.ndarray
 
     @property
     def n_segments(self) -> int:
@@ -144,19 +140,8 @@ def pick(audio: np.ndarray, parts: Sequence[tuple[int, int]]) -> np.ndarray:
 def prepare_tracks(
     pairs: Sequence[Any], chain: Any, validation_fraction: float, sample_rate: float
 ) -> list[Track]:
-    """Tracks of ``pairs`` for ``chain`` (selections over the whole dry signal, split by time).
-
-    Knob captures (pairs with ``controls``) get ``scale = sqrt(mean power / own power)`` of
-    their wet: each capture's error counts relative to its own level, so a quiet setting's
-    rows are fitted (and validated) as carefully as a loud one's. Other pairs: 1 (the pooled
-    ESR over every pair).
-    """
+    """Tracks of ``pairs`` for ``chain`` (selections over the whole dry signal, split by time)."""
     hop = chain.hop_size
-    scales = [1.0] * len(pairs)
-    if any(getattr(pair, "controls", None) for pair in pairs):
-        power = np.array([float(np.mean(np.square(p.wet, dtype=np.float64))) for p in pairs])
-        power = np.maximum(power, 1e-20)
-        scales = [float(np.sqrt(np.mean(power) / p)) for p in power]
     return [
         Track(
             dry=pair.dry,
@@ -166,9 +151,9 @@ def prepare_tracks(
             ),
             validation=validation_blocks(pair.n_samples, validation_fraction, hop, sample_rate),
             n_samples=pair.n_samples,
-            scale=scale,
+            controls=getattr(pair, "controls", None),
         )
-        for pair, scale in zip(pairs, scales, strict=True)
+        for pair in pairs
     ]
 
 
@@ -244,7 +229,6 @@ class SegmentSampler:
             usable = held[loss_end] == held[loss_begin]
             if not usable.any():
                 raise ParameterError("a training part is shorter than one segment with context")
-            rms = rms * track.scale  # the loss's view of the segment
             self.weights.append(np.where(usable, rms + 1e-3 * float(rms.max() or 1.0), 0.0))
         totals = np.array([w.sum() for w in self.weights])
         self.track_p = totals / totals.sum()
@@ -256,14 +240,11 @@ class SegmentSampler:
         sels = self.chain.slice_selections(track.selections, start, n)
         if row0:
             sels = unconditioned(sels)
-        wet = track.wet[start + self.context : start + n]
-        if track.scale != 1.0:
-            wet = (wet * np.float32(track.scale)).astype(np.float32)
-        return track.dry[start : start + n], wet, sels
+        return track.dry[start : start + n], track.wet[start + self.context : start + n], sels
 
     def batch(self, rng: np.random.Generator, batch_size: int, row0: bool) -> Batch:
         """``batch_size`` random segments; ``row0``: every keyed stage uses its row 0."""
-        dry, wet, sels, scale = [], [], [], []
+        dry, wet, sels = [], [], []
         for _ in range(batch_size):
             index = int(rng.choice(len(self.tracks), p=self.track_p))
             start = int(rng.choice(len(self.start_p[index]), p=self.start_p[index])) * self.hop
@@ -271,8 +252,7 @@ class SegmentSampler:
             dry.append(d)
             wet.append(w)
             sels.append(s)
-            scale.append(self.tracks[index].scale)
-        return Batch(np.stack(dry), np.stack(wet), stack(sels), _scales(scale))
+        return Batch(np.stack(dry), np.stack(wet), stack(sels))
 
     def full_batch(self, max_segments: int, row0: bool) -> Batch:
         """Fixed segments tiling every training part (see :func:`full_batch`)."""
@@ -313,18 +293,13 @@ def full_batch(sampler: SegmentSampler, max_segments: int, row0: bool) -> Batch:
         by_level = sorted(range(len(kept)), key=lambda j: (kept[j][2], j))
         picks = np.linspace(0, len(kept) - 1, max_segments).round().astype(int)
         kept = [kept[j] for j in sorted(by_level[p] for p in picks)]
-    dry, wet, sels, scale = [], [], [], []
+    dry, wet, sels = [], [], []
     for index, k, _ in kept:
         d, w, s = sampler.segment_at(sampler.tracks[index], k * sampler.hop, row0)
         dry.append(d)
         wet.append(w)
         sels.append(s)
-        scale.append(sampler.tracks[index].scale)
-    return Batch(np.stack(dry), np.stack(wet), stack(sels), _scales(scale))
-
-
-def _scales(values: list[float]) -> np.ndarray:
-    return np.asarray(values, np.float32)[:, None]
+    return Batch(np.stack(dry), np.stack(wet), stack(sels))
 
 
 def coverage_counts(chain: Any, tracks: list[Track], min_fraction: float) -> list[dict[str, Any]]:

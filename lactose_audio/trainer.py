@@ -154,9 +154,9 @@ class Trainer:
         chain, context, sample_rate = self.chain, self.context, self.sample_rate
         variables = chain.trainable_variables
 
-        def replica_step(dry, wet, scale, sels):
+        def replica_step(dry, wet, sels):
             with tf.GradientTape() as tape:
-                prediction = chain.forward(dry, sels, sample_rate)[:, context:] * scale
+                prediction = chain.forward(dry, sels, sample_rate)[:, context:]
                 loss = self._loss(wet, prediction)
             grads = tape.gradient(loss, variables)
             grads = [
@@ -168,15 +168,14 @@ class Trainer:
             self.optimizer.apply_gradients(zip(grads, variables, strict=True))
             return loss
 
-        def step(dry, wet, scale, sels):
-            losses = self.strategy.run(replica_step, args=(dry, wet, scale, sels))
+        def step(dry, wet, sels):
+            losses = self.strategy.run(replica_step, args=(dry, wet, sels))
             return self.strategy.reduce("mean", losses, axis=None)
 
         return tf.function(step, reduce_retracing=True, autograph=False)
 
     def validation_esr(self) -> float:
-        """ESR over every pair's validation blocks (each preceded by its filter context),
-        each pair's error and energy weighted by its ``scale`` squared (knob captures: alike).
+        """ESR over every pair's validation blocks (each preceded by its filter context).
 
         A block runs in chunks of :data:`VALIDATION_CHUNK` samples, each with its own filter
         context, so memory does not grow with the pair (same result: the context covers the
@@ -202,9 +201,8 @@ class Trainer:
                     batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
                     prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
                     target = track.wet[begin:end].astype(np.float64)
-                    weight = track.scale**2
-                    errors += weight * float(np.sum((target - prediction[0, begin - start :]) ** 2))
-                    energy += weight * float(np.sum(target**2))
+                    errors += float(np.sum((target - prediction[0, begin - start :]) ** 2))
+                    energy += float(np.sum(target**2))
         return errors / max(energy, 1e-20)
 
     # -- budget --------------------------------------------------------------------------------
@@ -306,13 +304,20 @@ class Trainer:
             pulled = np.clip(raw, -RANGES_START_RAW_LIMIT, RANGES_START_RAW_LIMIT)
             clipped |= bool(np.any(pulled != raw))
             stage.bank.assign(pulled)
+        matched = False
+        if self.captures:  # each setting's rows at its capture's level (see the function)
+            from lactose_audio.initialise import match_capture_levels
+
+            matched = match_capture_levels(
+                self.chain, self.tracks, self.sample_rate, RANGES_START_RAW_LIMIT
+            )
         self.best_values = self._values()
         self.evals_since_best = 0
         self.refine_loss = math.inf
         self.converged = False
         self._eval_fn = None
         self._objective = None
-        if clipped:
+        if clipped or matched:
             self.best_esr = self.validation_esr()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -402,7 +407,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.optimizer.learning_rate.assign(self._learning_rate())
         batch = self.sampler.batch(self.rng, self.cfg.batch_size, self._row0)
-        loss = float(self._step_fn(batch.dry, batch.wet, batch.scale, batch.selections))
+        loss = float(self._step_fn(batch.dry, batch.wet, batch.selections))
         if not math.isfinite(loss):
             raise LactoseError(
                 f"training diverged at step {self.step} (loss {loss}); try a smaller "

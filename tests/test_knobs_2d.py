@@ -325,36 +325,33 @@ def test_a_flagged_2d_row_takes_the_nearest_trained_range_of_its_setting():
     np.testing.assert_array_equal(out[4:, 0], [-1, -1, -1, -1])
 
 
-def test_captures_are_weighted_alike_in_the_loss_and_coverage_is_per_setting():
-    """A capture 20 dB quieter than another weighs the same in the loss: its segments' wet is
-    scaled by sqrt(mean power / its power) (the prediction alike, in the graph); coverage
-    flags a 2-D row against its own setting's samples."""
+def test_each_settings_rows_start_at_its_captures_level_and_coverage_is_per_setting():
+    """At the start of the per-setting phase the output level (here the tanh's ``gain_db``)
+    of each setting's rows is the least-squares level of its capture: captures that are the
+    start model's output times 0.5 and times 0.25 move those rows by -6.02 and -12.04 dB (closed
+    form). Coverage flags a 2-D row against its own setting's samples."""
     import dataclasses
 
     from lactose_audio.data import pair_from_arrays
-    from lactose_audio.sampling import SegmentSampler, coverage_counts, prepare_tracks
+    from lactose_audio.initialise import match_capture_levels
+    from lactose_audio.sampling import coverage_counts, prepare_tracks
 
-    x = _signal(4 * SR)
-    pairs = []
-    for g, level in ((0.0, 0.1), (10.0, 1.0)):
-        pair = pair_from_arrays(x, (level * x).astype(np.float32), SR, latency=0, name=f"g{g}")
-        pairs.append(dataclasses.replace(pair, controls={"gain": g}))
+    x = _signal(2 * SR)
     chain = _chain()
+    start = np.array([[12.0, 0.0, -3.0]] * 4)  # every row alike: one start for both settings
+    chain[0].set_physical(start)
+    chain[1].set_physical([[3000.0, 0.7071]] * 4)
+    pairs = []
+    for g, k in ((0.0, 0.5), (10.0, 0.25)):
+        wet = (k * render(chain, x, SR, controls={"gain": g})).astype(np.float32)
+        pair = pair_from_arrays(x, wet, SR, latency=0, name=f"g{g}")
+        pairs.append(dataclasses.replace(pair, controls={"gain": g}))
     tracks = prepare_tracks(pairs, chain, 0.15, SR)
-    powers = np.array([0.01, 1.0]) * np.mean(x.astype(np.float64) ** 2)
-    expected = np.sqrt(np.mean(powers) / powers)
-    np.testing.assert_allclose([t.scale for t in tracks], expected, rtol=1e-4)
-    assert tracks[0].scale == pytest.approx(10 * tracks[1].scale, rel=1e-4)
-    sampler = SegmentSampler(chain, tracks, 2048, 8192)
-    np.testing.assert_allclose(sampler.track_p, [0.5, 0.5], rtol=1e-3)  # alike after scaling
-    batch = sampler.batch(np.random.default_rng(0), 6, row0=False)
-    assert batch.scale.shape == (6, 1)
-    for w, s in zip(batch.wet, batch.scale[:, 0], strict=True):
-        assert min(abs(s - t.scale) for t in tracks) < 1e-5
-        assert np.sqrt(np.mean(w.astype(np.float64) ** 2)) <= 1.0  # a scaled segment
-    plain = _plain(TANH[:2], LOWPASS[:2])
-    one = prepare_tracks([dataclasses.replace(pairs[0], controls=None)], plain, 0.15, SR)
-    assert one[0].scale == 1.0  # a plain pair: the pooled ESR, as before
+    assert match_capture_levels(chain, tracks, SR)
+    gains = chain[0].physical()[:, 2].reshape(2, 2)  # [setting, range]
+    np.testing.assert_allclose(gains[0], -3.0 + 20 * np.log10(0.5), atol=1e-3)
+    np.testing.assert_allclose(gains[1], -3.0 + 20 * np.log10(0.25), atol=1e-3)
+    np.testing.assert_allclose(chain[0].physical()[:, :2], start[:, :2], atol=1e-4)  # the rest
     cover = coverage_counts(chain, tracks, 0.3)[0]
     counts = np.reshape(cover["counts"], (2, 2))
     flagged = np.reshape(cover["flagged"], (2, 2))
