@@ -466,11 +466,14 @@ class Chain:
                         "give its value"
                     )
                 if stage.knob is not None:  # 2-D: the setting's block of rows, then the key
-                    out.append(self._knob_selection(stage, audio, sample_rate, controls, cache))
+                    signature = (stage.selection_signature(), float(controls[stage.control]))
+                    if signature not in shared:
+                        shared[signature] = self._knob_selection(
+                            stage, audio, sample_rate, controls, cache
+                        )
+                    out.append(shared[signature])
                     continue
-                n = audio.size
-                if stage.control_rate == "frame":
-                    n = -(-n // self.hop_size)
+                n = self._selection_length(stage, audio.size)
                 values = np.full(n, float(controls[stage.control]), np.float32)
                 out.append(select(values, stage.edges, 0.0))
                 continue
@@ -483,6 +486,10 @@ class Chain:
             check_finite(audio)
         return out
 
+    def _selection_length(self, stage: Stage, n_samples: int) -> int:
+        """Entries of a stage's selection: samples (control rate ``sample``) or frames."""
+        return n_samples if stage.control_rate == "sample" else -(-n_samples // self.hop_size)
+
     def _knob_selection(self, stage, audio, sample_rate, controls, cache) -> Selection:
         """A 2-D stage's selection: the key's ranges within the block of rows of the setting
         nearest ``controls[stage.control]`` (training: a captured setting's own)."""
@@ -490,7 +497,7 @@ class Chain:
             stage.knob.settings)))  # fmt: skip
         offset = setting * stage.edges.n_ranges
         if stage.edges.n_ranges == 1:
-            n = audio.size if stage.control_rate == "sample" else -(-audio.size // self.hop_size)
+            n = self._selection_length(stage, audio.size)
             rows = np.full(n, offset, np.int32)
             return Selection(rows, rows.copy(), np.zeros(n, np.float32))
         values = self._stage_key_values(stage, audio, sample_rate, cache)
