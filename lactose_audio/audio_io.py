@@ -5,11 +5,9 @@ Conventions (see ``docs/internals.md``):
 - Audio at this boundary is ``np.float32`` with shape ``[n_samples]``, full scale ±1.0.
 - Channels are never guessed: a multi-channel file is refused unless the caller names the
   channel to use (``channel``, 0-based; ``--channel`` on the command line).
-- Every file this package writes (WAV, FLAC, AIFF, presets, JSON) goes through one atomic
-  mechanism, :func:`_atomic_write`: the data is written to a temporary file in the destination
-  directory, flushed and fsync'ed, then moved over the destination with ``os.replace``. A failed
-  or interrupted write (including ``KeyboardInterrupt``) removes the temporary file and leaves
-  any existing destination untouched.
+- Every file this package writes goes through one atomic mechanism,
+  :func:`lactose_audio.atomic.atomic_write` (temporary file, fsync, ``os.replace``): a failed
+  or interrupted write leaves any existing destination untouched.
 - Resampling policy: lactose_audio never resamples silently. A sample-rate mismatch between a
   dry and a wet file is an error unless the user asks for ``--resample``, which converts the wet
   to the dry's rate with :func:`resample` (polyphase, ``scipy.signal.resample_poly``).
@@ -21,15 +19,15 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 import soundfile as sf
 
+from lactose_audio.atomic import atomic_write
 from lactose_audio.errors import DataError, ParameterError
 
 #: File extension (lower case) -> soundfile container format.
@@ -417,7 +415,7 @@ def _write_blocks(path, blocks, sample_rate, subtype, *, stacklevel: int) -> int
                 out.write(block)
                 totals["written"] += block.size
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     if totals["clipped"]:
         warnings.warn(
             f"{name}: {totals['clipped']} samples beyond ±1.0 clipped when writing {subtype}; "
@@ -435,98 +433,6 @@ def _disable_peak_chunk(out: sf.SoundFile) -> None:
         sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
     except AttributeError:  # pragma: no cover - depends on the soundfile version
         pass
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write bytes to ``path`` atomically (temporary file in the same directory, then rename).
-
-    Args:
-        path: destination file.
-        data: the complete contents.
-
-    Raises:
-        DataError: the file cannot be written; an existing ``path`` is left untouched.
-    """
-    payload = bytes(data)
-    _atomic_write(path, lambda handle: handle.write(payload))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
-    """Write text to ``path`` atomically; newlines are written as given (no translation).
-
-    Args:
-        path: destination file.
-        text: the complete contents.
-        encoding: text encoding, UTF-8 by default.
-
-    Raises:
-        DataError: the file cannot be written; an existing ``path`` is left untouched.
-    """
-    atomic_write_bytes(path, text.encode(encoding))
-
-
-def _new_file_mode(path: str) -> int:
-    """Permissions for the destination: an existing file's, else 0o666 minus the umask."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
-    """The one atomic-write mechanism: temp file in the same directory, fsync, os.replace.
-
-    Args:
-        path: destination file.
-        write: called with the temporary file opened for binary writing; writes the contents.
-
-    Raises:
-        DataError: on an OSError (missing directory, permissions, full disk). Any other
-            exception raised by ``write`` (and KeyboardInterrupt) propagates unchanged. In every
-            failure case the temporary file is removed and ``path`` is untouched.
-    """
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(directory):
-        raise DataError(f"{target}: cannot write, directory {directory} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory
-        )
-    except OSError as exc:
-        raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w+b") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable; not possible on every platform, so best effort.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platform dependent
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - platform dependent
-        pass
-    finally:
-        os.close(fd)
 
 
 def resample(audio: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
@@ -567,8 +473,6 @@ def resample(audio: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
 __all__ = [
     "FORMATS",
     "ClippingWarning",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "check_finite",
     "read_audio",
     "resample",

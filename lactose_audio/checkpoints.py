@@ -35,7 +35,7 @@ def _json_default(value: Any) -> Any:
 
 def save_checkpoint(trainer: Any, path: Path, extra: dict[str, Any] | None = None) -> None:
     """Write ``trainer.state()`` (and ``extra`` metadata) atomically."""
-    from lactose_audio.audio_io import atomic_write_bytes
+    from lactose_audio.atomic import atomic_write_bytes
 
     meta, arrays = trainer.state()
     if extra:

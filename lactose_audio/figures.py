@@ -31,7 +31,7 @@ def new_figure(size_in: tuple[float, float]) -> Figure:
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Render ``fig`` to PNG bytes in memory, then write them atomically to ``path``."""
-    from lactose_audio.audio_io import atomic_write_bytes
+    from lactose_audio.atomic import atomic_write_bytes
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)

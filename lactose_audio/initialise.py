@@ -23,7 +23,10 @@ output level several dB off — and a local optimiser started there may walk to 
   is measured — the wet's mean per level of the stage's input (the dry through the pointwise
   stages before it: the drive, a tanh), over equal-count bins (:func:`transfer_curve`) — and
   the block fits its parameters to it; kept if, with the output level matched again, the
-  loss is lower than the corners' start.
+  loss is lower than the corners' start;
+- the **response** of a linear chain (an EQ: filters and gains only): fitted to the measured
+  frequency response from several starts (:func:`lactose_audio.linear_fit.fit_linear`), kept
+  if its loss is lower.
 
 Every evaluation is the full-batch objective that the refinement then minimises
 (:class:`lactose_audio.refine.Objective`), so no extra graph is built.
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from lactose_audio.blocks import Block
+from lactose_audio.linear_fit import fit_linear
 from lactose_audio.params import physical_to_raw_np, raw_to_physical_np
 
 #: Drive gains tried (dB), spanning clean to heavily saturated for -45..0 dBFS material.
@@ -279,6 +283,11 @@ def initialise(objective: Any) -> dict[str, float]:
         loss = _matched_loss(objective, x, level)
         if math.isfinite(loss) and loss < best_loss:
             best_loss, best_x = loss, x
+    fitted = fit_linear(objective, best_x)
+    if fitted is not None:
+        loss = _matched_loss(objective, fitted, level)
+        if math.isfinite(loss) and loss < best_loss:
+            best_loss, best_x = loss, fitted
     objective.set(best_x)
     chosen = {"loss": float(best_loss)}
     if drive is not None:

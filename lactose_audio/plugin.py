@@ -196,7 +196,7 @@ def export_preset(preset: str | os.PathLike, out: str | os.PathLike, fmt: str = 
     Raises:
         ExportError: If the preset cannot be exported, or the toolchain is missing.
     """
-    from lactose_audio.audio_io import atomic_write_text
+    from lactose_audio.atomic import atomic_write_text
     from lactose_audio.faust import export_faust
     from lactose_audio.presets import load_preset
 

@@ -338,7 +338,7 @@ def save_preset(effect: Effect, path: str | os.PathLike) -> Path:
     Returns:
         The path written.
     """
-    from lactose_audio.audio_io import atomic_write_text
+    from lactose_audio.atomic import atomic_write_text
 
     text = dumps(effect.to_document())
     path = Path(path)

@@ -1,7 +1,7 @@
 """Plots a user looks at: what the effect learned, how training went, how close the model is.
 
 Every ``plot_*`` function renders a PNG in memory and writes it atomically
-(:func:`lactose_audio.audio_io.atomic_write_bytes`): a failed plot never leaves a truncated
+(:func:`lactose_audio.atomic.atomic_write_bytes`): a failed plot never leaves a truncated
 file, and an existing file at ``path`` is untouched unless the new one is complete. The
 matching ``*_figure`` functions return the :class:`matplotlib.figure.Figure` instead (for
 notebooks). Figures are headless (:mod:`lactose_audio.figures`).

@@ -4,10 +4,11 @@ The candidate family (:data:`FAMILY`) covers the structures of drive pedals and 
 
 - ``drive_tone``: ``gain>tanh>lowpass>highpass`` — a drive then a tone filter (the old
   default);
-- ``poly``: ``highpass>gain>tanh>chebyshev>gain>lowpass>highpass`` — a tanh reshaped by a
-  9th-order polynomial: asymmetric curves with unequal ceilings, rectifiers, strong even
-  harmonics (its start is the least-squares fit to the measured transfer curve); the last
-  high-pass removes the DC;
+- ``poly``: ``highpass>lowshelf>gain>tanh>chebyshev>gain>lowshelf>lowpass>highpass`` — a
+  tanh reshaped by a 9th-order polynomial: asymmetric curves with unequal ceilings,
+  rectifiers, strong even harmonics (its start is the least-squares fit to the measured
+  transfer curve), between two low shelves (pre- and de-emphasis: tape, tube stages; 0 dB at
+  the start); the last high-pass removes the DC;
 - ``hard_clip``: ``highpass>gain>hard_clip>gain>lowpass>highpass`` — clippers (diodes,
   op-amp rails);
 - ``mlp``: ``highpass>gain>mlp>gain>lowpass>highpass`` — any memoryless curve (fuzz,
@@ -19,7 +20,10 @@ The candidate family (:data:`FAMILY`) covers the structures of drive pedals and 
 - ``parallel``: ``highpass>gain>tanh>lowpass>mix`` — a drive blended with the clean signal
   (learned dry/wet);
 - ``compressor``: ``compressor>gain>tanh>lowpass>highpass`` — a compressor (attack/release
-  ballistics) into a drive.
+  ballistics) into a drive;
+- ``eq``: ``highpass>lowshelf>peak>peak>peak>highshelf>lowpass>gain`` — no drive at all: an EQ,
+  a filter, a clean preamp's tone (its start is fitted to the measured frequency response,
+  :mod:`lactose_audio.linear_fit`).
 
 Search (successive halving, all within the run's budget, seconds or steps):
 
@@ -58,13 +62,14 @@ from lactose_audio.train_config import AUTO, DEFAULT_SPEC
 
 FAMILY = (
     ("drive_tone", "gain>tanh>lowpass>highpass"),
-    ("poly", "highpass>gain>tanh>chebyshev>gain>lowpass>highpass"),
+    ("poly", "highpass>lowshelf>gain>tanh>chebyshev>gain>lowshelf>lowpass>highpass"),
     ("hard_clip", "highpass>gain>hard_clip>gain>lowpass>highpass"),
     ("mlp", "highpass>gain>mlp>gain>lowpass>highpass"),
     ("two_stage", "highpass>gain>tanh>highpass>peak>lowpass>gain>tanh>lowpass>highpass"),
     ("eq_drive", "highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass"),
     ("parallel", "highpass>gain>tanh>lowpass>mix"),
     ("compressor", "compressor>gain>tanh>lowpass>highpass"),
+    ("eq", "highpass>lowshelf>peak>peak>peak>highshelf>lowpass>gain"),
 )
 #: Keys tried by ``--key auto`` after ``none``.
 AUTO_KEYS = ("amplitude", "pitch")

@@ -21,8 +21,9 @@ TEST wet (ESR and pre-emphasis ESR of :mod:`lactose_audio.losses`). Configuratio
 
 Bars (printed PASS/FAIL): every static case (``STATIC_CASES``) ESR <= 0.01 and their median
 <= 0.003; ``comp_drive`` and ``level_xfade`` <= 0.03; ``pitch_split`` <= 0.08; ``new`` not
-worse than ``old`` by more than 10 % on any case. ``tone_stack`` (a drive into a post-EQ) is
-held to the static bar but is not in the median's fixed list. Before the first measured run
+worse than ``old`` by more than 10 % on any case. ``tone_stack`` (a drive into a post-EQ),
+``eq`` (linear) and ``emphasis_clip`` (pre-/de-emphasis around an asymmetric clipper) are held
+to the static bar but are not in the median's fixed list. Before the first measured run
 one 2-step training warms TensorFlow up, so no run pays for its import.
 
 ``--json`` prints one JSON object instead of the table: ``{"cases": {name: {"esr",
@@ -461,6 +462,33 @@ def fx_wh_48k(take: Take) -> np.ndarray:
                   LowpassFilter(cutoff_frequency_hz=3500.0), Gain(-4.0))  # fmt: skip
 
 
+def fx_eq(take: Take) -> np.ndarray:
+    """Linear (no drive): pedalboard LowShelf(150 Hz, -5 dB) -> Peak(900 Hz, +4 dB, Q 1.2) ->
+    HighShelf(4 kHz, -8 dB) -> Gain(+2 dB): an EQ pedal, a clean tone control."""
+    from pedalboard import Gain, HighShelfFilter, LowShelfFilter, PeakFilter
+
+    return _board(
+        take.dry, take.sample_rate, LowShelfFilter(150.0, gain_db=-5.0),
+        PeakFilter(900.0, gain_db=4.0, q=1.2), HighShelfFilter(4000.0, gain_db=-8.0), Gain(2.0),
+    )  # fmt: skip
+
+
+EMPHASIS = 0.85
+
+
+def fx_emphasis_clip(take: Take) -> np.ndarray:
+    """Pre-emphasis, an asymmetric soft clipper, de-emphasis (tape and tube stages): scipy
+    lfilter([1, -0.85]) -> tanh(6 x) above zero, 0.7 tanh(3 x) below -> lfilter([1],
+    [1, -0.85]) x 0.25 -> pedalboard HighpassFilter(40 Hz) -> LowpassFilter(6 kHz)."""
+    from pedalboard import HighpassFilter, LowpassFilter
+
+    x = lfilter([1.0, -EMPHASIS], [1.0], take.dry.astype(np.float64))
+    y = np.where(x > 0.0, np.tanh(6.0 * x), 0.7 * np.tanh(3.0 * x))
+    y = 0.25 * lfilter([1.0], [1.0, -EMPHASIS], y)
+    return _board(y.astype(np.float32), take.sample_rate, HighpassFilter(40.0),
+                  LowpassFilter(6000.0))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Case:
     effect: Callable[[Take], np.ndarray]
@@ -481,6 +509,8 @@ CASES: dict[str, Case] = {
     "level_xfade": Case(fx_level_xfade, bar=0.03),
     "pitch_split": Case(fx_pitch_split, bar=0.08),
     "wh_48k": Case(fx_wh_48k, sample_rate=48000),
+    "eq": Case(fx_eq),
+    "emphasis_clip": Case(fx_emphasis_clip),
 }
 STATIC_CASES = ("tanh", "hard_clip", "asym_dc", "wh_dark", "wh_bright", "cascade", "fuzz",
                 "wh_48k")  # fmt: skip

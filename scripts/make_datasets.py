@@ -442,7 +442,8 @@ def build(out: Path, names: list[str], seconds: float, manifest: Path | None, lo
     Returns:
         The manifest dictionary (entries of pairs not rebuilt are kept as they were).
     """
-    from lactose_audio.audio_io import atomic_write_text, write_audio
+    from lactose_audio.atomic import atomic_write_text
+    from lactose_audio.audio_io import write_audio
 
     out.mkdir(parents=True, exist_ok=True)
     entries = {}

@@ -99,6 +99,61 @@ def test_fuzz_has_strong_even_harmonics():
     assert h[1] > 0.2 * h[0]  # a symmetric drive has none
 
 
+def _tone_gain_db(wet: np.ndarray, take, freq: float) -> float:
+    """Steady-state gain of a sine take at ``freq`` (second half), dB."""
+    half = slice(take.dry.size // 2, None)
+    return 20 * np.log10(np.std(wet[half]) / np.std(take.dry[half]))
+
+
+def test_eq_is_linear_with_the_rbj_responses():
+    """Oracle: the RBJ cookbook shelves and peak in closed form (what JUCE's filters are)."""
+    from scipy.signal import freqz
+
+    def shelf(f0, gain_db, sign):
+        amp, w0 = 10 ** (gain_db / 40), 2 * np.pi * f0 / SR
+        alpha, cos = np.sin(w0) / (2 * 0.7071067811865476), np.cos(w0)
+        s = 2 * np.sqrt(amp) * alpha
+        b = [amp * ((amp + 1) - sign * (amp - 1) * cos + s),
+             2 * sign * amp * ((amp - 1) - sign * (amp + 1) * cos),
+             amp * ((amp + 1) - sign * (amp - 1) * cos - s)]  # fmt: skip
+        a = [(amp + 1) + sign * (amp - 1) * cos + s,
+             -2 * sign * ((amp - 1) + sign * (amp + 1) * cos),
+             (amp + 1) + sign * (amp - 1) * cos - s]  # fmt: skip
+        return b, a
+
+    def peak(f0, gain_db, q):
+        amp, w0 = 10 ** (gain_db / 40), 2 * np.pi * f0 / SR
+        alpha = np.sin(w0) / (2 * q)
+        return ([1 + alpha * amp, -2 * np.cos(w0), 1 - alpha * amp],
+                [1 + alpha / amp, -2 * np.cos(w0), 1 - alpha / amp])  # fmt: skip
+
+    for freq in (60.0, 900.0, 9000.0):
+        take = _sine_take(freq, 0.1, 1.0)
+        h = 10 ** (2.0 / 20)
+        for b, a in (shelf(150.0, -5.0, 1.0), peak(900.0, 4.0, 1.2), shelf(4000.0, -8.0, -1.0)):
+            h = h * freqz(b, a, worN=[freq], fs=SR)[1][0]
+        assert _tone_gain_db(bf.fx_eq(take), take, freq) == pytest.approx(
+            20 * np.log10(abs(h)), abs=0.05
+        )
+        louder = bf.Take(2 * take.dry, [], SR)
+        np.testing.assert_allclose(bf.fx_eq(louder), 2 * bf.fx_eq(take), atol=1e-5)
+
+
+def test_emphasis_clip_is_asymmetric_and_tilted():
+    """Unequal slopes on either side of zero make even harmonics at any level; the emphasis
+    pair leaves a quiet tone's gain at the clipper's mean slope (its net response is flat)."""
+    for amplitude in (0.01, 0.3):
+        take = _sine_take(500.0, amplitude, 1.0)
+        wet = bf.fx_emphasis_clip(take)[SR // 2 :]
+        spectrum = np.abs(np.fft.rfft(wet * np.hanning(wet.size)))
+        bins = np.fft.rfftfreq(wet.size, 1 / SR)
+        h1, h2 = (spectrum[np.argmin(np.abs(bins - k * 500.0))] for k in (1, 2))
+        assert h2 > 0.02 * h1
+    quiet = _sine_take(500.0, 1e-4, 1.0)
+    gain = _tone_gain_db(bf.fx_emphasis_clip(quiet), quiet, 500.0)
+    assert gain == pytest.approx(20 * np.log10(0.25 * (6.0 + 2.1) / 2), abs=0.3)
+
+
 def test_level_xfade_clean_when_soft_driven_when_loud():
     soft = _sine_take(220.0, 10 ** (-45 / 20), 0.5)
     loud = _sine_take(220.0, 0.5, 0.5)

@@ -188,3 +188,55 @@ def test_render_files_work_here_with_a_thread_pool(preset, takes, tmp_path):
     assert result.written == sorted(tmp_path / "out" / rel for rel in signals)
     assert [p.name for p, _ in result.failed] == ["broken.wav"]
     _check_outputs(tmp_path / "out", signals)
+
+
+def test_a_failed_commit_is_that_files_failure(preset, takes, tmp_path, monkeypatch):
+    """Outputs are committed together per task; a rename that fails (full disk) is reported for
+    its file only, the other files of the task are written, no temporary file is left."""
+    import os
+
+    root, signals = takes
+    out_dir = tmp_path / "out"
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("b.wav"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    result = lactose_audio.render_files(preset, root, out_dir)
+    failed = {p.name: problem for p, problem in result.failed}
+    assert sorted(failed) == ["b.wav", "broken.wav"]
+    assert failed["b.wav"] == f"{out_dir / 'sub' / 'b.wav'}: cannot write (No space left on device)"
+    assert result.written == [out_dir / "a.wav", out_dir / "sub" / "deeper" / "c.wav"]
+    _check_outputs(out_dir, {k: v for k, v in signals.items() if k != "sub/b.wav"})
+    assert sorted(p.name for p in out_dir.rglob("*") if p.is_file()) == ["a.wav", "c.wav"]
+
+
+def test_an_interrupted_batch_commits_none_of_its_task(preset, takes, tmp_path, monkeypatch):
+    """Ctrl-C while a task's third file renders: its first two (already rendered) are not
+    committed, existing outputs are untouched, and no temporary file is left."""
+    from lactose_audio import streaming
+
+    root, _ = takes
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "a.wav").write_bytes(b"good")
+    real = streaming.render_stream
+    calls = []
+
+    def render_stream(effect, src, dst, **kwargs):
+        calls.append(src)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(effect, src, dst, **kwargs)
+
+    monkeypatch.setattr(streaming, "render_stream", render_stream)
+    with pytest.raises(KeyboardInterrupt):
+        lactose_audio.render_files(preset, root, out_dir, overwrite=True)
+    assert len(calls) == 3
+    assert sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file()) == [
+        "a.wav"
+    ]
+    assert (out_dir / "a.wav").read_bytes() == b"good"
