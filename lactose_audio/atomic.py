@@ -4,8 +4,7 @@ Every file lactose_audio writes (audio, presets, JSON, plots, checkpoints, plugi
 goes through :func:`atomic_write`: the data is written to a temporary file in the destination
 directory, flushed and fsync'ed, then moved over the destination with ``os.replace``, and the
 directory is fsync'ed. A failed or interrupted write (including ``KeyboardInterrupt``) removes
-the temporary file and leaves any existing destination untouched. :func:`commit_group` does the
-fsync and rename of several files together (batch rendering), with the same guarantees.
+the temporary file and leaves any existing destination untouched.
 
 Standard library only.
 """
@@ -14,10 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import IO
 
 from lactose_audio.errors import DataError
@@ -83,16 +79,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
         )
     except OSError as exc:
         raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    group = getattr(_GROUP, "current", None)
     try:
         with os.fdopen(fd, "w+b") as handle:
             write(handle)
             handle.flush()
-            if group is None:
-                os.fsync(handle.fileno())
-        if group is not None:
-            group.pending.append((tmp, target, directory))
-            return
+            os.fsync(handle.fileno())
         os.chmod(tmp, _new_file_mode(target))
         os.replace(tmp, target)
     except BaseException as exc:
@@ -110,84 +101,6 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-_GROUP = threading.local()
-
-
-@dataclass
-class CommitGroup:
-    """Files written inside :func:`commit_group`, committed together when it ends.
-
-    Attributes:
-        pending: ``(temporary file, destination, directory)`` written but not yet committed.
-        failures: destination -> one-line problem, for files whose commit failed (full disk at
-            fsync, permissions at rename); filled when the group ends.
-    """
-
-    pending: list[tuple[str, str, str]] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-
-    def commit(self) -> None:
-        """fsync every pending file, move each over its destination, fsync the directories."""
-        directories = []
-        for tmp, target, directory in self.pending:
-            try:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.chmod(tmp, _new_file_mode(target))
-                os.replace(tmp, target)
-            except OSError as exc:
-                _unlink_quietly(tmp)
-                self.failures[target] = f"{target}: cannot write ({exc.strerror or exc})"
-                continue
-            if directory not in directories:
-                directories.append(directory)
-        self.pending = []
-        for directory in directories:
-            _fsync_directory(directory)
-
-    def discard(self) -> None:
-        """Remove every pending temporary file (destinations untouched)."""
-        for tmp, _, _ in self.pending:
-            _unlink_quietly(tmp)
-        self.pending = []
-
-
-@contextmanager
-def commit_group() -> Iterator[CommitGroup]:
-    """Write several files atomically with one fsync pass (this thread's atomic writes).
-
-    Each file is complete in its temporary file when its writer returns; when the block ends
-    every one is fsync'ed, then moved over its destination, then each folder is fsync'ed once:
-    the same guarantee as one atomic write per file (a destination is either its old contents
-    or the complete new file), at a fraction of the cost of an fsync and a journal commit per
-    file (batch rendering: ~1.5 ms instead of ~4 ms per file here). A file whose commit fails
-    is listed in the group's ``failures``; if the block raises (an interrupt), no pending file
-    is committed and their temporary files are removed. Groups do not nest.
-
-    Yields:
-        The :class:`CommitGroup` (read ``failures`` after the block).
-    """
-    if getattr(_GROUP, "current", None) is not None:
-        raise RuntimeError("commit_group() does not nest")
-    group = CommitGroup()
-    _GROUP.current = group
-    try:
-        yield group
-    except BaseException:
-        _GROUP.current = None
-        group.discard()
-        raise
-    _GROUP.current = None
-    try:
-        group.commit()
-    except BaseException:
-        group.discard()
-        raise
-
-
 def _fsync_directory(directory: str) -> None:
     # Makes the rename itself durable; not possible on every platform, so best effort.
     try:
@@ -202,4 +115,4 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-__all__ = ["CommitGroup", "atomic_write", "atomic_write_bytes", "atomic_write_text", "commit_group"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]

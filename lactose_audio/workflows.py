@@ -374,14 +374,8 @@ def _render_task(
 def _render_chunk(
     text: str, source: str, pairs: list[tuple[str, str]], options: dict[str, Any]
 ) -> list[tuple[str, str | None]]:
-    """Render several files (one task): :func:`_render_task` per file, their outputs committed
-    together at the end (:func:`lactose_audio.atomic.commit_group`: one fsync pass)."""
-    from lactose_audio.atomic import commit_group
-
-    with commit_group() as group:
-        outcomes = [_render_task(text, source, src, dst, options) for src, dst in pairs]
-    failed = {src: group.failures[dst] for src, dst in pairs if dst in group.failures}
-    return [(src, failed.get(src, problem)) for src, problem in outcomes]
+    """Render several files in a worker (one task): :func:`_render_task` per file."""
+    return [_render_task(text, source, src, dst, options) for src, dst in pairs]
 
 
 def _warm_worker(text: str, source: str, options: dict[str, Any]) -> None:
@@ -598,11 +592,7 @@ def render_files(
 
     with bar:
         if executor is None:
-            outcomes = (
-                outcome
-                for i in range(0, len(tasks), MAX_CHUNK_FILES)
-                for outcome in run_chunk(tasks[i : i + MAX_CHUNK_FILES])
-            )
+            outcomes = (_render_task(text, source, s, d, options) for s, d in tasks)
         else:
             outcomes = _scheduled(tasks, executor, run_chunk, submit_chunk, submit_warm, work_here)
         for src, problem in outcomes:

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from lactose_audio import audio_io
-from lactose_audio.atomic import atomic_write_bytes, atomic_write_text, commit_group
+from lactose_audio.atomic import atomic_write_bytes, atomic_write_text
 from lactose_audio.audio_io import ClippingWarning, read_audio, resample, write_audio
 from lactose_audio.errors import DataError, ParameterError
 
@@ -255,58 +255,6 @@ def test_atomic_write_keeps_existing_permissions(tmp_path):
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
     assert os.stat(path).st_mode & 0o777 == 0o640
-
-
-def test_commit_group_commits_at_the_end(tmp_path):
-    """Inside a group nothing reaches a destination; at its end every file does, complete."""
-    old = tmp_path / "a.json"
-    old.write_text("old")
-    with commit_group() as group:
-        atomic_write_text(old, "new a")
-        write_audio(tmp_path / "b.wav", _noise(seed=7), SR)
-        assert old.read_text() == "old"
-        assert not (tmp_path / "b.wav").exists()
-        assert len(group.pending) == 2
-    assert old.read_text() == "new a"
-    audio, sr = read_audio(tmp_path / "b.wav")
-    np.testing.assert_array_equal(audio, _noise(seed=7))
-    assert group.failures == {}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.wav"]
-    atomic_write_text(old, "after")  # outside a group: written at once again
-    assert old.read_text() == "after"
-
-
-@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
-def test_commit_group_interrupted_commits_nothing(tmp_path, exc):
-    keep = tmp_path / "keep.json"
-    keep.write_text("good")
-    with pytest.raises(exc):
-        with commit_group():
-            atomic_write_text(keep, "half a batch")
-            atomic_write_text(tmp_path / "new.json", "x")
-            raise exc("interrupted")
-    assert keep.read_text() == "good"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
-
-
-def test_commit_group_reports_a_failed_commit_and_commits_the_rest(tmp_path, monkeypatch):
-    real_replace = os.replace
-
-    def replace(src, dst):
-        if str(dst).endswith("bad.json"):
-            raise OSError(28, "No space left on device")
-        return real_replace(src, dst)
-
-    with commit_group() as group:
-        atomic_write_text(tmp_path / "bad.json", "x")
-        atomic_write_text(tmp_path / "good.json", "y")
-        monkeypatch.setattr(os, "replace", replace)
-    bad = str(tmp_path / "bad.json")
-    assert group.failures == {bad: f"{bad}: cannot write (No space left on device)"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.json"]
-    with pytest.raises(RuntimeError, match="nest"):
-        with commit_group(), commit_group():
-            pass
 
 
 # --- resampling ---------------------------------------------------------------------------
