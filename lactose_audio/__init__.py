@@ -25,7 +25,7 @@ _LAZY = {
     "save_preset": "lactose_audio.presets",
     "Chain": "lactose_audio.chains",
     "render": "lactose_audio.render",
-    "render_files": "lactose_audio.workflows",
+    "render_files": "lactose_audio.batch",
     "train": "lactose_audio.training",
     "RangeEdges": "lactose_audio.ranges",
     "range_index": "lactose_audio.ranges",

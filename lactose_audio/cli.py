@@ -341,7 +341,7 @@ def render(
 def _render_folder(
     preset, in_dir, out_dir, mix, channel, subtype, engine, jobs, pattern, overwrite, controls
 ):
-    from lactose_audio.workflows import DEFAULT_PATTERN, render_files
+    from lactose_audio.batch import DEFAULT_PATTERN, render_files
 
     executor = None
     if jobs is not None and jobs > 1:

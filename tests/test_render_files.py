@@ -11,9 +11,9 @@ import soundfile as sf
 
 import lactose_audio
 from lactose_audio import cli
+from lactose_audio.batch import effect_from_text
 from lactose_audio.chains import Chain
 from lactose_audio.presets import Effect, dumps, save_preset
-from lactose_audio.workflows import effect_from_text
 
 SR = 44100
 DRIVE_DB, BIAS, OUT_DB = 12.0, 0.1, -3.0

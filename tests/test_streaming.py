@@ -11,12 +11,13 @@ import soundfile as sf
 
 from lactose_audio import cli
 from lactose_audio.audio_io import ClippingWarning, write_audio_blocks
+from lactose_audio.batch import render_files
 from lactose_audio.data import load_pair
 from lactose_audio.errors import DataError
 from lactose_audio.losses import RunningErrors, esr, evaluate
 from lactose_audio.presets import load_preset
 from lactose_audio.render import render
-from lactose_audio.workflows import evaluate_files, render_files
+from lactose_audio.workflows import evaluate_files
 
 SR = 44100
 BLOCK = 65536  # the readers' block: the files below span several
