@@ -283,7 +283,7 @@ def initialise(objective: Any) -> dict[str, float]:
         loss = _matched_loss(objective, x, level)
         if math.isfinite(loss) and loss < best_loss:
             best_loss, best_x = loss, x
-    fitted = fit_linear(objective, best_x)
+    fitted = fit_linear(objective, best_x, level_stage(chain))
     if fitted is not None:
         loss = _matched_loss(objective, fitted, level)
         if math.isfinite(loss) and loss < best_loss:

@@ -92,10 +92,18 @@ class ResponseFit:
         dry, wet: the training segments, ``[n_segments, n]`` each (``n >= 64``).
         sample_rate: Hz.
         pre_emphasis: the loss's pre-emphasis coefficient.
+        level: index of the stage whose ``gain_db`` scales the output
+            (:func:`lactose_audio.initialise.level_stage`), or ``None``.
     """
 
     def __init__(
-        self, chain: Any, dry: np.ndarray, wet: np.ndarray, sample_rate: float, pre_emphasis: float
+        self,
+        chain: Any,
+        dry: np.ndarray,
+        wet: np.ndarray,
+        sample_rate: float,
+        pre_emphasis: float,
+        level: int | None = None,
     ) -> None:
         n = int(np.asarray(dry).shape[1])
         self.n_fft = min(RESPONSE_FFT, 2 ** int(math.log2(n)))
@@ -120,6 +128,8 @@ class ResponseFit:
         self.chain = chain
         self.sample_rate = float(sample_rate)
         self.sizes = [s.block.n_params for s in chain.stages]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int).tolist()
+        self.level = level
 
     def response(self, raw: np.ndarray) -> np.ndarray:
         """The chain's response at raw row-0 values ``[..., n]`` (concatenated per stage):
@@ -163,7 +173,7 @@ class ResponseFit:
         from lactose_audio.params import physical_to_raw_np, raw_to_physical_np
 
         block = self.chain.stages[index].block
-        offset = sum(self.sizes[:index])
+        offset = self.offsets[index]
         current = raw_to_physical_np(block.params, x[offset : offset + block.n_params])
         physical = [
             float(np.clip(values.get(p.name, current[i]), p.minimum, p.maximum))
@@ -225,25 +235,21 @@ class ResponseFit:
         return out
 
     def matched_level(self, raw: np.ndarray) -> np.ndarray:
-        """``raw`` with its last ``gain`` stage at the least-squares level (if it has one)."""
-        from lactose_audio.params import physical_to_raw_np, raw_to_physical_np
+        """``raw`` with the output-level stage (``level``) at the least-squares level."""
+        from lactose_audio.params import raw_to_physical_np
 
-        gains = [i for i, s in enumerate(self.chain.stages) if s.block.name == "gain"]
-        if not gains:
+        if self.level is None:
             return raw
-        offset = sum(self.sizes[: gains[-1]])
         model = self.sqrt_weight * self.response(raw)
         target = self.sqrt_weight * self.target
         c = float(np.sum(np.abs(model) ** 2))
         b = float(np.sum((np.conj(model) * target).real))
         if not (c > 0.0 and b > 0.0):
             return raw
-        block = self.chain.stages[gains[-1]].block
-        current = float(raw_to_physical_np(block.params, raw[offset : offset + 1])[0])
-        spec = block.params[0]
-        level = float(np.clip(current + 20.0 * math.log10(b / c), spec.minimum, spec.maximum))
+        block, offset = self.chain.stages[self.level].block, self.offsets[self.level]
+        current = raw_to_physical_np(block.params, raw[offset : offset + block.n_params])
         out = raw.copy()
-        out[offset] = physical_to_raw_np(block.params, [level])[0]
+        self._set(out, self.level, gain_db=float(current[0]) + 20.0 * math.log10(b / c))
         return out
 
     def _least_squares(self, start: np.ndarray, bound: float, evaluations: int) -> np.ndarray:
@@ -270,13 +276,14 @@ class ResponseFit:
         return best
 
 
-def fit_linear(objective: Any, x: np.ndarray) -> np.ndarray | None:
+def fit_linear(objective: Any, x: np.ndarray, level: int | None) -> np.ndarray | None:
     """A start for a linear chain from its measured response; ``None`` if not linear.
 
     Args:
-        objective: the full-batch :class:`~lactose_audio.refine.Objective` (its chain and
-            segments; every row of a bank is set alike).
+        objective: the full-batch :class:`~lactose_audio.refine.Objective` (its chain,
+            segments and the layout of its flat values; every row of a bank is set alike).
         x: the current flat raw values (not changed).
+        level: index of the output-level stage (:func:`lactose_audio.initialise.level_stage`).
 
     Returns:
         Flat raw values with every row of each stage at the fitted parameters.
@@ -292,19 +299,18 @@ def fit_linear(objective: Any, x: np.ndarray) -> np.ndarray | None:
     wet = np.asarray(batch.wet)
     if dry.shape[1] < 64 or not np.any(dry):
         return None
-    fit = ResponseFit(chain, dry, wet, objective.sample_rate, DEFAULT_PRE_EMPHASIS)
-    layout, offset = [], 0
-    for stage in chain.stages:
-        rows, width = stage.bank.numpy().shape
-        layout.append((offset, rows, width, stage.block.n_params))
-        offset += rows * width
-    row0 = np.concatenate([x[o : o + n] for o, _, _, n in layout])
-    fitted = fit.fit(row0, RAW_BOUND)
-    out, position = x.copy(), 0
-    for o, rows, width, n in layout:
-        for r in range(rows):
-            out[o + r * width : o + r * width + n] = fitted[position : position + n]
-        position += n
+    fit = ResponseFit(chain, dry, wet, objective.sample_rate, DEFAULT_PRE_EMPHASIS, level)
+    banks, offset = [], 0  # each stage's bank in x: [rows, width], row 0 first
+    for stage, shape, size in zip(chain.stages, objective.shapes, objective.sizes, strict=True):
+        banks.append((slice(offset, offset + size), shape, stage.block.n_params))
+        offset += size
+    fitted = fit.fit(np.concatenate([x[at].reshape(shape)[0, :n] for at, shape, n in banks]),
+                     RAW_BOUND)  # fmt: skip
+    out = x.copy()
+    for (at, shape, n), start in zip(banks, fit.offsets, strict=True):
+        values = out[at].reshape(shape)
+        values[:, :n] = fitted[start : start + n]
+        out[at] = values.reshape(-1)
     return out
 
 

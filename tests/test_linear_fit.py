@@ -50,7 +50,7 @@ def test_a_pedalboard_eq_is_recovered_from_its_measured_response():
     )
     y = board(x, SR)
     chain = Chain.from_spec("lowshelf>peak>highshelf>gain")
-    fit = ResponseFit(chain, _segments(x), _segments(y), SR, 0.85)
+    fit = ResponseFit(chain, _segments(x), _segments(y), SR, 0.85, level=3)
     raw = np.concatenate([s.bank.numpy()[0, : s.block.n_params] for s in chain.stages])
     best = fit.fit(raw.astype(np.float64), 15.0)
     found, offset = [], 0
@@ -66,7 +66,7 @@ def test_a_pedalboard_eq_is_recovered_from_its_measured_response():
     assert ls_q == pytest.approx(0.7071, rel=0.02) and hs_q == pytest.approx(0.7071, rel=0.02)
     assert gain_db == pytest.approx(2.0, abs=0.05)
     # from the block defaults alone (1 kHz peak, 0 dB shelves) the fit does not get there
-    alone = ResponseFit(chain, _segments(x), _segments(y), SR, 0.85)
+    alone = ResponseFit(chain, _segments(x), _segments(y), SR, 0.85, level=3)
     assert fit.distance(best) < 0.01 * alone.distance(raw.astype(np.float64))
 
 
