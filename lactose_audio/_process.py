@@ -20,10 +20,12 @@ from typing import NoReturn
 def exit_process(code: int) -> NoReturn:
     """End the process with ``code`` now (``atexit`` handlers run, streams flushed).
 
-    Falls back to a normal ``sys.exit`` while other threads run (a thread pool still
-    finishing), so nothing is cut short.
+    Falls back to a normal ``sys.exit`` while another non-daemon thread runs (a thread pool
+    still finishing), so nothing is cut short. Daemon threads (tqdm's monitor) do not hold
+    the process back: the interpreter's own exit does not wait for them either.
     """
-    if threading.active_count() > 1:
+    main = threading.main_thread()
+    if any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
         sys.exit(code)
     try:
         atexit._run_exitfuncs()  # what finalisation would run first (logging, temp files)

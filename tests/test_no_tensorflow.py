@@ -152,3 +152,29 @@ stream.set(gain=9.0)
 stream.process(np.ones(3000, np.float32))
 """
     assert _run(body) is False
+
+
+@pytest.mark.parametrize("daemon,torn_down", [(True, False), (False, True)])
+def test_fast_exit_ignores_daemon_threads(daemon, torn_down):
+    """A daemon thread (tqdm's progress-bar monitor) does not send the program back to the
+    interpreter's teardown (~0.3-1 s with numba loaded); a running non-daemon thread does,
+    so its work is not cut short. Teardown is seen by an object whose ``__del__`` prints."""
+    body = f"""
+import sys, threading, time
+from lactose_audio._process import exit_process
+class Witness:
+    def __del__(self):
+        sys.stderr.write("torn down\\n")
+witness = Witness()
+threading.Thread(target=time.sleep, args=(0.2,), daemon={daemon}).start()
+exit_process(3)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", body],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=300,
+    )
+    assert done.returncode == 3
+    assert ("torn down" in done.stderr) is torn_down
