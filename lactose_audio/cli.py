@@ -482,20 +482,31 @@ def inspect(preset, plot, as_json) -> None:
     show_default=True,
     help="dsp: the Faust program; lv2|vst3|clap|jack: build a plugin with Faust's toolchain.",
 )
-def export(preset, out, fmt) -> None:
+@click.option(
+    "--sample-rate",
+    "sample_rates",
+    type=click.IntRange(1000, 768000),
+    multiple=True,
+    help="Host rate(s), Hz, a fir_eq's taps are designed for (repeat the option; default "
+    "44100, 48000 and the preset's rate); at other rates the plugin mutes that filter. "
+    "Other blocks run at any rate.",
+)
+def export(preset, out, fmt, sample_rates) -> None:
     """Export PRESET as a real-time plugin: a Faust program, or a built LV2/VST3/CLAP/JACK.
 
     The program does what `lactose render` does, causally (latency: one frame when a key is
-    per frame), with mix and output sliders. Pitch-keyed presets are refused.
+    per frame), with mix and output sliders. Pitch-keyed presets are refused, and keyed
+    fir_eq stages (a FIR changing every frame).
 
     \b
     Example:
       lactose export my_drive.json --out my_drive.dsp
       lactose export my_drive.json --format lv2 --out plugins/
+      lactose export my_eq.json --out my_eq.dsp --sample-rate 96000
     """
     from lactose_audio.plugin import export_preset
 
-    click.echo(export_preset(preset, out, fmt))
+    click.echo(export_preset(preset, out, fmt, sample_rates=tuple(sample_rates) or None))
 
 
 @cli.command()

@@ -44,9 +44,14 @@ Faust program that does what ``lactose render`` does, causally, sample by sample
   values and picks the key's range per frame (or sample); its filters fade from the previous
   frame's range at the previous frame's sliders.
 
+Frequency-sampled filters (``fir_eq``, plugin ``LinearFilter`` s) and the biquads of their group
+become one direct-form FIR with the renderer's taps, for each sample rate of ``sample_rates``
+(:mod:`lactose_audio.faust_fir`).
+
 Refused with :class:`~lactose_audio.errors.ExportError` (one line): pitch keys (pYIN over the
-whole file is not causal), blocks without a Faust kernel (plugins' blocks), filters that are
-not biquads or DC blockers (``fir_eq``, frequency-sampled plugin filters).
+whole file is not causal), blocks without a Faust kernel (plugins' blocks), frequency-sampled
+filter groups with a keyed stage or a knob (a FIR changing every frame: see
+:mod:`lactose_audio.faust_fir`).
 
 Not exact: Faust plugins (and DawDreamer) compute in float32, the renderer in float64 (about
 1e-9 ESR on guitar-like material, tests bound it at 1e-5); the render's last *partial* frame
@@ -67,6 +72,7 @@ from lactose_audio.blocks.base import Block
 from lactose_audio.conditioning import FLOOR_DB
 from lactose_audio.errors import ExportError
 from lactose_audio.executor import FilterGroup, PointwiseRun, execute, plan
+from lactose_audio.faust_fir import DEFAULT_SAMPLE_RATES, check_fir_group, fir_group
 from lactose_audio.faust_library import SR_DEFINITION, library  # noqa: F401 (re-exported)
 from lactose_audio.faust_ops import FAUST, FaustOps, Sym, num  # noqa: F401 (re-exported)
 from lactose_audio.iir import iir_supported
@@ -92,15 +98,12 @@ def check_exportable(chain: Any) -> None:
             )
         if stage.keyed and stage.key.kind not in ("amplitude", "sample", "control"):
             raise ExportError(f"{where}: a {stage.key.kind!r} key has no Faust detector")
-        if block.is_linear:
-            if not iir_supported(block):
-                raise ExportError(
-                    f"{where}: block {block.name!r} is a frequency-sampled filter with no Faust "
-                    "kernel (only biquads and dc_blocker export); presets using it can be "
-                    "rendered but not exported"
-                )
-        elif type(block).faust is Block.faust:
+        if not block.is_linear and type(block).faust is Block.faust:
             block.faust("x", {})  # raises the block's own message
+    for group in plan(chain).groups:
+        if not all(iir_supported(st.block) for st in group.stages):
+            names = ">".join(st.block.name for st in group.stages)
+            check_fir_group(group.stages, f"filter group {group.number} ({names})")
 
 
 class FaustBackend:
@@ -110,11 +113,15 @@ class FaustBackend:
 
     Args:
         chain: The chain (:func:`check_exportable`).
+        sample_rates: Rates the frequency-sampled filter groups carry taps for, Hz
+            (:mod:`lactose_audio.faust_fir`).
     """
 
-    def __init__(self, chain: Any) -> None:
+    def __init__(self, chain: Any, sample_rates: tuple[int, ...] = DEFAULT_SAMPLE_RATES) -> None:
         check_exportable(chain)
         self.chain = chain
+        self.sample_rates = tuple(sorted({int(r) for r in sample_rates}))
+        self.fir_groups = 0
         self.hop = int(chain.hop_size)
         self.plan = plan(chain)
         self.tables: list[str] = []  # top-level: per-range parameters and coefficient tables
@@ -423,6 +430,8 @@ class FaustBackend:
         return x
 
     def filter_group(self, x: str, group: FilterGroup) -> str:
+        if not all(iir_supported(st.block) for st in group.stages):
+            return self._fir_group(x, group)
         for stage, index in zip(group.stages, group.indices, strict=True):
             lane = self._lane_table(index, stage)
             if not stage.keyed:
@@ -459,6 +468,17 @@ class FaustBackend:
             )
         return x
 
+    def _fir_group(self, x: str, group: FilterGroup) -> str:
+        """An unkeyed frequency-sampled group as a direct-form FIR (:mod:`.faust_fir`)."""
+        for stage, index in zip(group.stages, group.indices, strict=True):
+            self._values(index, stage)  # the readable values the taps are designed from
+        name = f"g{group.number}_fir"
+        self.tables.extend(fir_group(name, group.stages, self.hop, self.sample_rates))
+        self.fir_groups += 1
+        where = ", ".join(str(i) for i in group.indices)
+        names = ">".join(st.block.name for st in group.stages)
+        return self._new(f"{name}({x})", f"stages {where}: {names}, frequency-sampled FIR")
+
     def mix(self, x: str, dry: str, mix: float) -> str:
         # ops.dry_wet's formula, written in Faust (mix is a constant of the program)
         return self._new(f"{num(mix)} * {x} + {num(1.0 - mix)} * {dry}", "the chain's mix")
@@ -469,6 +489,8 @@ class FaustBackend:
         wet = execute(self.plan, "xd", self)
         first = 2 if self.latency else 1
         declares = {**meta, "latency_samples": str(self.latency)}
+        if self.fir_groups:
+            declares["lactose_fir_sample_rates"] = " ".join(str(r) for r in self.sample_rates)
         lines = [f'declare {k} "{_quote(v)}";' for k, v in declares.items()]
         delay = f"x @ {self.latency}" if self.latency else "x"
         why = "one frame late: a frame's key needs the whole frame" if self.latency else "no delay"
@@ -503,12 +525,16 @@ def _quote(text: str) -> str:
     return str(text).replace("\\", "/").replace('"', "'").replace("\n", " ")
 
 
-def export_faust(effect: Any) -> str:
+def export_faust(effect: Any, sample_rates: tuple[int, ...] | None = None) -> str:
     """A Faust program (text) doing what ``lactose render`` does with ``effect``, causally.
 
     Args:
         effect: A loaded preset (:class:`lactose_audio.presets.Effect`) or a
             :class:`lactose_audio.chains.Chain`.
+        sample_rates: Host rates a frequency-sampled filter (``fir_eq``) carries taps for,
+            Hz; at another rate the plugin mutes that filter. Default:
+            :data:`~lactose_audio.faust_fir.DEFAULT_SAMPLE_RATES` and the preset's own rate.
+            Programs without such a filter run at any rate.
 
     Returns:
         The program: ``declare`` metadata (name, description, package version, the preset's
@@ -530,7 +556,13 @@ def export_faust(effect: Any) -> str:
         meta["lactose_validation_esr"] = f"{float(training['validation_esr']):.6g}"
     if getattr(effect, "sample_rate", None):
         meta["lactose_trained_sample_rate"] = str(int(effect.sample_rate))
-    return FaustBackend(chain).program(meta)
+    if sample_rates is None:
+        sample_rates = DEFAULT_SAMPLE_RATES + (
+            (int(effect.sample_rate),) if getattr(effect, "sample_rate", None) else ()
+        )
+    if not sample_rates or any(not 1000 <= int(r) <= 768000 for r in sample_rates):
+        raise ExportError(f"sample rates must be 1000..768000 Hz, got {list(sample_rates)}")
+    return FaustBackend(chain, tuple(sample_rates)).program(meta)
 
 
 __all__ = ["FAUST", "FaustBackend", "FaustOps", "Sym", "check_exportable", "export_faust", "num"]

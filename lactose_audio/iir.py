@@ -202,8 +202,36 @@ class FrameFilterGroup:
         self.n_fft = fft_size(self.hop_size, self.sample_rate)
         self.state = FrameFilterState.silence(self.hop_size, self.n_fft)
 
+    def range_designs(self, keyed: list[bool]) -> np.ndarray:
+        """The applied FIRs' spectra when at most one stage is keyed, complex128 ``[R, n_bins]``.
+
+        Row ``r``: the product of the unkeyed stages' responses and range ``r`` of the keyed
+        stage (one row with none), designed (:func:`~lactose_audio.fir.design_fir_np`). A
+        frame's filter is then a row, or two rows crossfaded by a soft edge's weight (the
+        design is linear): what :meth:`process` applies and what the Faust export tabulates.
+
+        Args:
+            keyed: Per stage, whether it is keyed (at most one True).
+        """
+        n_fft = self.n_fft
+        tables = [stage_responses(st, self.sample_rate, n_fft) for st in self.stages]
+        product = np.ones((1, n_fft // 2 + 1), np.complex128)
+        for table, is_keyed in zip(tables, keyed, strict=True):
+            product = product * (table if is_keyed else table[:1])
+        return design_fir_np(product, n_fft, self.hop_size)
+
     def _spectra(self, selections: list[Any], n_frames: int) -> tuple[np.ndarray, bool]:
         n_fft, hop = self.n_fft, self.hop_size
+        is_keyed = [sel is not UNKEYED for sel in selections]
+        if sum(is_keyed) <= 1:
+            designed = self.range_designs(is_keyed)
+            if not any(is_keyed):
+                return designed, False
+            lower, upper, frac = (
+                np.asarray(v)[:n_frames] for v in selections[is_keyed.index(True)]
+            )
+            rows = designed[lower]
+            return rows + frac[:, None] * (designed[upper] - rows), True
         tables = [stage_responses(st, self.sample_rate, n_fft) for st in self.stages]
         static = np.ones(n_fft // 2 + 1, np.complex128)
         keyed = []
@@ -212,13 +240,6 @@ class FrameFilterGroup:
                 static = static * table[0]
             else:
                 keyed.append((table, [np.asarray(v)[:n_frames] for v in sel]))
-        if not keyed:
-            return design_fir_np(static, n_fft, hop)[None], False
-        if len(keyed) == 1:  # design per range, then gather (design is linear)
-            table, (lower, upper, frac) = keyed[0]
-            designed = design_fir_np(table * static, n_fft, hop)
-            rows = designed[lower]
-            return rows + frac[:, None] * (designed[upper] - rows), True
         product = static[None]
         for table, (lower, upper, frac) in keyed:
             rows = table[lower]

@@ -182,13 +182,20 @@ def build_plugin(code: str, name: str, fmt: str, out_dir: str | os.PathLike) -> 
     return out
 
 
-def export_preset(preset: str | os.PathLike, out: str | os.PathLike, fmt: str = "dsp") -> str:
+def export_preset(
+    preset: str | os.PathLike,
+    out: str | os.PathLike,
+    fmt: str = "dsp",
+    sample_rates: tuple[int, ...] | None = None,
+) -> str:
     """``lactose export``: a preset as a Faust program (``fmt="dsp"``) or a built plugin.
 
     Args:
         preset: A preset file or a shipped preset's name.
         out: The ``.dsp`` file to write (atomically), or the folder of the plugin build.
         fmt: ``dsp``, or one of :data:`FORMATS`.
+        sample_rates: Rates a ``fir_eq``'s taps are designed for
+            (:func:`~lactose_audio.faust.export_faust`; default there).
 
     Returns:
         A one-line summary.
@@ -203,7 +210,7 @@ def export_preset(preset: str | os.PathLike, out: str | os.PathLike, fmt: str = 
     if fmt != "dsp" and fmt not in FORMATS:
         raise ExportError(f"--format must be dsp or one of {', '.join(FORMATS)}, got {fmt!r}")
     effect = load_preset(preset)
-    code = export_faust(effect)
+    code = export_faust(effect, sample_rates)
     latency = code.split('latency_samples "', 1)[1].split('"', 1)[0]
     if fmt == "dsp":
         atomic_write_text(out, code)
