@@ -3,12 +3,13 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lactose-installed
+AOT_MANIFEST := lactose_audio/_kernels_aot.json
 DDSP_VERSION := 3.7.0
 DEMO_DIR ?= demo_out
 
 .PHONY: setup test demo lint format bench bench-long bench-export plugin-deps datasets clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(AOT_MANIFEST)
 
 # Re-run only when pyproject.toml (or this file) changed since the last install.
 # ddsp is installed without its stale pins (TF<=2.11, numpy<1.24, crepe, which downloads
@@ -19,6 +20,14 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps ddsp==$(DDSP_VERSION)
 	@touch $(STAMP)
+
+# The render path's numba kernels compiled ahead of time (lactose_audio/aot.py): a fresh
+# `lactose render` then starts without importing numba (~0.2 s instead of ~0.7 s). Rebuilt when
+# a kernel module changes; a failed build only warns (numba compiles on first use instead).
+KERNEL_SOURCES := $(addprefix lactose_audio/,conditioning.py svf.py ranges/edges.py \
+	blocks/waveshapers.py blocks/dynamics.py pitch.py pitch_viterbi.py aot.py _numba.py)
+$(AOT_MANIFEST): $(STAMP) $(KERNEL_SOURCES)
+	$(BIN)/python -m lactose_audio.aot
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -61,4 +70,4 @@ plugin-deps:
 	apt-get install -y faust libboost-dev lv2-dev lv2file
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(DEMO_DIR)
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(DEMO_DIR) lactose_audio/_kernels_aot*

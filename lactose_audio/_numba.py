@@ -10,7 +10,8 @@ Deferred: ``@jit`` does not import numba (about 0.4 s, and its first dispatch ab
 again); the first *call* of a kernel does, and turns every deferred kernel of the same module
 into a numba dispatcher at once (a kernel calling another must find a dispatcher in its module
 globals when numba compiles it). So ``lactose inspect`` or ``lactose presets``, which never run
-a kernel, never import numba.
+a kernel, never import numba. Kernels compiled ahead of time (:mod:`lactose_audio.aot`) are
+called directly for the argument types they were compiled for, without numba.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class _Deferred:
         self.py_func = func
         self._options = options
         self._dispatcher: Any = None
+        self._aot: dict[tuple, Any] | None = None
         functools.update_wrapper(self, func)
 
     def compile(self) -> Any:
@@ -42,11 +44,38 @@ class _Deferred:
 
     def __call__(self, *args: Any) -> Any:
         if self._dispatcher is None:
+            if self._aot is None:
+                from lactose_audio import aot
+
+                self._aot = aot.entries(self.py_func)
+            if self._aot:
+                compiled = self._aot.get(tuple(map(_arg_key(), args)))
+                if compiled is not None:
+                    return compiled(*args)
             module = self.py_func.__globals__
             for name, value in list(module.items()):
                 if isinstance(value, _Deferred):
                     module[name] = value.compile()
         return self.compile()(*args)
+
+
+@functools.cache
+def _arg_key() -> Callable[[Any], Any]:
+    from lactose_audio.aot import arg_key
+
+    return arg_key
+
+
+def compiled_kernels(module: Any) -> list[Any]:
+    """The numba dispatchers of ``module``'s kernels that have been compiled (called)."""
+    found = []
+    for value in vars(module).values():
+        if isinstance(value, _Deferred):
+            value = value._dispatcher
+        func = getattr(value, "py_func", None)
+        if func is not None and func.__module__ == module.__name__ and value.signatures:
+            found.append(value)
+    return found
 
 
 def jit(func: Callable[..., Any] | None = None, *, contract: bool = False):

@@ -7,6 +7,8 @@ selections and streams use as the key's identity. No TensorFlow.
 
 from __future__ import annotations
 
+import functools
+
 import math
 import re
 from dataclasses import dataclass
@@ -116,7 +118,19 @@ def key_dict(key: Any) -> dict[str, Any]:
 
 
 def key_signature(key: Any) -> str:
-    """A hashable identity of a key: stages with equal signatures share one key signal."""
+    """A hashable identity of a key: stages with equal signatures share one key signal.
+
+    Keys are frozen dataclasses: the signature of an equal key is remembered (the render asks
+    for it per stage and chunk; ``asdict`` costs ~30 us).
+    """
+    try:
+        return _signature(key)
+    except TypeError:  # an unhashable key-like object
+        return repr(key_dict(key))
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(key: Any) -> str:
     return repr(key_dict(key))
 
 

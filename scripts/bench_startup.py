@@ -7,6 +7,9 @@ cache warm); the figure is the median of ``--runs`` runs. Printed:
 - ``render_cli_seconds``: ``lactose render <preset> in.wav out.wav`` (numpy engine);
 - ``render_cli_graph_seconds``: the same with ``--engine graph`` (the TensorFlow training
   graph), and ``graph_over_render`` their ratio;
+- ``render_cli_jit_seconds``: the render with ``LACTOSE_NO_AOT=1`` (numba's JIT and its
+  on-disk cache instead of the kernels compiled by ``python -m lactose_audio.aot``);
+  ``aot_kernels`` says whether that build was in use;
 - ``inspect_cli_seconds``: ``lactose inspect <preset>``;
 - ``peak_rss_mb``: peak resident memory of the render process (``getrusage`` of children);
 - ``pedalboard_cli_seconds``: a 10-line pedalboard script (gain -> distortion -> lowpass ->
@@ -198,6 +201,16 @@ def main() -> None:
                 "--engine",
                 "graph",
             ],  # fmt: skip
+            # numba's JIT (its on-disk cache) instead of the AOT build, side by side
+            "render_jit": [
+                "env",
+                "LACTOSE_NO_AOT=1",
+                *lactose,
+                "render",
+                args.preset,
+                str(src),
+                str(out),
+            ],  # fmt: skip
             "inspect": [*lactose, "inspect", args.preset],
             "pedalboard": [sys.executable, str(script), str(src), str(out)],
         }
@@ -206,10 +219,15 @@ def main() -> None:
         rtf = pitch_rtf(src)
         batched = batch(folder, args.preset, args.batch_files, args.batch_seconds, args.batch_runs)
 
+    from lactose_audio.aot import available
+
+    aot_status = available()[1] if available()[0] else f"not used: {available()[1]}"
     med = {name: statistics.median(values) for name, values in times.items()}
     result = {
         "render_cli_seconds": round(med["render"], 3),
         "render_cli_graph_seconds": round(med["render_graph"], 3),
+        "render_cli_jit_seconds": round(med["render_jit"], 3),
+        "aot_kernels": aot_status,
         "graph_over_render": round(med["render_graph"] / med["render"], 2),
         "inspect_cli_seconds": round(med["inspect"], 3),
         "peak_rss_mb": round(rss, 1),
@@ -231,6 +249,11 @@ def main() -> None:
             f"{result['render_cli_graph_seconds']:.3f} s",
             f">= 5x render ({result['graph_over_render']:.1f}x)",
         ),  # fmt: skip
+        (
+            "lactose render, numba JIT (no AOT)",
+            f"{result['render_cli_jit_seconds']:.3f} s",
+            f"AOT kernels: {aot_status}",
+        ),
         ("lactose inspect", f"{result['inspect_cli_seconds']:.3f} s", "<= 0.5 s"),
         ("render peak RSS", f"{result['peak_rss_mb']:.0f} MB", "<= 300 MB"),
         ("pedalboard script (same chain)", f"{result['pedalboard_cli_seconds']:.3f} s", ""),
