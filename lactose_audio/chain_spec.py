@@ -8,7 +8,6 @@ selections and streams use as the key's identity. No TensorFlow.
 from __future__ import annotations
 
 import functools
-
 import math
 import re
 from dataclasses import dataclass
