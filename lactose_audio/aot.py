@@ -14,8 +14,8 @@ covering every built-in block, unkeyed and keyed (amplitude per frame and per sa
 and soft edges; pitch), whole-file and streamed, with the JIT, and exports what the kernels
 were called with.
 
-Staleness: the manifest records a digest of the kernel modules' source files and of the
-Python, numpy and numba versions; a mismatch (an edited kernel, an upgraded numpy) disables
+Staleness: the manifest records a digest of the kernel modules' source files, of the Python,
+numpy and numba versions and of the CPU; a mismatch (an edited kernel, an upgraded numpy) disables
 the build until it is made again (``lactose_audio.aot.available()`` says which).
 ``LACTOSE_NO_AOT=1`` disables it too (the tests compare both paths).
 
@@ -59,19 +59,33 @@ def _module_file(name: str) -> Path:
 
 def digest() -> str:
     """sha256 of the kernel modules' sources (and ``_numba``'s: the options), Python's and
-    numpy's versions and numba's ``_version.py`` (found without importing numba)."""
+    numpy's versions, the CPU (:func:`_cpu`) and numba's ``_version.py`` (found without
+    importing numba)."""
     import importlib.util
 
     h = hashlib.sha256()
     for name in (*KERNEL_MODULES, "lactose_audio._numba"):  # _numba: the JIT's options
         h.update(name.encode())
         h.update(_module_file(name).read_bytes())
-    h.update(f"python={sys.version}; numpy={np.__version__}".encode())
+    h.update(f"python={sys.version}; numpy={np.__version__}; cpu={_cpu()}".encode())
     spec = importlib.util.find_spec("numba")
     if spec is None or spec.origin is None:
         return "no numba"
     h.update(Path(spec.origin).with_name("_version.py").read_bytes())
     return h.hexdigest()
+
+
+def _cpu() -> str:
+    """The host CPU's model and instruction sets (the build targets them: a copy of the build
+    on another CPU must not run code it may not have the instructions for)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags", "Features"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
 
 
 def arg_key(value: Any) -> tuple | str | None:
