@@ -132,7 +132,7 @@ def available() -> tuple[bool, str]:
     except (OSError, ValueError):
         return False, f"{MANIFEST.name} is unreadable"
     if manifest.get("digest") != digest():
-        return False, "stale (a kernel module or a version changed): build it again"
+        return False, "stale (a kernel module, a version or the CPU changed): build it again"
     try:
         importlib.import_module(f"lactose_audio.{EXTENSION}")
     except ImportError as exc:
