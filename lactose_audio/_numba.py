@@ -51,7 +51,10 @@ class _Deferred:
             if self._aot:
                 compiled = self._aot.get(tuple(map(_arg_key(), args)))
                 if compiled is not None:
-                    return compiled(*args)
+                    try:
+                        return compiled(*args)
+                    except TypeError:  # pycc's argument conversion refused: let numba type it
+                        pass
             module = self.py_func.__globals__
             for name, value in list(module.items()):
                 if isinstance(value, _Deferred):

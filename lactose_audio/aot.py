@@ -137,7 +137,7 @@ def available() -> tuple[bool, str]:
         importlib.import_module(f"lactose_audio.{EXTENSION}")
     except ImportError as exc:
         return False, f"cannot import the compiled module: {exc}"
-    return True, f"{sum(len(v) for v in manifest['kernels'].values())} compiled signatures"
+    return True, f"{sum(len(v) for v in manifest.get('kernels', {}).values())} compiled signatures"
 
 
 def table() -> dict[str, dict[tuple, Any]]:
@@ -149,7 +149,7 @@ def table() -> dict[str, dict[tuple, Any]]:
         if usable:
             module = importlib.import_module(f"lactose_audio.{EXTENSION}")
             manifest = json.loads(MANIFEST.read_text())
-            for qualified, entries in manifest["kernels"].items():
+            for qualified, entries in manifest.get("kernels", {}).items():
                 _table[qualified] = {
                     tuple(tuple(k) if isinstance(k, list) else k for k in keys): getattr(
                         module, name
@@ -169,8 +169,6 @@ def entries(func: Any) -> dict[tuple, Any]:
 
 def _exercise() -> None:
     """Run the render path with the JIT over what users render (see the module docstring)."""
-    import numpy as np
-
     from lactose_audio.blocks import registered_blocks
     from lactose_audio.chains import Chain, Stage, make_key
     from lactose_audio.conditioning import KeySpec, compute_key
