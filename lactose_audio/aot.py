@@ -121,41 +121,44 @@ def _type_key(numba_type: Any) -> tuple | str:
     return str(numba_type)
 
 
-def available() -> tuple[bool, str]:
-    """``(usable, why)``: whether the compiled kernels will be used in this process."""
+def _load() -> tuple[dict[str, Any] | None, Any, str]:
+    """``(manifest, compiled module, why)``; manifest and module ``None`` when not usable."""
     if os.environ.get("LACTOSE_NO_AOT"):
-        return False, "disabled by LACTOSE_NO_AOT"
+        return None, None, "disabled by LACTOSE_NO_AOT"
     if not MANIFEST.exists():
-        return False, "not built (python -m lactose_audio.aot)"
+        return None, None, "not built (python -m lactose_audio.aot)"
     try:
         manifest = json.loads(MANIFEST.read_text())
     except (OSError, ValueError):
-        return False, f"{MANIFEST.name} is unreadable"
+        return None, None, f"{MANIFEST.name} is unreadable"
     if manifest.get("digest") != digest():
-        return False, "stale (a kernel module, a version or the CPU changed): build it again"
+        return None, None, "stale (a kernel module, a version or the CPU changed): build it again"
     try:
-        importlib.import_module(f"lactose_audio.{EXTENSION}")
+        module = importlib.import_module(f"lactose_audio.{EXTENSION}")
     except ImportError as exc:
-        return False, f"cannot import the compiled module: {exc}"
-    return True, f"{sum(len(v) for v in manifest.get('kernels', {}).values())} compiled signatures"
+        return None, None, f"cannot import the compiled module: {exc}"
+    count = sum(len(v) for v in manifest.get("kernels", {}).values())
+    return manifest, module, f"{count} compiled signatures"
+
+
+def available() -> tuple[bool, str]:
+    """``(usable, why)``: whether the compiled kernels will be used in this process."""
+    manifest, _, why = _load()
+    return manifest is not None, why
 
 
 def table() -> dict[str, dict[tuple, Any]]:
     """``{"module:function": {arg keys: compiled function}}``; empty when not usable."""
     global _table
     if _table is None:
-        _table = {}
-        usable, _ = available()
-        if usable:
-            module = importlib.import_module(f"lactose_audio.{EXTENSION}")
-            manifest = json.loads(MANIFEST.read_text())
-            for qualified, entries in manifest.get("kernels", {}).items():
-                _table[qualified] = {
-                    tuple(tuple(k) if isinstance(k, list) else k for k in keys): getattr(
-                        module, name
-                    )
-                    for name, keys in entries
-                }
+        manifest, module, _ = _load()
+        _table = {
+            qualified: {
+                tuple(tuple(k) if isinstance(k, list) else k for k in keys): getattr(module, name)
+                for name, keys in exports
+            }
+            for qualified, exports in (manifest or {}).get("kernels", {}).items()
+        }
     return _table
 
 
@@ -172,6 +175,7 @@ def _exercise() -> None:
     from lactose_audio.blocks import registered_blocks
     from lactose_audio.chains import Chain, Stage, make_key
     from lactose_audio.conditioning import KeySpec, compute_key
+    from lactose_audio.params import raw_to_physical_np
     from lactose_audio.presets import SHIPPED_DIR, load_preset
     from lactose_audio.ranges import RangeEdges
     from lactose_audio.render import render
@@ -197,12 +201,7 @@ def _exercise() -> None:
                 chain = Chain([Stage(name, key=key, edges=edges, soft_width=soft), Stage(name)])
                 for stage in chain.stages:
                     raw = rng.uniform(-1.0, 1.0, (stage.n_ranges, stage.block.n_params))
-                    stage.set_physical(
-                        np.stack(
-                            [p.to_physical_np(raw[:, i]) for i, p in enumerate(stage.block.params)],
-                            1,
-                        )
-                    )
+                    stage.set_physical(raw_to_physical_np(stage.block.params, raw))
                 render(chain, audio, sr)
                 render(chain, audio, sr, block_size=3000)
     pitched = Chain.from_spec("gain>tanh>lowpass", key=make_key("pitch"), n_ranges=4)
@@ -213,8 +212,9 @@ def _exercise() -> None:
         compute_key(key, audio, sr, 512)
 
 
-def build(directory: Path | None = None) -> Path:
-    """Compile the kernels' signatures (see the module docstring); returns the manifest path."""
+def build() -> Path:
+    """Compile the kernels' signatures next to the package (see the module docstring); returns
+    the manifest's path."""
     import warnings
 
     from numba.core import codegen, cpu
@@ -225,7 +225,6 @@ def build(directory: Path | None = None) -> Path:
     from lactose_audio.atomic import atomic_write_text
 
     global _table
-    directory = Path(directory or Path(__file__).parent)
     previous = os.environ.get("LACTOSE_NO_AOT")
     os.environ["LACTOSE_NO_AOT"] = "1"  # exercise the JIT, not an earlier build
     _table = None
@@ -238,7 +237,7 @@ def build(directory: Path | None = None) -> Path:
             os.environ["LACTOSE_NO_AOT"] = previous
         _table = None
     cc = CC(EXTENSION)
-    cc.output_dir = str(directory)
+    cc.output_dir = str(MANIFEST.parent)
     cc.target_cpu = "host"
     contract: set[Any] = set()
     kernels: dict[str, list] = {}
@@ -281,9 +280,8 @@ def build(directory: Path | None = None) -> Path:
         "numba": numba.__version__,
     }
     manifest = {"digest": digest(), "versions": versions, "kernels": kernels}
-    path = directory / MANIFEST.name
-    atomic_write_text(path, json.dumps(manifest, indent=1))
-    return path
+    atomic_write_text(MANIFEST, json.dumps(manifest, indent=1))
+    return MANIFEST
 
 
 def main() -> int:

@@ -485,11 +485,11 @@ def inspect(preset, plot, as_json) -> None:
 @click.option(
     "--sample-rate",
     "sample_rates",
-    type=click.IntRange(1000, 768000),
+    type=int,
     multiple=True,
-    help="Host rate(s), Hz, a fir_eq's taps are designed for (repeat the option; default "
-    "44100, 48000 and the preset's rate); at other rates the plugin mutes that filter. "
-    "Other blocks run at any rate.",
+    help="Host rate(s), Hz (1000..768000), a fir_eq's taps are designed for (repeat the "
+    "option; default 44100, 48000 and the preset's rate); at other rates the plugin mutes "
+    "that filter. Other blocks run at any rate.",
 )
 def export(preset, out, fmt, sample_rates) -> None:
     """Export PRESET as a real-time plugin: a Faust program, or a built LV2/VST3/CLAP/JACK.

@@ -72,10 +72,15 @@ from lactose_audio.blocks.base import Block
 from lactose_audio.conditioning import FLOOR_DB
 from lactose_audio.errors import ExportError
 from lactose_audio.executor import FilterGroup, PointwiseRun, execute, plan
-from lactose_audio.faust_fir import DEFAULT_SAMPLE_RATES, check_fir_group, fir_group
+from lactose_audio.faust_fir import (
+    DEFAULT_SAMPLE_RATES,
+    check_fir_group,
+    fir_group,
+    sample_rates_of,
+)
 from lactose_audio.faust_library import SR_DEFINITION, library  # noqa: F401 (re-exported)
 from lactose_audio.faust_ops import FAUST, FaustOps, Sym, num  # noqa: F401 (re-exported)
-from lactose_audio.iir import iir_supported
+from lactose_audio.iir import frame_filtered
 from lactose_audio.ranges import cast_up
 from lactose_audio.svf import N_COEFS
 
@@ -101,7 +106,7 @@ def check_exportable(chain: Any) -> None:
         if not block.is_linear and type(block).faust is Block.faust:
             block.faust("x", {})  # raises the block's own message
     for group in plan(chain).groups:
-        if not all(iir_supported(st.block) for st in group.stages):
+        if frame_filtered(group.stages):
             names = ">".join(st.block.name for st in group.stages)
             check_fir_group(group.stages, f"filter group {group.number} ({names})")
 
@@ -120,7 +125,7 @@ class FaustBackend:
     def __init__(self, chain: Any, sample_rates: tuple[int, ...] = DEFAULT_SAMPLE_RATES) -> None:
         check_exportable(chain)
         self.chain = chain
-        self.sample_rates = tuple(sorted({int(r) for r in sample_rates}))
+        self.sample_rates = sample_rates_of(sample_rates)
         self.fir_groups = 0
         self.hop = int(chain.hop_size)
         self.plan = plan(chain)
@@ -430,7 +435,7 @@ class FaustBackend:
         return x
 
     def filter_group(self, x: str, group: FilterGroup) -> str:
-        if not all(iir_supported(st.block) for st in group.stages):
+        if frame_filtered(group.stages):
             return self._fir_group(x, group)
         for stage, index in zip(group.stages, group.indices, strict=True):
             lane = self._lane_table(index, stage)
@@ -554,14 +559,11 @@ def export_faust(effect: Any, sample_rates: tuple[int, ...] | None = None) -> st
     }
     if "validation_esr" in training:
         meta["lactose_validation_esr"] = f"{float(training['validation_esr']):.6g}"
-    if getattr(effect, "sample_rate", None):
-        meta["lactose_trained_sample_rate"] = str(int(effect.sample_rate))
+    trained = (int(effect.sample_rate),) if getattr(effect, "sample_rate", None) else ()
+    if trained:
+        meta["lactose_trained_sample_rate"] = str(trained[0])
     if sample_rates is None:
-        sample_rates = DEFAULT_SAMPLE_RATES + (
-            (int(effect.sample_rate),) if getattr(effect, "sample_rate", None) else ()
-        )
-    if not sample_rates or any(not 1000 <= int(r) <= 768000 for r in sample_rates):
-        raise ExportError(f"sample rates must be 1000..768000 Hz, got {list(sample_rates)}")
+        sample_rates = DEFAULT_SAMPLE_RATES + trained
     return FaustBackend(chain, tuple(sample_rates)).program(meta)
 
 

@@ -34,6 +34,16 @@ from lactose_audio.errors import ExportError
 
 DEFAULT_SAMPLE_RATES = (44100, 48000)
 """Rates an exported frequency-sampled filter carries taps for, unless told (plus the preset's)."""
+SAMPLE_RATE_RANGE = (1000, 768000)
+"""Host rates (Hz) an export accepts."""
+
+
+def sample_rates_of(rates: Sequence[Any]) -> tuple[int, ...]:
+    """``rates`` as sorted distinct integers; :class:`ExportError` if empty or out of range."""
+    low, high = SAMPLE_RATE_RANGE
+    if not rates or any(not low <= int(r) <= high for r in rates):
+        raise ExportError(f"sample rates must be {low}..{high} Hz, got {list(rates)}")
+    return tuple(sorted({int(r) for r in rates}))
 
 
 def check_fir_group(stages: Sequence[Any], where: str) -> None:
@@ -78,12 +88,12 @@ def fir_group(
         name: The filter's name.
         stages: The group's stages (:func:`check_fir_group`).
         hop_size: Frame hop, samples.
-        sample_rates: Rates to carry taps for, Hz.
+        sample_rates: Rates to carry taps for, Hz, sorted and distinct (:func:`sample_rates_of`).
 
     Returns:
         Top-level definitions (the rate flags and the filter).
     """
-    rates = sorted({int(r) for r in sample_rates})
+    rates = list(sample_rates)
     per_rate = [group_taps(stages, r, hop_size) for r in rates]
     length = max(t.size for t in per_rate)
     table = np.zeros((len(rates), length), np.float32)
@@ -118,4 +128,11 @@ def fir_group(
     ]
 
 
-__all__ = ["DEFAULT_SAMPLE_RATES", "check_fir_group", "fir_group", "group_taps"]
+__all__ = [
+    "DEFAULT_SAMPLE_RATES",
+    "SAMPLE_RATE_RANGE",
+    "check_fir_group",
+    "fir_group",
+    "group_taps",
+    "sample_rates_of",
+]

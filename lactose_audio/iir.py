@@ -79,6 +79,12 @@ def iir_supported(block: Any) -> bool:
     return False
 
 
+def frame_filtered(stages: Any) -> bool:
+    """True if a filter group runs as the frame filter (:class:`FrameFilterGroup`): one of its
+    stages has no exact recursion (:func:`iir_supported`), e.g. ``fir_eq``."""
+    return not all(iir_supported(st.block) for st in stages)
+
+
 def block_coefficients(block: Any, controls: dict[str, Any], sample_rate: float):
     """Per-row biquad coefficients of a supported block, numpy.
 
@@ -293,7 +299,7 @@ class NumpyBackend:
         self.hop_size = chain.hop_size
         self.tf_kernels = bool(tf_kernels)
         self._groups = [
-            (BiquadGroup if all(iir_supported(st.block) for st in g.stages) else FrameFilterGroup)(
+            (FrameFilterGroup if frame_filtered(g.stages) else BiquadGroup)(
                 list(g.stages), self.sample_rate, self.hop_size
             )
             for g in self.plan.groups
@@ -377,6 +383,7 @@ __all__ = [
     "FrameFilterGroup",
     "NumpyBackend",
     "block_coefficients",
+    "frame_filtered",
     "iir_supported",
     "range_controls",
     "stage_responses",

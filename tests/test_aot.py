@@ -121,3 +121,21 @@ def test_an_argument_type_not_compiled_falls_back_to_the_jit():
     k32 = compute_key(spec, x, 44100, 512)
     k64 = compute_key(spec, x.astype(np.float64), 44100, 512)
     np.testing.assert_allclose(k64, k32, rtol=0, atol=1e-5)
+
+
+def test_every_kernel_module_is_compiled_and_rebuilt_by_make():
+    """KERNEL_MODULES lists every module using ``_numba.jit`` (else its kernels would never be
+    compiled ahead of time nor make a build stale), and the Makefile rebuilds when any of
+    them, ``aot.py`` or ``_numba.py`` changes."""
+    package = ROOT / "lactose_audio"
+    using = {
+        ".".join(("lactose_audio", *path.relative_to(package).with_suffix("").parts))
+        for path in package.rglob("*.py")
+        if "from lactose_audio._numba import jit" in path.read_text()
+    }
+    assert using == set(aot.KERNEL_MODULES)
+    makefile = (ROOT / "Makefile").read_text()
+    listed = makefile.split("KERNEL_SOURCES := $(addprefix lactose_audio/,", 1)[1].split(")", 1)[0]
+    sources = set(listed.replace("\\", " ").split())
+    expected = {str(Path(*name.split(".")[1:]).with_suffix(".py")) for name in aot.KERNEL_MODULES}
+    assert sources == expected | {"aot.py", "_numba.py"}
