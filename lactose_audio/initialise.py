@@ -28,6 +28,12 @@ output level several dB off — and a local optimiser started there may walk to 
   frequency response from several starts (:func:`lactose_audio.linear_fit.fit_linear`), kept
   if its loss is lower.
 
+Every value set here is placed at least :data:`lactose_audio.params.START_MARGIN` inside its
+bounds (:func:`lactose_audio.params.start_raw_np`): at a bound the sigmoid that maps raw to
+physical values is flat (slope ~1e-7), and a corner started "out of the way" at its floor
+could never move again (on ``emphasis_clip`` the DC-blocking high-pass stayed at 5 Hz: test
+ESR 0.024 without the margin, 0.0029 with it).
+
 Every evaluation is the full-batch objective that the refinement then minimises
 (:class:`lactose_audio.refine.Objective`), so no extra graph is built.
 """
@@ -41,7 +47,12 @@ import numpy as np
 
 from lactose_audio.blocks import Block
 from lactose_audio.linear_fit import fit_linear
-from lactose_audio.params import physical_to_raw_np, raw_to_physical_np
+from lactose_audio.params import (
+    clip_start_raw,
+    physical_to_raw_np,
+    raw_to_physical_np,
+    start_raw_np,
+)
 
 #: Drive gains tried (dB), spanning clean to heavily saturated for -45..0 dBFS material.
 DRIVE_GRID_DB = (-6.0, 6.0, 18.0, 30.0)
@@ -119,7 +130,7 @@ def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, lis
 def _set(x: np.ndarray, knob: tuple[Any, list[int]], physical: float) -> None:
     spec, indices = knob
     value = float(np.clip(physical, spec.minimum, spec.maximum))
-    x[indices] = float(spec.to_raw_np(value))
+    x[indices] = float(start_raw_np((spec,), [value])[0])
 
 
 def _physical(x: np.ndarray, knob: tuple[Any, list[int]]) -> float:
@@ -131,6 +142,8 @@ def _physical(x: np.ndarray, knob: tuple[Any, list[int]]) -> float:
 CORNER_GRID_HZ = {
     "highpass": (5.0, 30.0, 100.0, 300.0),
     "lowpass": (22000.0, 8000.0, 3500.0, 1500.0),
+    "highpass1": (5.0, 30.0, 100.0, 300.0),
+    "lowpass1": (22000.0, 8000.0, 3500.0, 1500.0),
 }
 #: Equal-count bins of the measured amplitude transfer curve.
 CURVE_BINS = 96
@@ -189,7 +202,7 @@ def _fit_curves(objective: Any, x: np.ndarray, level) -> bool:
             fitted = block.fit_curve(*transfer_curve(u, y), start)
             if fitted is not None:
                 physical = [np.clip(fitted[p.name], p.minimum, p.maximum) for p in block.params]
-                rows = np.tile(physical_to_raw_np(block.params, physical), stage.n_ranges)
+                rows = np.tile(start_raw_np(block.params, physical), stage.n_ranges)
                 x[offsets[index] : offsets[index] + rows.size] = rows  # every row alike
                 changed = True
         if not block.is_linear:  # the next stage's input (filters: identity)
@@ -297,9 +310,7 @@ def initialise(objective: Any) -> dict[str, float]:
     return chosen
 
 
-def match_capture_levels(
-    chain: Any, tracks: Any, sample_rate: float, raw_limit: float = 5.0
-) -> bool:
+def match_capture_levels(chain: Any, tracks: Any, sample_rate: float) -> bool:
     """Knob captures: each setting's rows start at the output level that fits its capture.
 
     The per-setting phase starts every setting from one fit (the pooled or the middle
@@ -308,7 +319,8 @@ def match_capture_levels(
     "output nothing" point (gains at their bounds, no gradient). The output-level stage's
     ``gain_db`` rows of each setting (if that stage follows the knob) are moved by the
     least-squares gain of the capture's training audio (numpy render), raw values kept within
-    ``+-raw_limit``. Returns True if a row changed.
+    the start's bounds (:func:`lactose_audio.params.start_raw_np`). Returns True if a row
+    changed.
 
     Args:
         chain: the chain being fitted (its banks are changed in place).
@@ -345,5 +357,5 @@ def match_capture_levels(
         physical[rows, column] = np.clip(physical[rows, column] + shift, spec.minimum,
                                          spec.maximum)  # fmt: skip
     raw[:, : stage.block.n_params] = physical_to_raw_np(stage.block.params, physical)
-    stage.bank.assign(np.clip(raw, -raw_limit, raw_limit))
+    stage.bank.assign(clip_start_raw(raw).astype(raw.dtype))
     return True

@@ -170,7 +170,7 @@ class ResponseFit:
 
     def _set(self, x: np.ndarray, index: int, **values: float) -> None:
         """Set physical ``values`` of stage ``index`` in the raw vector ``x`` (clipped)."""
-        from lactose_audio.params import physical_to_raw_np, raw_to_physical_np
+        from lactose_audio.params import raw_to_physical_np, start_raw_np
 
         block = self.chain.stages[index].block
         offset = self.offsets[index]
@@ -179,7 +179,7 @@ class ResponseFit:
             float(np.clip(values.get(p.name, current[i]), p.minimum, p.maximum))
             for i, p in enumerate(block.params)
         ]
-        x[offset : offset + block.n_params] = physical_to_raw_np(block.params, physical)
+        x[offset : offset + block.n_params] = start_raw_np(block.params, physical)
 
     def _residual_db(self, x: np.ndarray) -> np.ndarray:
         """Smoothed target minus model magnitude, dB, per bin."""

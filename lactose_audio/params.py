@@ -154,6 +154,33 @@ def physical_to_raw_np(params: Sequence[ParamSpec], physical: Any) -> np.ndarray
     return np.stack([p.to_raw_np(physical[..., i]) for i, p in enumerate(params)], axis=-1)
 
 
+#: Bound on the raw (sigmoid-domain) value of any fit's start: a start at a bound is placed
+#: ``START_MARGIN`` (0.67 %) of the sigmoid's range inside it, where its slope is >= 0.0066.
+START_RAW_LIMIT = 5.0
+START_MARGIN = 1.0 / (1.0 + math.exp(START_RAW_LIMIT))
+
+
+def start_raw_np(params: Sequence[ParamSpec], physical: Any) -> np.ndarray:
+    """:func:`physical_to_raw_np` for a fit's start: a value at (or beyond) a bound is placed
+    :data:`START_MARGIN` of the way inside it. At the bound itself the sigmoid's slope is
+    ``~1e-7`` (:data:`lactose_audio.units.UNIT_EPS`): a gradient-based fit could never move a
+    parameter started there (a high-pass started "out of the way" at its 5 Hz floor stayed
+    there). 0.67 % in: 5.3 Hz for a 5 Hz..20 kHz corner, 21 kHz for a 22 kHz ceiling; the
+    slope is 6e4 times larger. The one rule for starts: the data-driven start
+    (:mod:`lactose_audio.initialise`) and the per-range phase's start (every range from the
+    unconditioned fit, :class:`lactose_audio.trainer.Trainer`) both use it.
+
+    Raises:
+        ParameterError: As :func:`physical_to_raw_np`.
+    """
+    return clip_start_raw(physical_to_raw_np(params, physical))
+
+
+def clip_start_raw(raw: Any) -> np.ndarray:
+    """Raw values ``[...]`` pulled in to ``+-START_RAW_LIMIT`` (see :func:`start_raw_np`)."""
+    return np.clip(np.asarray(raw, np.float64), -START_RAW_LIMIT, START_RAW_LIMIT)
+
+
 def interpolate_physical_np(
     params: Sequence[ParamSpec], start: Any, stop: Any, t: float
 ) -> np.ndarray:
@@ -163,9 +190,7 @@ def interpolate_physical_np(
     stop = np.asarray(stop, dtype=np.float64)
     if not params:
         return start.copy()
-    return np.array(
-        [float(p.interpolate_np(start[i], stop[i], t)) for i, p in enumerate(params)]
-    )
+    return np.array([float(p.interpolate_np(start[i], stop[i], t)) for i, p in enumerate(params)])
 
 
 def split_row(params: Sequence[ParamSpec], row: Any) -> dict[str, Any]:
@@ -210,6 +235,10 @@ __all__ = [
     "param_names",
     "physical_controls_tf",
     "physical_to_raw_np",
+    "start_raw_np",
+    "clip_start_raw",
+    "START_MARGIN",
+    "START_RAW_LIMIT",
     "raw_to_physical_np",
     "split_row",
     "validate_values",

@@ -4,11 +4,12 @@ The candidate family (:data:`FAMILY`) covers the structures of drive pedals and 
 
 - ``drive_tone``: ``gain>tanh>lowpass>highpass`` — a drive then a tone filter (the old
   default);
-- ``poly``: ``highpass>lowshelf>gain>tanh>chebyshev>gain>lowshelf>lowpass>highpass`` — a
-  tanh reshaped by a 9th-order polynomial: asymmetric curves with unequal ceilings,
-  rectifiers, strong even harmonics (its start is the least-squares fit to the measured
-  transfer curve), between two low shelves (pre- and de-emphasis: tape, tube stages; 0 dB at
-  the start); the last high-pass removes the DC;
+- ``poly``: ``highpass>lowshelf1>gain>asym_clip>chebyshev>gain>lowshelf1>lowpass>highpass``
+  — a soft clipper with a drive per polarity (a kink at zero: a different slope for each
+  sign, as in a diode or a biased tube) reshaped by a 9th-order polynomial: asymmetric curves
+  with unequal ceilings, rectifiers, strong even harmonics (its start is the least-squares
+  fit to the measured transfer curve), between two first-order low shelves (pre- and
+  de-emphasis: tape, tube stages; 0 dB at the start); the last high-pass removes the DC;
 - ``hard_clip``: ``highpass>gain>hard_clip>gain>lowpass>highpass`` — clippers (diodes,
   op-amp rails);
 - ``mlp``: ``highpass>gain>mlp>gain>lowpass>highpass`` — any memoryless curve (fuzz,
@@ -62,7 +63,7 @@ from lactose_audio.train_config import AUTO, DEFAULT_SPEC
 
 FAMILY = (
     ("drive_tone", "gain>tanh>lowpass>highpass"),
-    ("poly", "highpass>lowshelf>gain>tanh>chebyshev>gain>lowshelf>lowpass>highpass"),
+    ("poly", "highpass>lowshelf1>gain>asym_clip>chebyshev>gain>lowshelf1>lowpass>highpass"),
     ("hard_clip", "highpass>gain>hard_clip>gain>lowpass>highpass"),
     ("mlp", "highpass>gain>mlp>gain>lowpass>highpass"),
     ("two_stage", "highpass>gain>tanh>highpass>peak>lowpass>gain>tanh>lowpass>highpass"),

@@ -38,6 +38,7 @@ import numpy as np
 
 from lactose_audio.data import SILENCE_DBFS
 from lactose_audio.errors import DataError, LactoseError, ParameterError
+from lactose_audio.params import clip_start_raw
 from lactose_audio.ranges import UNKEYED
 from lactose_audio.sampling import (
     SegmentSampler,
@@ -53,8 +54,6 @@ from lactose_audio.sampling import (
 VALIDATION_CHUNK = 1 << 19
 #: Share of a keyed chain's budget spent on the unconditioned phase.
 UNCONDITIONED_SHARE = 0.5
-#: Bound on the raw (sigmoid-domain) values the per-range phase starts from (slope >= 0.0066).
-RANGES_START_RAW_LIMIT = 5.0
 #: A refinement restart that gains less than this (relative) ends the refine stage.
 RESTART_MIN_GAIN = 0.005
 
@@ -294,23 +293,21 @@ class Trainer:
         self.stage = "adam"
         self.phase_start = (self.step, self.elapsed)
         # Every range starts from the unconditioned fit with saturated raw values pulled in to
-        # +-RANGES_START_RAW_LIMIT: a parameter the pooled fit pushed to a bound (a high-pass
+        # +-params.START_RAW_LIMIT: a parameter the pooled fit pushed to a bound (a high-pass
         # at its lowest corner, a low-pass wide open) has a dead gradient there (sigmoid slope
         # ~1e-7), so no range could move it; within the limit it changes by < 0.7 % of its
         # span (a 2 Hz high-pass -> 2.1 Hz) and its gradient is alive. (Re-validated below.)
         clipped = False
         for stage in self.chain.stages:
             raw = stage.bank.numpy()
-            pulled = np.clip(raw, -RANGES_START_RAW_LIMIT, RANGES_START_RAW_LIMIT)
+            pulled = clip_start_raw(raw).astype(raw.dtype)
             clipped |= bool(np.any(pulled != raw))
             stage.bank.assign(pulled)
         matched = False
         if self.captures:  # each setting's rows at its capture's level (see the function)
             from lactose_audio.initialise import match_capture_levels
 
-            matched = match_capture_levels(
-                self.chain, self.tracks, self.sample_rate, RANGES_START_RAW_LIMIT
-            )
+            matched = match_capture_levels(self.chain, self.tracks, self.sample_rate)
         self.best_values = self._values()
         self.evals_since_best = 0
         self.refine_loss = math.inf

@@ -24,3 +24,21 @@ def rbj(kind, fc, q, gain_db, fs):
         d = [(a + 1) + k * (a - 1) * c + s, -2 * k * ((a - 1) + k * (a + 1) * c),
              (a + 1) + k * (a - 1) * c - s]  # fmt: skip
     return np.concatenate([np.array(b) / d[0], np.array(d) / d[0]])[None]
+
+
+def first_order(kind, fc, gain_db, fs):
+    """First-order section ``(b, a)`` for ``scipy.signal.lfilter``: ``lowpass1``/``highpass1``
+    are scipy's first-order Butterworth (``gain_db`` unused); a shelf is the analog prototype (low:
+    ``(s + w sqrt(G)) / (s + w / sqrt(G))``, DC gain ``G``; high: ``G (s + w / sqrt(G)) /
+    (s + w sqrt(G))``, HF gain ``G``) with ``w`` prewarped to ``fc``, through
+    ``scipy.signal.bilinear``."""
+    import scipy.signal
+
+    w = 2.0 * fs * np.tan(np.pi * fc / fs)
+    g = 10.0 ** (gain_db / 20.0)
+    r = np.sqrt(g)
+    if kind in ("lowpass1", "highpass1"):
+        return scipy.signal.butter(1, fc, "lowpass" if kind == "lowpass1" else "highpass", fs=fs)
+    if kind == "lowshelf1":
+        return scipy.signal.bilinear([1.0, w * r], [1.0, w / r], fs)
+    return scipy.signal.bilinear([g, g * w / r], [1.0, w * r], fs)

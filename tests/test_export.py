@@ -39,7 +39,19 @@ FRAME_KEY = KeySpec("amplitude", rate="frame")
 SAMPLE_KEY = KeySpec("amplitude", rate="sample", attack_ms=2.0, release_ms=80.0)
 EDGES = RangeEdges((-36.0, -26.0, -16.0), "dBFS")
 POINTWISE = ["gain", "tanh", "asym_clip", "hard_clip", "chebyshev", "mlp", "mix", "compressor"]
-FILTERS = ["lowpass", "highpass", "bandpass", "peak", "lowshelf", "highshelf", "dc_blocker"]
+FILTERS = [
+    "lowpass",
+    "highpass",
+    "bandpass",
+    "peak",
+    "lowshelf",
+    "highshelf",
+    "lowpass1",
+    "highpass1",
+    "lowshelf1",
+    "highshelf1",
+    "dc_blocker",
+]
 
 
 def plucks(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:

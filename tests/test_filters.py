@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
-from oracles import rbj
+from oracles import first_order, rbj
 
 from lactose_audio._tf import tf
 from lactose_audio.blocks import design_fir, fft_size, get_block
@@ -61,6 +61,46 @@ def test_fixed_parameters_match_sosfilt_on_noise(kind):
     ref = scipy.signal.sosfilt(rbj(kind, values["cutoff_hz"], 1.5, 9.0, SR), x.astype(np.float64))
     esr = np.sum((ref - y) ** 2) / np.sum(ref**2)
     assert esr <= 1e-3, esr
+
+
+@pytest.mark.parametrize("kind", ["lowshelf1", "highshelf1", "lowpass1", "highpass1"])
+def test_first_order_sections_match_bilinear_prototype_on_noise(kind):
+    x = np.random.default_rng(3).standard_normal(3 * 44100).astype(np.float32)
+    for fc, gain_db in ((150.0, 12.0), (3894.0, -21.8), (12000.0, -6.0)):
+        values = {"cutoff_hz": fc, "gain_db": gain_db}
+        values = {n: values[n] for n in get_block(kind).param_names}
+        y = get_block(kind)(x[None], SR, **values).numpy()[0]
+        ref = scipy.signal.lfilter(*first_order(kind, fc, gain_db, SR), x.astype(np.float64))
+        esr = np.sum((ref - y) ** 2) / np.sum(ref**2)
+        assert esr <= 1e-4, (kind, fc, gain_db, esr)
+
+
+def test_first_order_low_shelf_is_exactly_a_pre_emphasis():
+    """``1 - a z^-1`` is a low shelf of ``20 log10((1 - a) / (1 + a))`` dB at
+    ``fs atan(sqrt((1 - a) / (1 + a))) / pi`` Hz, times ``1 + a`` (the docstring's identity)."""
+    a = 0.85
+    fc = SR * np.arctan(np.sqrt((1 - a) / (1 + a))) / np.pi
+    gain_db = 20 * np.log10((1 - a) / (1 + a))
+    controls = {"cutoff_hz": np.float64(fc), "gain_db": np.float64(gain_db)}
+    b, d = get_block("lowshelf1").coefficients(controls, SR)
+    b = (1 + a) * np.array([float(v) for v in b]) / float(d[0])
+    d = np.array([float(v) for v in d]) / float(d[0])
+    np.testing.assert_allclose(b, [1.0, -a, 0.0], atol=1e-12)
+    np.testing.assert_allclose(d, [1.0, 0.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lowpass1", "highpass1"])
+def test_first_order_pass_equals_pedalboard(kind):
+    """Third-party oracle: pedalboard's (JUCE's) first-order LowpassFilter/HighpassFilter."""
+    import pedalboard
+
+    x = np.random.default_rng(5).standard_normal(2 * 44100).astype(np.float32)
+    effect = pedalboard.LowpassFilter if kind == "lowpass1" else pedalboard.HighpassFilter
+    for fc in (40.0, 800.0, 6000.0):
+        ref = pedalboard.Pedalboard([effect(fc)])(x, SR).astype(np.float64)
+        y = get_block(kind)(x[None], SR, cutoff_hz=fc).numpy()[0]
+        esr = np.sum((ref - y) ** 2) / np.sum(ref**2)
+        assert esr <= 1e-4, (kind, fc, esr)
 
 
 def test_lowpass_minus_3db_point_is_sample_rate_independent():

@@ -99,9 +99,20 @@ def test_the_start_places_filter_corners_from_the_data(dry):
     cfg = TrainConfig(chain_spec="highpass>gain>tanh>lowpass", key="none", steps=1).resolved()
     trainer = Trainer(build_chain(cfg, [dry], SR), [pair_from_arrays(dry, wet, SR, latency=0)],
                       cfg, SR)  # fmt: skip
+    from lactose_audio.params import START_MARGIN
+
     initialise(trainer.objective())
     stages = trainer.chain.stages
-    assert stages[0].params["cutoff_hz"][0] == pytest.approx(CORNER_GRID_HZ["highpass"][0])
+    # out of the way: the grid's first corner is the 5 Hz floor, placed START_MARGIN inside it
+    # (5 * 4000**START_MARGIN Hz on the log axis) where the sigmoid still has a slope a fit can
+    # use: m * (1 - m) with m = START_MARGIN = 1 / (1 + e^5), about 0.0066
+    floor, ceiling = 5.0, 20000.0
+    assert CORNER_GRID_HZ["highpass"][0] == floor
+    expected = floor * (ceiling / floor) ** START_MARGIN
+    assert stages[0].params["cutoff_hz"][0] == pytest.approx(expected, rel=1e-6)
+    unit = 1.0 / (1.0 + math.exp(-float(stages[0].bank.numpy()[0, 0])))
+    assert unit * (1.0 - unit) == pytest.approx(START_MARGIN * (1 - START_MARGIN), rel=1e-3)
+    assert unit * (1.0 - unit) > 0.006
     assert stages[3].params["cutoff_hz"][0] == pytest.approx(3500.0, rel=1e-4)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
-from oracles import rbj
+from oracles import first_order, rbj
 
 from lactose_audio import iir, svf
 from lactose_audio._tf import tf
@@ -50,6 +50,17 @@ def test_biquad_equals_sosfilt_float64(kind, fc, q, gain_db):
     y = svf.filter_static(b, a, x)
     ref = scipy.signal.sosfilt(rbj(kind, fc, q, gain_db, SR), x)
     assert y.dtype == np.float64
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-6 * max(1.0, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("kind", ["lowshelf1", "highshelf1"])
+@pytest.mark.parametrize("fc,gain_db", [(20.0, 24.0), (1000.0, -24.0), (20000.0, 12.0)])
+def test_first_order_equals_lfilter_float64(kind, fc, gain_db):
+    x = np.random.default_rng(2).standard_normal(20000)
+    controls = {"cutoff_hz": np.float64(fc), "gain_db": np.float64(gain_db)}
+    b, a = iir.block_coefficients(get_block(kind), controls, SR)
+    y = svf.filter_static(b, a, x)
+    ref = scipy.signal.lfilter(*first_order(kind, fc, gain_db, SR), x)
     np.testing.assert_allclose(y, ref, rtol=0, atol=1e-6 * max(1.0, np.abs(ref).max()))
 
 
@@ -202,6 +213,10 @@ EXTREMES = [
     ("highshelf", [[20.0, 0.25, 24.0], [20000.0, 2.0, -24.0]]),
     ("highshelf", [[20000.0, 2.0, 24.0], [20.0, 2.0, -24.0]]),
     ("dc_blocker", [[10.0], [80.0]]),
+    ("lowshelf1", [[20.0, 24.0], [20000.0, -24.0]]),
+    ("highshelf1", [[20000.0, -24.0], [20.0, 24.0]]),
+    ("lowpass1", [[20.0], [22000.0]]),
+    ("highpass1", [[5.0], [20000.0]]),
 ]
 
 

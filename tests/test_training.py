@@ -74,9 +74,10 @@ def test_ranges_start_from_the_unconditioned_fit_and_flag_empty_ranges(drive_pai
 def test_ranges_start_with_saturated_parameters_pulled_inside_their_bounds(drive_pair):
     """A parameter the pooled fit left at a bound (its raw sigmoid saturated: a dead gradient,
     so no range could move it) starts the per-range phase pulled in to
-    +-RANGES_START_RAW_LIMIT; that start is re-validated, and the fallback for flagged ranges
+    +-START_RAW_LIMIT; that start is re-validated, and the fallback for flagged ranges
     keeps the exact unconditioned values."""
-    from lactose_audio.trainer import RANGES_START_RAW_LIMIT, Trainer
+    from lactose_audio.params import START_RAW_LIMIT
+    from lactose_audio.trainer import Trainer
     from lactose_audio.training import build_chain
 
     cfg = TrainConfig(chain_spec=DEFAULT_SPEC, key="amplitude", n_ranges=3, steps=10).resolved()
@@ -87,13 +88,13 @@ def test_ranges_start_with_saturated_parameters_pulled_inside_their_bounds(drive
     raw = lowpass.bank.numpy().copy()
     raw[:, 0] = lowpass.block.params[0].to_raw_np(22000.0)  # wide open: at its upper bound
     lowpass.bank.assign(raw)
-    assert raw[0, 0] > 3 * RANGES_START_RAW_LIMIT
+    assert raw[0, 0] > 3 * START_RAW_LIMIT
     trainer.best_values = [stage.bank.numpy().copy() for stage in chain.stages]
     trainer.best_esr = 1.0
     trainer.start_ranges()
     started = lowpass.bank.numpy()
-    np.testing.assert_array_equal(started[:, 0], RANGES_START_RAW_LIMIT)
-    assert all(np.abs(s.bank.numpy()).max() <= RANGES_START_RAW_LIMIT for s in chain.stages)
+    np.testing.assert_array_equal(started[:, 0], START_RAW_LIMIT)
+    assert all(np.abs(s.bank.numpy()).max() <= START_RAW_LIMIT for s in chain.stages)
     assert 20000.0 < lowpass.physical()[0][0] < 22000.0  # still out of the way
     assert trainer.unconditioned_values[2][0, 0] == raw[0, 0]
     assert trainer.best_esr == pytest.approx(trainer.validation_esr(), rel=1e-9)
@@ -145,7 +146,7 @@ def test_interrupt_saves_the_best_preset_so_far(drive_pair, tmp_path):
     out = tmp_path / "p.json"
 
     def interrupt(trainer):
-        if trainer.step == 30:
+        if trainer.step == 20:  # before it converges (29 steps)
             raise KeyboardInterrupt
 
     with pytest.raises(TrainingInterrupted, match="saved the best preset so far"):
@@ -156,7 +157,7 @@ def test_interrupt_saves_the_best_preset_so_far(drive_pair, tmp_path):
             on_step=interrupt,
         )
     effect = load_preset(out)
-    assert effect.training["steps"] == 30
+    assert effect.training["steps"] == 20
     assert np.isfinite(effect.training["validation_esr"])
     assert Path(f"{out}{CHECKPOINT_SUFFIX}").is_file()
 

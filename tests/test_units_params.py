@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 from lactose_audio.errors import ParameterError
 from lactose_audio.params import (
+    START_MARGIN,
     ParamSpec,
     physical_to_raw_np,
     raw_to_physical_np,
     split_row,
+    start_raw_np,
     validate_values,
 )
 from lactose_audio.units import Scaling, db_to_gain, gain_to_db, hz_to_midi, midi_to_hz
@@ -70,6 +72,17 @@ def test_bounds_map_to_finite_raw():
         np.testing.assert_allclose(
             spec.to_physical_np(raw), [spec.minimum, spec.maximum], rtol=1e-5
         )
+
+
+def test_a_start_is_kept_inside_the_bounds():
+    """A start at a bound (sigmoid slope ~1e-7: a gradient fit could never move it) is placed
+    START_MARGIN of the sigmoid's range inside; a start inside stays exact."""
+    specs = (ParamSpec("cutoff_hz", "Hz", 5.0, 20000.0, "log", 25.0),
+             ParamSpec("gain_db", "dB", -24.0, 24.0, "linear", 0.0))  # fmt: skip
+    raw = start_raw_np(specs, [[5.0, 24.0], [1000.0, -3.0]])
+    unit = 1.0 / (1.0 + np.exp(-raw))
+    np.testing.assert_allclose(unit[0], [START_MARGIN, 1.0 - START_MARGIN], rtol=1e-9)
+    np.testing.assert_allclose(raw[1], physical_to_raw_np(specs, [1000.0, -3.0]), rtol=1e-12)
 
 
 def test_validation_messages_name_value_range_unit():

@@ -2,7 +2,8 @@
 
 Importing this package registers the built-in blocks: waveshapers (``tanh``, ``asym_clip``,
 ``hard_clip``, ``chebyshev``, ``mlp``), filters (``lowpass``, ``highpass``, ``bandpass``,
-``peak``, ``lowshelf``, ``highshelf``, ``fir_eq``) and utility (``gain``, ``dc_blocker``,
+``peak``, ``lowshelf``, ``highshelf``; first-order ``lowpass1``, ``highpass1``, ``lowshelf1``,
+``highshelf1``; ``fir_eq``) and utility (``gain``, ``dc_blocker``,
 ``mix``) and dynamics (``compressor``, stateful).
 """
 

@@ -1,4 +1,5 @@
-"""Filters: RBJ biquads and a learned minimum-phase FIR EQ, by frequency sampling.
+"""Filters: RBJ biquads, first-order sections and a learned minimum-phase FIR EQ, by frequency
+sampling.
 
 Each filter is a :class:`~lactose_audio.blocks.base.LinearFilter`: it computes its complex
 response ``H(e^{jw})`` analytically from its coefficients (float64, in TF, differentiable) on
@@ -213,6 +214,82 @@ class HighShelf(_Shelf):
     sign = -1.0
 
 
+def _first_order_k(controls, sample_rate, xp):
+    """``tan(pi fc / fs)``, ``fc`` clamped below Nyquist: the bilinear transform's prewarped
+    corner of a first-order section."""
+    fc = xp.minimum(xp.f64(controls["cutoff_hz"]), NYQUIST_FRACTION * sample_rate)
+    half = math.pi * fc / sample_rate
+    return xp.sin(half) / xp.cos(half)
+
+
+class _FirstOrderPass(Biquad):
+    """First-order (6 dB/octave) low- or high-pass, -3 dB at ``cutoff_hz``: the bilinear
+    transform of ``wc / (s + wc)`` or ``s / (s + wc)`` (an RC filter: tone caps, coupling
+    caps; pedalboard's ``LowpassFilter`` and ``HighpassFilter``). As a biquad: ``b2 = a2 = 0``.
+    """
+
+    low = True
+
+    def _coefficients(self, controls, sample_rate, xp):
+        k = _first_order_k(controls, sample_rate, xp)
+        zero = xp.zeros_like(k)
+        b = (k, k, zero) if self.low else (xp.ones_like(k), -xp.ones_like(k), zero)
+        return b, (k + 1.0, k - 1.0, zero)
+
+
+class Lowpass1(_FirstOrderPass):
+    """First-order lowpass, 6 dB/octave (an RC low-pass); 22 kHz is (nearly) transparent."""
+
+    name = "lowpass1"
+    params = (ParamSpec("cutoff_hz", "Hz", 20.0, 22000.0, "log", 20000.0),)
+    low = True
+
+
+class Highpass1(_FirstOrderPass):
+    """First-order highpass, 6 dB/octave (a coupling capacitor); 5 Hz is out of the way."""
+
+    name = "highpass1"
+    params = (ParamSpec("cutoff_hz", "Hz", 5.0, 20000.0, "log", 25.0),)
+    low = False
+
+
+class _FirstOrderShelf(Biquad):
+    """First-order (6 dB/octave) shelf: the bilinear transform of
+    ``H(s) = (s + wc r) / (s + wc / r)`` (low) with ``r = 10**(gain_db / 40)`` and ``wc``
+    prewarped to ``cutoff_hz``, the geometric mean of its pole and zero (where the response is
+    half the gain in dB). No ``q``: one real pole and one real zero, the form of tape and tube
+    pre-/de-emphasis (``1 - a z^-1`` is a low shelf of ``20 log10((1 - a) / (1 + a))`` dB at
+    ``fs atan(sqrt((1 - a) / (1 + a))) / pi`` Hz, times ``1 + a``) and of passive tone
+    controls. As a biquad: ``b2 = a2 = 0``.
+    """
+
+    params = (CUTOFF, GAIN)
+    low = True
+
+    def _coefficients(self, controls, sample_rate, xp):
+        k = _first_order_k(controls, sample_rate, xp)
+        r = xp.exp(xp.f64(controls["gain_db"]) * (math.log(10.0) / 40.0))
+        zero = xp.zeros_like(k)
+        if self.low:  # DC gain r^2, Nyquist gain 1
+            return (k * r + 1.0, k * r - 1.0, zero), (k / r + 1.0, k / r - 1.0, zero)
+        g = r * r  # DC gain 1, Nyquist gain r^2
+        return (g * (k / r + 1.0), g * (k / r - 1.0), zero), (k * r + 1.0, k * r - 1.0, zero)
+
+
+class LowShelf1(_FirstOrderShelf):
+    """First-order low shelf: ``gain_db`` below ``cutoff_hz``, 0 dB at Nyquist."""
+
+    name = "lowshelf1"
+    low = True
+
+
+class HighShelf1(_FirstOrderShelf):
+    """First-order high shelf: 0 dB at DC, ``gain_db`` at Nyquist."""
+
+    name = "highshelf1"
+    low = False
+
+
 EQ_CENTERS_HZ = tuple(31.25 * 2.0**k for k in range(10))
 """Band centres of the FIR EQ: octaves from 31.25 Hz to 16 kHz."""
 
@@ -266,9 +343,13 @@ __all__ = [
     "EQ_CENTERS_HZ",
     "FirEQ",
     "HighShelf",
+    "HighShelf1",
     "Highpass",
+    "Highpass1",
     "LowShelf",
+    "LowShelf1",
     "Lowpass",
+    "Lowpass1",
     "Peak",
     "biquad_response",
 ]
