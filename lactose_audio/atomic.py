@@ -6,14 +6,21 @@ directory, flushed and fsync'ed, then moved over the destination with ``os.repla
 directory is fsync'ed. A failed or interrupted write (including ``KeyboardInterrupt``) removes
 the temporary file and leaves any existing destination untouched.
 
+Inside :func:`deferred_directory_sync` (batch rendering) the directory fsync -- which only
+makes the rename itself durable; the data is fsync'ed before the rename either way, so
+whichever name survives a crash holds a complete file -- happens once per directory when the
+block ends instead of once per file.
+
 Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from lactose_audio.errors import DataError
@@ -91,7 +98,41 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
         if isinstance(exc, OSError):
             raise DataError(f"{target}: cannot write ({exc.strerror or exc})") from None
         raise
-    _fsync_directory(directory)
+    pending = _DEFERRED.get()
+    if pending is None:
+        _fsync_directory(directory)
+    else:
+        pending.add(directory)
+
+
+#: Directories whose fsync :func:`deferred_directory_sync` postpones (None: not deferred).
+_DEFERRED: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "lactose_deferred_directory_sync", default=None
+)
+
+
+@contextlib.contextmanager
+def deferred_directory_sync() -> Iterator[None]:
+    """Within the block, :func:`atomic_write` fsyncs each destination directory once, at the
+    end (also when the block raises), instead of after every file.
+
+    Every file is still written to a temporary file, fsync'ed and renamed: only the
+    durability of the renames waits for the end of the block. For many small files in one
+    folder (``lactose render DIR OUT``) this halves the journal commits: with two processes
+    writing, they are what the processes wait for. Per thread and task (a context variable);
+    nested blocks sync at the outermost one's end.
+    """
+    if _DEFERRED.get() is not None:
+        yield
+        return
+    pending: set[str] = set()
+    token = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+        for directory in sorted(pending):
+            _fsync_directory(directory)
 
 
 def _unlink_quietly(path: str) -> None:
@@ -115,4 +156,4 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "deferred_directory_sync"]

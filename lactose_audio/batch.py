@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lactose_audio.atomic import deferred_directory_sync
 from lactose_audio.errors import DataError, LactoseError, ParameterError
 
 #: Files :func:`render_files` picks from a folder by default.
@@ -97,8 +98,11 @@ def _render_task(
 def _render_chunk(
     text: str, source: str, pairs: list[tuple[str, str]], options: dict[str, Any]
 ) -> list[tuple[str, str | None]]:
-    """Render several files in a worker (one task): :func:`_render_task` per file."""
-    return [_render_task(text, source, src, dst, options) for src, dst in pairs]
+    """Render several files in a worker (one task): :func:`_render_task` per file, the
+    output directories fsync'ed once at the end of the chunk
+    (:func:`lactose_audio.atomic.deferred_directory_sync`)."""
+    with deferred_directory_sync():
+        return [_render_task(text, source, src, dst, options) for src, dst in pairs]
 
 
 def _warm_worker(text: str, source: str, options: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from lactose_audio import audio_io
-from lactose_audio.atomic import atomic_write_bytes, atomic_write_text
+from lactose_audio.atomic import atomic_write_bytes, atomic_write_text, deferred_directory_sync
 from lactose_audio.audio_io import ClippingWarning, read_audio, resample, write_audio
 from lactose_audio.errors import DataError, ParameterError
 
@@ -255,6 +255,49 @@ def test_atomic_write_keeps_existing_permissions(tmp_path):
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
     assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def _count_fsyncs(monkeypatch):
+    """Wrap os.fsync: a list of (is a directory) per call."""
+    calls: list[bool] = []
+    real = os.fsync
+
+    def counted(fd):
+        import stat
+
+        calls.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    return calls
+
+
+def test_deferred_directory_sync_syncs_each_directory_once(tmp_path, monkeypatch):
+    """Every file is still fsync'ed and complete when its write returns; the directories are
+    fsync'ed once each at the end of the block, also when the block raises."""
+    calls = _count_fsyncs(monkeypatch)
+    for name in "ab":
+        atomic_write_text(tmp_path / name, name)
+    assert calls == [False, True, False, True]  # per file: data, then directory
+
+    calls.clear()
+    (tmp_path / "sub").mkdir()
+    with deferred_directory_sync():
+        for name in ("c", "d", "e", "sub/f"):
+            atomic_write_text(tmp_path / name, name)
+            assert (tmp_path / name).read_text() == name  # renamed at once
+        with deferred_directory_sync():  # nested: synced by the outer block
+            atomic_write_text(tmp_path / "g", "g")
+        assert calls == [False] * 5
+    assert calls == [False] * 5 + [True, True]  # tmp_path and sub, once each
+
+    calls.clear()
+    with pytest.raises(RuntimeError), deferred_directory_sync():
+        atomic_write_text(tmp_path / "h", "h")
+        raise RuntimeError("stop")
+    assert calls == [False, True] and (tmp_path / "h").read_text() == "h"
+    atomic_write_text(tmp_path / "i", "i")  # the block's end restored per-file syncs
+    assert calls == [False, True, False, True]
 
 
 # --- resampling ---------------------------------------------------------------------------

@@ -217,8 +217,10 @@ def test_search_is_deterministic_for_a_seed_and_steps(dry, tmp_path):
 
 def test_auto_key_also_fits_the_old_default_keyed_and_never_validates_worse(dry, tmp_path):
     """The safety net: with chain and key auto, the old default chain keyed on amplitude is
-    fitted too, and the result validates at most ``1 / KEY_MARGIN`` times worse than it."""
-    from lactose_audio.search import FAMILY, KEY_MARGIN
+    fitted too, and the result never validates worse than it (no margin for the safety net:
+    on a level-dependent cross-fade it validated at 0.053 against the structure's 0.059 and
+    was dropped for missing the keys' 0.8 margin; the test ESR doubled)."""
+    from lactose_audio.search import FAMILY
     from lactose_audio.train_config import DEFAULT_SPEC
 
     t = np.tanh(4.0 * dry)
@@ -231,7 +233,7 @@ def test_auto_key_also_fits_the_old_default_keyed_and_never_validates_worse(dry,
     if structures[0]["chain"] != DEFAULT_SPEC:
         (safety,) = [r for r in result.search if r["name"] == "default"]
         assert (safety["chain"], safety["key"]) == (DEFAULT_SPEC, "amplitude")
-        assert result.validation_esr <= safety["val_esr"] / KEY_MARGIN + 1e-12
+        assert result.validation_esr <= safety["val_esr"] + 1e-12
     assert result.validation_esr <= structures[0]["val_esr"] + 1e-12
 
 
