@@ -117,10 +117,10 @@ def deferred_directory_sync() -> Iterator[None]:
     end (also when the block raises), instead of after every file.
 
     Every file is still written to a temporary file, fsync'ed and renamed: only the
-    durability of the renames waits for the end of the block. For many small files in one
-    folder (``lactose render DIR OUT``) this halves the journal commits: with two processes
-    writing, they are what the processes wait for. Per thread and task (a context variable);
-    nested blocks sync at the outermost one's end.
+    durability of the renames waits for the end of the block. A batch render's chunk of up
+    to 4 files into one folder makes 5 fsyncs instead of 8 (measured: ``--jobs 2`` over
+    ``--jobs 1`` 1.59x before, 1.62x after, within the run-to-run spread). Per thread and task
+    (a context variable); nested blocks sync at the outermost one's end.
     """
     if _DEFERRED.get() is not None:
         yield

@@ -269,7 +269,8 @@ def search(
         for name, trainer in trainers.items():
             ranking.append(_entry(name, dict(family)[name], "none", trainer))
         ranking.sort(key=_rank)
-        best_name = ranking[0]["name"]
+        base_entry = ranking[0]
+        best_name = base_entry["name"]
         spec, base = dict(family)[best_name], trainers[best_name]
     else:
         spec = cfg.chain_spec
@@ -277,7 +278,8 @@ def search(
         base.extend(*budget.slice(base, structure_share, 1))
         run(base)
         budget.ran(base, (0, 0.0))
-        ranking.append(_entry("given", spec, "none", base))
+        base_entry = _entry("given", spec, "none", base)
+        ranking.append(base_entry)
 
     # 3. the key (and the safety net: the old default chain keyed on amplitude).
     winner, key = base, "none"
@@ -340,8 +342,7 @@ def search(
         # the rest of the budget goes to the choice (a converged fit stops at once); its entry
         # then gives its final figures (only lower: the comparisons above still hold)
         _continue(winner, budget, run)
-        if chosen is None:  # the unconditioned structure: its entry from step 1-2
-            chosen = next(e for e in ranking if e["key"] == "none" and e["chain"] == spec)
+        chosen = chosen or base_entry  # none chosen: the unconditioned structure
         chosen.update(_entry(chosen["name"], spec, chosen["key"], winner))
     ranking.sort(key=_rank)
     if joint:  # the result first, the other joint fits, then the structures (middle capture)
@@ -357,18 +358,13 @@ def search(
 
 
 def _continue(trainer: Any, budget: _Budget, run: Callable[[Any], None]) -> None:
-    """Run ``trainer`` on with what is left of ``budget`` (seconds and/or steps)."""
-    seconds = steps = None
-    if budget.seconds is not None:
-        seconds = trainer.elapsed + max(budget.seconds - budget.wall(), 0.0)
-    if budget.steps is not None:
-        steps = trainer.step + max(budget.steps - budget.used_steps, 0)
-    if (seconds is not None and seconds <= trainer.elapsed) or (
-        steps is not None and steps <= trainer.step
+    """Run ``trainer`` on with what is left of ``budget`` (seconds and/or steps), if any."""
+    if (budget.seconds is not None and budget.wall() >= budget.seconds) or (
+        budget.steps is not None and budget.used_steps >= budget.steps
     ):
         return
     before = (trainer.step, trainer.elapsed)
-    trainer.extend(seconds, steps)
+    trainer.extend(*budget.slice(trainer, 1.0, 1))
     run(trainer)
     budget.ran(trainer, before)
 
