@@ -470,7 +470,10 @@ class Trainer:
 
     def use_full_batch(self, refine_segments: int) -> None:
         """Refine on a full batch of ``refine_segments`` segments from now on (a search
-        finalist after screening on a small one); a converged fit may move again."""
+        finalist after screening on a small one); a converged fit may move again. The same
+        size as now changes nothing."""
+        if refine_segments == self.cfg.refine_segments:
+            return
         self.cfg = dataclasses.replace(self.cfg, refine_segments=refine_segments)
         self._objective = None
         self.converged = False
