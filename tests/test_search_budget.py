@@ -8,7 +8,6 @@ iteration and ``per_step`` seconds per iteration, and stops at its deadline or s
 from __future__ import annotations
 
 import numpy as np
-
 import pytest
 
 from lactose_audio import search as search_module
