@@ -102,14 +102,12 @@ STRUCTURE_SHARE = 0.6
 KEY_TRIAL_SHARE = 0.5
 #: With a wall-clock budget, each key attempt runs to at least this many L-BFGS iterations
 #: of its ranges phase, for at most KEY_EXTENSION times an equal part of the attempts' share
-#: more (and within the budget): an attempt whose tracing and keys took its slice would
-#: otherwise be judged by its start (level_xfade: 3 iterations, amplitude key not kept, test
-#: ESR 0.051 where the keyed fit run on reaches 0.020).
+#: more, within that share (it borrows from the attempts after it, never from the choice's
+#: run-on: with the whole budget open, three 14 s attempts left emphasis_clip's structure
+#: where screening stopped it, test ESR 0.23): an attempt whose tracing and keys took its
+#: slice would otherwise be judged by its start (level_xfade: 3 iterations, amplitude key not
+#: kept, test ESR 0.051 where the keyed fit run on reaches 0.020).
 KEY_MIN_STEPS = 10
-#: Segments of a key attempt's full batch (the choice runs on with ``refine_segments``): a
-#: keyed L-BFGS iteration on 48 segments took 1.3 s, so three attempts to their floor took
-#: the whole key phase and the choice had none of it.
-KEY_SEGMENTS = 24
 KEY_EXTENSION = 2.0
 #: The least budget a search can use meaningfully.
 MIN_SECONDS_PER_CANDIDATE = 2.5
@@ -174,10 +172,12 @@ class _Budget:
     def __init__(self, cfg: Any) -> None:
         self.seconds, self.steps = cfg.budget_seconds, cfg.steps
         self.t0 = time.perf_counter()
-        # steps of the runs so far; seconds are wall clock (tracing, keys and validation
-        # included: counted in fitting seconds only, they came out of the key phase's share,
-        # which was left 23 of its 48 s on a 120 s budget)
-        self.used_steps = 0
+        # fitting seconds and steps of the runs so far (tracing of validation and keys not
+        # counted: they come out of the key phase, whose attempts have a floor of iterations).
+        # Wall-clock slices were tried: a 9-candidate screening costs ~60 s of tracing and
+        # data-driven starts on this CPU, so at 120 s the finalists got no iterations
+        # (emphasis_clip 0.23)
+        self.used_seconds, self.used_steps = 0.0, 0
 
     def slice(
         self, trainer: Any, until: float, shares_left: int
@@ -188,8 +188,9 @@ class _Budget:
         runs after it."""
         seconds = steps = None
         if self.seconds is not None:
-            left = max(until * self.seconds - self.wall(), 0.0) / shares_left
-            seconds = trainer.elapsed + left
+            left = max(until * self.seconds - self.used_seconds, 0.0) / shares_left
+            wall_left = max(self.seconds - self.wall(), 0.0)
+            seconds = trainer.elapsed + min(left, wall_left)
         if self.steps is not None:
             left = max(int(until * self.steps) - self.used_steps, 0) // shares_left
             steps = trainer.step + max(left, 1)
@@ -200,8 +201,10 @@ class _Budget:
         return time.perf_counter() - self.t0
 
     def ran(self, trainer: Any, before: tuple[int, float]) -> None:
-        """Count the steps ``trainer`` used since ``before`` (its ``(step, elapsed)`` then)."""
+        """Count the steps and fitting seconds ``trainer`` used since ``before`` (its
+        ``(step, elapsed)`` then)."""
         self.used_steps += trainer.step - before[0]
+        self.used_seconds += trainer.elapsed - before[1]
 
 
 def search(
@@ -311,9 +314,8 @@ def search(
         left = len(attempts) - index
         ranges = {"n_ranges": 1} if kind == "none" else {}  # a joint fit of the knob alone
         keyed_cfg = dataclasses.replace(
-            cfg, chain_spec=attempt_spec, key=kind, soft_width=None, edges=cfg.edges,
-            refine_segments=min(KEY_SEGMENTS, cfg.refine_segments), **ranges,
-        ).resolved()  # fmt: skip
+            cfg, chain_spec=attempt_spec, key=kind, soft_width=None, edges=cfg.edges, **ranges
+        ).resolved()
         trainer = make_trainer(keyed_cfg)
         # a joint fit is validated on every capture: its start is evaluated there
         trainer.begin_ranges(start.best_values, None if joint else start.best_esr)
@@ -324,10 +326,10 @@ def search(
             steps = max((trials_end_steps - budget.used_steps) // left, 1)
         trainer.extend(seconds, steps)
         run(trainer)
-        if budget.seconds is not None:  # within the whole budget
+        if budget.seconds is not None:  # within the attempts' share: the choice keeps its own
             _run_to_floor(trainer, run, KEY_MIN_STEPS - (trainer.step - trainer.phase_start[0]),
                           KEY_EXTENSION * trials_seconds / len(attempts),
-                          budget.seconds - budget.wall(), steps)  # fmt: skip
+                          trials_end_wall - budget.wall(), steps)  # fmt: skip
         budget.ran(trainer, (0, 0.0))
         # a joint knob fit is listed with its control (its ESR is over every capture, the
         # structures' over the middle one)
@@ -360,7 +362,6 @@ def search(
         if better:
             trainer, kind, attempt_spec, entry = min(better, key=lambda t: t[0].best_esr)
             before = (trainer.step, trainer.elapsed)
-            trainer.use_full_batch(cfg.refine_segments)
             trainer.extend(*budget.slice(trainer, 1.0, 2))
             run(trainer)
             budget.ran(trainer, before)
@@ -370,7 +371,7 @@ def search(
     if attempts:
         # the rest of the budget goes to the choice (a converged fit stops at once); its entry
         # then gives its final figures (only lower: the comparisons above still hold)
-        _continue(winner, budget, run, cfg.refine_segments)
+        _continue(winner, budget, run)
         chosen = chosen or base_entry  # none chosen: the unconditioned structure
         chosen.update(_entry(chosen["name"], spec, chosen["key"], winner))
     ranking.sort(key=_rank)
@@ -406,17 +407,13 @@ def _run_to_floor(
     trainer.extend(trainer.elapsed, steps)
 
 
-def _continue(
-    trainer: Any, budget: _Budget, run: Callable[[Any], None], refine_segments: int
-) -> None:
-    """Run ``trainer`` on with what is left of ``budget`` (seconds and/or steps), if any, on
-    a full batch of ``refine_segments`` segments."""
+def _continue(trainer: Any, budget: _Budget, run: Callable[[Any], None]) -> None:
+    """Run ``trainer`` on with what is left of ``budget`` (seconds and/or steps), if any."""
     if (budget.seconds is not None and budget.wall() >= budget.seconds) or (
         budget.steps is not None and budget.used_steps >= budget.steps
     ):
         return
     before = (trainer.step, trainer.elapsed)
-    trainer.use_full_batch(refine_segments)
     trainer.extend(*budget.slice(trainer, 1.0, 1))
     run(trainer)
     budget.ran(trainer, before)

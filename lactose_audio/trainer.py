@@ -39,7 +39,6 @@ import numpy as np
 from lactose_audio.data import SILENCE_DBFS
 from lactose_audio.errors import DataError, LactoseError, ParameterError
 from lactose_audio.params import clip_start_raw
-from lactose_audio.ranges import UNKEYED
 from lactose_audio.sampling import (
     SegmentSampler,
     context_samples,
@@ -124,7 +123,6 @@ class Trainer:
         self.converged = False
         self.initial: dict[str, float] = {}
         self._step_fn = None
-        self._eval_fn = None
         self._objective = None
 
     # -- state ---------------------------------------------------------------------------------
@@ -176,18 +174,16 @@ class Trainer:
     def validation_esr(self) -> float:
         """ESR over every pair's validation blocks (each preceded by its filter context).
 
-        A block runs in chunks of :data:`VALIDATION_CHUNK` samples, each with its own filter
-        context, so memory does not grow with the pair (same result: the context covers the
-        filters' impulse response).
+        The blocks are rendered by the render engine (:class:`lactose_audio.iir.NumpyBackend`,
+        fresh filter states per block): what is validated is what the preset will render, and
+        no graph is traced per fit (a forward graph cost ~3 s of tracing per search candidate;
+        the engine agrees with the training graph within ESR 1e-4). A block runs in chunks of
+        :data:`VALIDATION_CHUNK` samples, each with its own filter context, so memory does not
+        grow with the pair (same result: the context covers the filters' impulse response).
         """
-        tf = self.tf
+        from lactose_audio.iir import NumpyBackend
+
         errors, energy = 0.0, 0.0
-        if self._eval_fn is None:
-            # One trace per chunk length (whole chunks, and each pair's last one): the graph
-            # needs a static length.
-            self._eval_fn = tf.function(
-                lambda d, s: self.chain.forward(d, s, self.sample_rate), autograph=False
-            )
         chunk = VALIDATION_CHUNK - VALIDATION_CHUNK % self.hop
         for track in self.tracks:
             for first, last in track.validation:
@@ -197,10 +193,10 @@ class Trainer:
                     sels = self.chain.slice_selections(track.selections, start, end - start)
                     if self._row0:
                         sels = unconditioned(sels)
-                    batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
-                    prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
+                    backend = NumpyBackend(self.chain, self.sample_rate)
+                    prediction = backend.process(track.dry[start:end], sels)
                     target = track.wet[begin:end].astype(np.float64)
-                    errors += float(np.sum((target - prediction[0, begin - start :]) ** 2))
+                    errors += float(np.sum((target - prediction[begin - start :]) ** 2))
                     energy += float(np.sum(target**2))
         return errors / max(energy, 1e-20)
 
@@ -312,7 +308,6 @@ class Trainer:
         self.evals_since_best = 0
         self.refine_loss = math.inf
         self.converged = False
-        self._eval_fn = None
         self._objective = None
         if clipped or matched:
             self.best_esr = self.validation_esr()
