@@ -46,9 +46,7 @@ Search (successive halving, all within the run's budget, seconds or steps):
    validates better than the choice so far. A given key (``--key amplitude``) is refined the
    same way without the comparison (with ``--chain auto``, on the winner and on the old
    default chain: the better one is kept). These attempts share :data:`KEY_TRIAL_SHARE` of
-   what is left of the budget, each run to at least :data:`KEY_MIN_STEPS` L-BFGS iterations
-   (a wall-clock budget only). When no key qualified, the best keyed fit that validates
-   better than the structure at all runs on with half of what is left and is judged again;
+   what is left of the budget;
 4. the choice (keyed or not) runs on with the rest of the budget.
 
 The preset's training metadata records the ranking (``training.search``).
@@ -100,15 +98,6 @@ STRUCTURE_SHARE = 0.6
 #: or not) then runs on with the rest: a structure refined only during its screening and
 #: final slices (26 L-BFGS steps) validated at 0.0047 where the same chain run on reaches 0.0009.
 KEY_TRIAL_SHARE = 0.5
-#: With a wall-clock budget, each key attempt runs to at least this many L-BFGS iterations
-#: of its ranges phase, for at most KEY_EXTENSION times an equal part of the attempts' share
-#: more, within that share (it borrows from the attempts after it, never from the choice's
-#: run-on: with the whole budget open, three 14 s attempts left emphasis_clip's structure
-#: where screening stopped it, test ESR 0.23): an attempt whose tracing and keys took its
-#: slice would otherwise be judged by its start (level_xfade: 3 iterations, amplitude key not
-#: kept, test ESR 0.051 where the keyed fit run on reaches 0.020).
-KEY_MIN_STEPS = 10
-KEY_EXTENSION = 2.0
 #: The least budget a search can use meaningfully.
 MIN_SECONDS_PER_CANDIDATE = 2.5
 MIN_STEPS_PER_CANDIDATE = 10
@@ -172,11 +161,8 @@ class _Budget:
     def __init__(self, cfg: Any) -> None:
         self.seconds, self.steps = cfg.budget_seconds, cfg.steps
         self.t0 = time.perf_counter()
-        # fitting seconds and steps of the runs so far (tracing of validation and keys not
-        # counted: they come out of the key phase, whose attempts have a floor of iterations).
-        # Wall-clock slices were tried: a 9-candidate screening costs ~60 s of tracing and
-        # data-driven starts on this CPU, so at 120 s the finalists got no iterations
-        # (emphasis_clip 0.23)
+        # fitting seconds and steps of the runs so far (tracing and validation not counted:
+        # they come out of the last share, the key's)
         self.used_seconds, self.used_steps = 0.0, 0
 
     def slice(
@@ -259,10 +245,16 @@ def search(
                                           len(family) - index)  # fmt: skip
             trainer.extend(seconds, steps)
             run(trainer)
-            if budget.seconds is not None:  # within the structure's share
-                _run_to_floor(trainer, run, SCREEN_MIN_STEPS - trainer.step,
-                              SCREEN_EXTENSION * seconds,
-                              structure_share * budget.seconds - budget.wall(), steps)  # fmt: skip
+            short = SCREEN_MIN_STEPS - trainer.step
+            if budget.seconds is not None and short > 0 and not trainer.converged:
+                # one uninterrupted run (a restart loses L-BFGS's memory), at most
+                # SCREEN_EXTENSION times the slice and within the structure's share
+                wall_left = structure_share * budget.seconds - budget.wall()
+                extra = min(SCREEN_EXTENSION * seconds, wall_left)
+                if extra > 0:
+                    trainer.extend(trainer.elapsed + extra, trainer.step + short)
+                    run(trainer)
+                    trainer.extend(trainer.elapsed, steps)
             budget.ran(trainer, (0, 0.0))
             trainers[name] = trainer
         order = sorted(trainers, key=lambda n: trainers[n].best_esr)
@@ -300,12 +292,10 @@ def search(
         attempts.append(("default", DEFAULT_SPEC, SAFETY_KEY, trainers[name]))
     uncond_esr = base.best_esr  # a joint search's keys are measured against the knob alone
     chosen = None
-    tried: list[tuple[Any, str, str, dict[str, Any]]] = []  # (trainer, key, chain, entry)
     # the attempts share KEY_TRIAL_SHARE of what is left; the choice then gets the rest
     trials_end_wall = trials_end_steps = None
     if budget.seconds is not None:
-        trials_seconds = KEY_TRIAL_SHARE * max(budget.seconds - budget.wall(), 0.0)
-        trials_end_wall = budget.wall() + trials_seconds
+        trials_end_wall = budget.wall() + KEY_TRIAL_SHARE * max(budget.seconds - budget.wall(), 0.0)
     if budget.steps is not None:
         trials_end_steps = budget.used_steps + int(
             KEY_TRIAL_SHARE * max(budget.steps - budget.used_steps, 0)
@@ -326,10 +316,6 @@ def search(
             steps = max((trials_end_steps - budget.used_steps) // left, 1)
         trainer.extend(seconds, steps)
         run(trainer)
-        if budget.seconds is not None:  # within the attempts' share: the choice keeps its own
-            _run_to_floor(trainer, run, KEY_MIN_STEPS - (trainer.step - trainer.phase_start[0]),
-                          KEY_EXTENSION * trials_seconds / len(attempts),
-                          trials_end_wall - budget.wall(), steps)  # fmt: skip
         budget.ran(trainer, (0, 0.0))
         # a joint knob fit is listed with its control (its ESR is over every capture, the
         # structures' over the middle one)
@@ -337,7 +323,6 @@ def search(
         if joint:  # a 2-D bank (knob and key) says both
             shown = "control " + ",".join(cfg.controls) + (f" + {kind}" if kind != "none" else "")
         ranking.append(_entry(name, attempt_spec, shown, trainer))
-        tried.append((trainer, kind, attempt_spec, ranking[-1]))
         baseline = joint and fixed_key is None and kind == "none"
         if baseline:
             uncond_esr = trainer.best_esr
@@ -353,21 +338,6 @@ def search(
         if qualifies and (winner is base or trainer.best_esr < winner.best_esr):
             winner, key, spec = trainer, kind, attempt_spec
             chosen = ranking[-1]
-    if chosen is None and fixed_key is None and not joint:
-        # no key qualified after its short trial: the best keyed fit that improved on the
-        # structure at all runs on with half of the rest and is judged again (a keyed bank
-        # moves slower than one set of parameters: level_xfade's amplitude key was at 0.82x
-        # after 10 iterations and tests at 0.020 against the structure's 0.057 run on)
-        better = [t for t in tried if t[0].best_esr < uncond_esr]
-        if better:
-            trainer, kind, attempt_spec, entry = min(better, key=lambda t: t[0].best_esr)
-            before = (trainer.step, trainer.elapsed)
-            trainer.extend(*budget.slice(trainer, 1.0, 2))
-            run(trainer)
-            budget.ran(trainer, before)
-            entry.update(_entry(entry["name"], attempt_spec, entry["key"], trainer))
-            if trainer.best_esr <= KEY_MARGIN * uncond_esr:
-                winner, key, spec, chosen = trainer, kind, attempt_spec, entry
     if attempts:
         # the rest of the budget goes to the choice (a converged fit stops at once); its entry
         # then gives its final figures (only lower: the comparisons above still hold)
@@ -385,26 +355,6 @@ def search(
         steps=budget.used_steps,
         seconds=budget.wall(),
     )
-
-
-def _run_to_floor(
-    trainer: Any,
-    run: Callable[[Any], None],
-    short: int,
-    extension: float,
-    wall_left: float,
-    steps: int | None,
-) -> None:
-    """Run an unconverged ``trainer`` that stopped ``short`` (> 0) L-BFGS iterations before
-    its floor on for those iterations, in one uninterrupted run (a restart loses L-BFGS's
-    memory) of at most ``min(extension, wall_left)`` more fitting seconds; then restore its
-    step total ``steps``."""
-    extra = min(extension, wall_left)
-    if short <= 0 or trainer.converged or extra <= 0:
-        return
-    trainer.extend(trainer.elapsed + extra, trainer.step + short)
-    run(trainer)
-    trainer.extend(trainer.elapsed, steps)
 
 
 def _continue(trainer: Any, budget: _Budget, run: Callable[[Any], None]) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 from lactose_audio.data import SILENCE_DBFS
 from lactose_audio.errors import DataError, LactoseError, ParameterError
 from lactose_audio.params import clip_start_raw
+from lactose_audio.ranges import UNKEYED
 from lactose_audio.sampling import (
     SegmentSampler,
     context_samples,
@@ -123,6 +124,7 @@ class Trainer:
         self.converged = False
         self.initial: dict[str, float] = {}
         self._step_fn = None
+        self._eval_fn = None
         self._objective = None
 
     # -- state ---------------------------------------------------------------------------------
@@ -174,16 +176,18 @@ class Trainer:
     def validation_esr(self) -> float:
         """ESR over every pair's validation blocks (each preceded by its filter context).
 
-        The blocks are rendered by the render engine (:class:`lactose_audio.iir.NumpyBackend`,
-        fresh filter states per block): what is validated is what the preset will render, and
-        no graph is traced per fit (a forward graph cost ~3 s of tracing per search candidate;
-        the engine agrees with the training graph within ESR 1e-4). A block runs in chunks of
-        :data:`VALIDATION_CHUNK` samples, each with its own filter context, so memory does not
-        grow with the pair (same result: the context covers the filters' impulse response).
+        A block runs in chunks of :data:`VALIDATION_CHUNK` samples, each with its own filter
+        context, so memory does not grow with the pair (same result: the context covers the
+        filters' impulse response).
         """
-        from lactose_audio.iir import NumpyBackend
-
+        tf = self.tf
         errors, energy = 0.0, 0.0
+        if self._eval_fn is None:
+            # One trace per chunk length (whole chunks, and each pair's last one): the graph
+            # needs a static length.
+            self._eval_fn = tf.function(
+                lambda d, s: self.chain.forward(d, s, self.sample_rate), autograph=False
+            )
         chunk = VALIDATION_CHUNK - VALIDATION_CHUNK % self.hop
         for track in self.tracks:
             for first, last in track.validation:
@@ -193,10 +197,10 @@ class Trainer:
                     sels = self.chain.slice_selections(track.selections, start, end - start)
                     if self._row0:
                         sels = unconditioned(sels)
-                    backend = NumpyBackend(self.chain, self.sample_rate)
-                    prediction = backend.process(track.dry[start:end], sels)
+                    batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
+                    prediction = self._eval_fn(track.dry[None, start:end], batched).numpy()
                     target = track.wet[begin:end].astype(np.float64)
-                    errors += float(np.sum((target - prediction[begin - start :]) ** 2))
+                    errors += float(np.sum((target - prediction[0, begin - start :]) ** 2))
                     energy += float(np.sum(target**2))
         return errors / max(energy, 1e-20)
 
@@ -308,6 +312,7 @@ class Trainer:
         self.evals_since_best = 0
         self.refine_loss = math.inf
         self.converged = False
+        self._eval_fn = None
         self._objective = None
         if clipped or matched:
             self.best_esr = self.validation_esr()
@@ -465,10 +470,7 @@ class Trainer:
 
     def use_full_batch(self, refine_segments: int) -> None:
         """Refine on a full batch of ``refine_segments`` segments from now on (a search
-        finalist after screening on a small one); a converged fit may move again. The same
-        size as now changes nothing."""
-        if refine_segments == self.cfg.refine_segments:
-            return
+        finalist after screening on a small one); a converged fit may move again."""
         self.cfg = dataclasses.replace(self.cfg, refine_segments=refine_segments)
         self._objective = None
         self.converged = False
