@@ -157,6 +157,103 @@ def prepare_tracks(
     ]
 
 
+#: A validation piece is at most this many samples (longer held-out blocks take several) ...
+VALIDATION_PIECE = 1 << 16
+#: ... and a validation batch holds at most this many samples with context (memory per call).
+VALIDATION_BATCH_SAMPLES = 1 << 19
+
+
+@dataclass
+class ValidationBatch:
+    """Held-out pieces stacked for one graph call: every batch of a fit has the same shape, so
+    the forward graph is traced once per fit (not once per block length).
+
+    Attributes:
+        dry: float32 ``[n_pieces, context + piece]`` (zeros outside the pair).
+        wet: float32 ``[n_pieces, piece]`` (zeros where ``mask`` is 0).
+        mask: float32 ``[n_pieces, piece]``: 1 on held-out samples, 0 on padding.
+        selections: per stage ``UNKEYED`` or a selection of arrays ``[n_pieces, T]``.
+    """
+
+    dry: np.ndarray
+    wet: np.ndarray
+    mask: np.ndarray
+    selections: list[Any]
+
+
+def _window(array: np.ndarray, begin: int, end: int, edge: bool) -> np.ndarray:
+    """``array[..., begin:end]`` where indices outside ``[0, T)`` read zeros (``edge``: the
+    nearest value, for selections)."""
+    n = array.shape[-1]
+    inside = array[..., min(max(begin, 0), n) : max(min(end, n), 0)]
+    before = min(max(-begin, 0), end - begin)
+    after = end - begin - before - inside.shape[-1]
+    if not (before or after):
+        return inside
+    pad = [(0, 0)] * (array.ndim - 1) + [(before, after)]
+    if edge and inside.shape[-1]:
+        return np.pad(inside, pad, mode="edge")
+    return np.pad(inside, pad)
+
+
+def validation_batches(
+    chain: Any, tracks: Sequence[Track], context: int, row0: bool
+) -> list[ValidationBatch]:
+    """Every held-out block of ``tracks`` as fixed-shape batches of pieces with their context.
+
+    A block is cut into pieces of one length for the whole fit (the longest block, in whole
+    frames, at most :data:`VALIDATION_PIECE`); each piece is read with the ``context`` dry
+    samples before it (silence before the pair's start); a block's last piece is padded with
+    silence after it and masked (the chain is causal: padding after a sample cannot change
+    it). Batches hold at most :data:`VALIDATION_BATCH_SAMPLES` samples; the last is padded
+    with silent, masked rows. The validation ESR is ``sum(mask * (wet - pred)**2) /
+    sum(wet**2)`` over the batches: the held-out blocks' ESR, each block run after its context.
+
+    Args:
+        chain: the chain (hop size, key control rates).
+        tracks: from :func:`prepare_tracks`.
+        context: warm-up samples before each piece (a multiple of the hop).
+        row0: every keyed stage uses its row 0 (unconditioned phase).
+    """
+    hop = chain.hop_size
+    longest = max(end - begin for track in tracks for begin, end in track.validation)
+    piece = min(-(-longest // hop) * hop, VALIDATION_PIECE)
+    n = context + piece
+    rows = []
+    for track in tracks:
+        for first, last in track.validation:
+            for begin in range(first, last, piece):
+                start, valid = begin - context, min(piece, last - begin)
+                sels = []
+                for stage, sel in zip(chain.stages, track.selections, strict=True):
+                    if sel is UNKEYED:
+                        sels.append(UNKEYED)
+                        continue
+                    step = 1 if stage.control_rate == "sample" else hop
+                    lo, hi = start // step, start // step + -(-n // step)
+                    sels.append(type(sel)(*(_window(np.asarray(a), lo, hi, True) for a in sel)))
+                if row0:
+                    sels = unconditioned(sels)
+                wet = np.zeros(piece, np.float32)
+                wet[:valid] = track.wet[begin : begin + valid]
+                mask = np.zeros(piece, np.float32)
+                mask[:valid] = 1.0
+                rows.append((_window(track.dry, start, start + n, False), wet, mask, sels))
+    per_batch = max(1, min(len(rows), VALIDATION_BATCH_SAMPLES // n))
+    while len(rows) % per_batch:  # silent, masked rows: every batch has the same shape
+        dry, wet, mask, sels = rows[-1]
+        rows.append((np.zeros_like(dry), np.zeros_like(wet), np.zeros_like(mask), sels))
+    return [
+        ValidationBatch(
+            np.stack([r[0] for r in rows[i : i + per_batch]]),
+            np.stack([r[1] for r in rows[i : i + per_batch]]),
+            np.stack([r[2] for r in rows[i : i + per_batch]]),
+            stack([r[3] for r in rows[i : i + per_batch]]),
+        )
+        for i in range(0, len(rows), per_batch)
+    ]
+
+
 def context_samples(chain: Any, sample_rate: int) -> int:
     """Warm-up samples before each segment: the filters' impulse response, in whole frames."""
     from lactose_audio.blocks.base import ir_length

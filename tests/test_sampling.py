@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lactose_audio.chains import Chain
+from lactose_audio.chains import Chain, make_key
+import lactose_audio.sampling as sampling
 from lactose_audio.sampling import (
     MAX_VALIDATION_BLOCKS,
     SegmentSampler,
@@ -19,6 +20,7 @@ from lactose_audio.sampling import (
     full_batch,
     pick,
     training_parts,
+    validation_batches,
     validation_blocks,
 )
 
@@ -133,3 +135,50 @@ def test_a_pair_too_short_for_one_segment_is_refused_with_the_length_it_needs():
     config = TrainConfig(chain_spec="gain>tanh", key="none", steps=2)
     with pytest.raises(ParameterError, match=r"training audio too short: needs at least 0\.3 s"):
         train(pair, config)
+
+
+@pytest.mark.parametrize("piece", [None, 3 * HOP])
+@pytest.mark.parametrize("fraction", [0.15, 0.85])
+def test_validation_batches_hold_every_held_out_sample_once_after_its_context(
+    piece, fraction, monkeypatch
+):
+    """Oracle: a dry and a wet that encode their sample index, and a key that encodes its
+    frame. Every held-out sample appears exactly once unmasked, preceded by exactly its
+    ``context`` dry samples (silence before the pair's start: with 85 % held out the first
+    block begins inside the context); padding is masked; every batch has one shape."""
+    if piece is not None:  # blocks cut into several pieces, batches padded with silent rows
+        monkeypatch.setattr(sampling, "VALIDATION_PIECE", piece)
+        monkeypatch.setattr(sampling, "VALIDATION_BATCH_SAMPLES", 5 * (piece + 4 * HOP))
+    n, context = 2 * SR + 77, 4 * HOP
+    chain = Chain.from_spec("gain", hop_size=HOP, key=make_key("amplitude"), n_ranges=4)
+    track = _track(n)
+    track.validation = validation_blocks(n, fraction, HOP, SR)
+    track.dry = track.wet.copy()
+    frames = chain.selections(track.dry, SR)[0]
+    lower = np.arange(np.asarray(frames[0]).shape[-1])  # frame f selects "row" f
+    track.selections = [type(frames)(lower, lower, np.zeros(lower.shape, np.float32))]
+    batches = validation_batches(chain, [track], context, row0=False)
+    assert len({(b.dry.shape, b.wet.shape, b.mask.shape) for b in batches}) == 1
+    held = np.concatenate([np.arange(b, e) for b, e in track.validation])
+    if fraction == 0.85:
+        assert track.validation[0][0] < context  # the case of silence before the pair
+    seen = []
+    for batch in batches:
+        for dry, wet, mask, first in zip(
+            batch.dry, batch.wet, batch.mask, batch.selections[0][0], strict=True
+        ):
+            kept = mask > 0
+            assert np.all(wet[~kept] == 0.0)
+            if not kept.any():
+                assert not dry.any()  # a silent padding row
+                continue
+            index = wet[kept].astype(np.int64) - 1
+            begin = index[0]
+            assert np.array_equal(index, np.arange(begin, begin + index.size))  # contiguous
+            expected = np.arange(begin - context, begin + dry.size - context) + 1.0
+            expected[(expected < 1) | (expected > n)] = 0.0  # silence outside the pair
+            np.testing.assert_array_equal(dry, expected)
+            assert first[0] == max((begin - context) // HOP, 0)  # the key's frames, aligned
+            seen.append(index)
+    seen = np.concatenate(seen)
+    np.testing.assert_array_equal(np.sort(seen), held)  # every held-out sample, once

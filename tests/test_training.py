@@ -14,6 +14,7 @@ from lactose_audio import cli
 from lactose_audio.data import pair_from_arrays
 from lactose_audio.losses import esr
 from lactose_audio.presets import load_preset
+from lactose_audio.ranges import UNKEYED
 from lactose_audio.sampling import pick, validation_blocks
 from lactose_audio.training import (
     CHECKPOINT_SUFFIX,
@@ -99,6 +100,43 @@ def test_ranges_start_with_saturated_parameters_pulled_inside_their_bounds(drive
     assert trainer.unconditioned_values[2][0, 0] == raw[0, 0]
     assert trainer.best_esr == pytest.approx(trainer.validation_esr(), rel=1e-9)
     np.testing.assert_array_equal(trainer.best_values[2], started)
+
+
+@pytest.mark.parametrize("piece", [None, 3 * 1024])
+def test_validation_esr_is_the_held_out_blocks_esr_after_their_context(
+    drive_pair, piece, monkeypatch
+):
+    """Oracle: the chain's forward run block by block (each held-out block after its filter
+    context), the error summed over blocks. The trainer runs fixed-shape batches of pieces
+    (one trace per fit); with small pieces each block is cut in several, whose contexts cover
+    the filters' impulse response: the same ESR."""
+    import lactose_audio.sampling as sampling
+    from lactose_audio.trainer import Trainer
+    from lactose_audio.training import build_chain
+
+    if piece is not None:
+        monkeypatch.setattr(sampling, "VALIDATION_PIECE", piece)
+        monkeypatch.setattr(sampling, "VALIDATION_BATCH_SAMPLES", 3 * (piece + 4096))
+    cfg = TrainConfig(chain_spec=DEFAULT_SPEC, key="amplitude", n_ranges=3, steps=10).resolved()
+    chain = build_chain(cfg, [drive_pair.dry], drive_pair.sample_rate)
+    rng = np.random.default_rng(5)
+    for stage in chain.stages:  # distinct rows, so a wrong row or frame would show
+        raw = stage.bank.numpy()
+        stage.bank.assign((raw + rng.normal(0.0, 0.3, raw.shape)).astype(raw.dtype))
+    trainer = Trainer(chain, [drive_pair], cfg, drive_pair.sample_rate)
+    trainer.phase = "ranges"
+    track, sr, context = trainer.tracks[0], drive_pair.sample_rate, trainer.context
+    errors = energy = 0.0
+    for begin, end in track.validation:
+        assert begin >= context
+        sels = chain.slice_selections(track.selections, begin - context, end - begin + context)
+        batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
+        out = np.asarray(chain.forward(track.dry[None, begin - context : end], batched, sr))
+        target = track.wet[begin:end].astype(np.float64)
+        errors += np.sum((target - out[0, context:]) ** 2)
+        energy += np.sum(target**2)
+    assert 0.001 < errors / energy < 1.0  # a real error to compare, not a trivial one
+    assert trainer.validation_esr() == pytest.approx(errors / energy, rel=1e-4)
 
 
 def test_resume_continues_where_the_checkpoint_left_off(drive_pair, tmp_path):
