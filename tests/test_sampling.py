@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lactose_audio.chains import Chain, make_key
 import lactose_audio.sampling as sampling
+from lactose_audio.chains import Chain, make_key
 from lactose_audio.sampling import (
     MAX_VALIDATION_BLOCKS,
     SegmentSampler,
