@@ -127,42 +127,79 @@ class ResponseFit:
         self.sqrt_weight = np.sqrt(weight)
         self.chain = chain
         self.sample_rate = float(sample_rate)
-        self.sizes = [s.block.n_params for s in chain.stages]
+        self.blocks = [s.block for s in chain.stages]  # (chain.stages walks the chain)
+        self.sizes = [block.n_params for block in self.blocks]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int).tolist()
         self.level = level
+        self._last: tuple[bytes | None, list[np.ndarray]] = (None, [])
+
+    def stage_response(self, index: int, raw: np.ndarray) -> np.ndarray:
+        """Stage ``index``'s response at its raw row-0 values ``[..., n_params]``: complex128
+        ``[..., n_fft // 2 + 1]`` (a ``gain``: its linear gain, ``[..., 1]``)."""
+        from lactose_audio.params import raw_to_physical_np
+
+        block = self.blocks[index]
+        physical = raw_to_physical_np(block.params, np.asarray(raw, np.float64))
+        controls = {name: physical[..., i] for i, name in enumerate(block.param_names)}
+        if block.name == "gain":
+            return (10.0 ** (controls["gain_db"] / 20.0))[..., None].astype(np.complex128)
+        return np.asarray(block.response(controls, self.sample_rate, self.n_fft))
+
+    def _stage_responses(self, raw: np.ndarray) -> list[np.ndarray]:
+        key = raw.tobytes() if raw.ndim == 1 else None
+        if key is not None and self._last[0] == key:  # the Jacobian at the point just evaluated
+            return self._last[1]
+        parts = [
+            self.stage_response(i, raw[..., offset : offset + size])
+            for i, (offset, size) in enumerate(zip(self.offsets, self.sizes, strict=True))
+        ]
+        if key is not None:
+            self._last = (key, parts)
+        return parts
 
     def response(self, raw: np.ndarray) -> np.ndarray:
         """The chain's response at raw row-0 values ``[..., n]`` (concatenated per stage):
         complex128 ``[..., n_fft // 2 + 1]`` (a batch of points at once)."""
-        from lactose_audio.params import raw_to_physical_np
-
         raw = np.asarray(raw, np.float64)
         total = np.ones((*raw.shape[:-1], self.n_fft // 2 + 1), np.complex128)
-        offset = 0
-        for stage, size in zip(self.chain.stages, self.sizes, strict=True):
-            block = stage.block
-            physical = raw_to_physical_np(block.params, raw[..., offset : offset + size])
-            offset += size
-            controls = {name: physical[..., i] for i, name in enumerate(block.param_names)}
-            if block.name == "gain":
-                total = total * (10.0 ** (controls["gain_db"] / 20.0))[..., None]
-            else:
-                total = total * np.asarray(block.response(controls, self.sample_rate, self.n_fft))
+        for part in self._stage_responses(raw):
+            total = total * part
         return total
+
+    def _weighted(self, response: np.ndarray) -> np.ndarray:
+        error = self.sqrt_weight * (response - self.target)
+        return np.concatenate([error.real, error.imag], axis=-1)
 
     def residuals(self, raw: np.ndarray) -> np.ndarray:
         """Weighted response error, real and imaginary parts (``[..., 2 * n_bins]``): its sum
         of squares estimates the training loss (less what no linear model explains)."""
-        error = self.sqrt_weight * (self.response(raw) - self.target)
-        return np.concatenate([error.real, error.imag], axis=-1)
+        return self._weighted(self.response(raw))
 
     def jacobian(self, raw: np.ndarray) -> np.ndarray:
-        """Forward differences of :meth:`residuals`, every parameter in one batched call."""
+        """Forward differences of :meth:`residuals`: a parameter moves only its own stage's
+        response, so each stage is evaluated at its own parameters' steps (batched) and
+        multiplied by the other stages' responses at ``raw`` (one response per parameter,
+        not one chain response per parameter)."""
         raw = np.asarray(raw, np.float64)
         step = 1e-6 * np.maximum(1.0, np.abs(raw))
-        points = raw[None, :] + np.diag(step)
-        base = self.residuals(raw)
-        return ((self.residuals(points) - base[None, :]) / step[:, None]).T
+        parts = self._stage_responses(raw)
+        before = [np.ones(self.n_fft // 2 + 1, np.complex128)]
+        for part in parts[:-1]:
+            before.append(before[-1] * part)
+        after = [np.ones(self.n_fft // 2 + 1, np.complex128)]
+        for part in parts[:0:-1]:
+            after.append(after[-1] * part)
+        after = after[::-1]
+        base = self._weighted(before[-1] * parts[-1])
+        columns = []
+        for i, (offset, size) in enumerate(zip(self.offsets, self.sizes, strict=True)):
+            at = raw[offset : offset + size]
+            points = at[None, :] + np.diag(step[offset : offset + size])
+            moved = before[i] * self.stage_response(i, points) * after[i]
+            columns.append(
+                (self._weighted(moved) - base[None, :]) / step[offset : offset + size, None]
+            )
+        return np.concatenate(columns, axis=0).T
 
     def distance(self, raw: np.ndarray) -> float:
         r = self.residuals(raw)

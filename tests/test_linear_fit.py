@@ -75,3 +75,28 @@ def test_linear_chains_are_filters_and_gains_only():
     assert is_linear_chain(Chain.from_spec("fir_eq>gain"))
     assert not is_linear_chain(Chain.from_spec("gain>tanh>lowpass"))
     assert not is_linear_chain(Chain.from_spec("highpass>gain>mix"))
+
+
+def test_the_jacobian_is_the_forward_difference_of_the_whole_chains_residuals():
+    """Oracle: forward differences of :meth:`ResponseFit.residuals` with every stage
+    re-evaluated (the Jacobian re-evaluates only the stage a parameter belongs to)."""
+    x = _noise(3.0, seed=4)
+    y = lfilter([0.2, 0.3, 0.1], [1.0, -0.5, 0.25], x)
+    chain = Chain.from_spec("highpass>lowshelf>peak>gain>highshelf>lowpass")
+    fit = ResponseFit(chain, _segments(x), _segments(y), SR, 0.85, level=3)
+    rng = np.random.default_rng(7)
+    raw = rng.uniform(-2.0, 2.0, sum(s.block.n_params for s in chain.stages))
+    step = 1e-6 * np.maximum(1.0, np.abs(raw))
+    base = fit.residuals(raw)
+    naive = np.stack(
+        [
+            (fit.residuals(raw + step[i] * np.eye(raw.size)[i]) - base) / step[i]
+            for i in range(raw.size)
+        ],
+        axis=1,
+    )
+    jacobian = fit.jacobian(raw)
+    assert jacobian.shape == naive.shape == (base.size, raw.size)
+    scale = np.abs(naive).max(axis=0)
+    assert np.all(scale > 0.0)  # every parameter moves the response
+    np.testing.assert_allclose(jacobian, naive, rtol=0, atol=1e-6 * scale.max())
