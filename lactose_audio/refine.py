@@ -56,6 +56,63 @@ class RefineResult:
     stopped: bool = False
 
 
+def value_and_gradient(chain: Any, batch: Any, sample_rate: int, context: int) -> Any:
+    """The traced loss-and-gradient function of ``chain`` for batches laid out like ``batch``.
+
+    ``fn(dry, wet, mask, flat_selections) -> (loss, flat_gradient, error, energy)``: the loss
+    is ESR plus pre-emphasised ESR of the chain's output after ``context`` samples;
+    ``error`` is ``sum(mask * (wet - prediction)**2)`` and ``energy`` ``sum(wet**2)``
+    (float64), from which the trainer's validation ESR is summed over held-out batches of the
+    same layout; ``flat_selections`` are the arrays of the keyed stages' selections, in stage
+    order. The batch dimension is left open, so one trace serves the whole fit: every full
+    batch (a search finalist's larger batch, the ranges phase's selections) and validation.
+    Tracing costs 2-6 s on a 2-core CPU (a separate forward graph for validation would cost
+    another 1.5-3 s), an evaluation tens of ms.
+    """
+    from lactose_audio._tf import tf
+    from lactose_audio.losses import DEFAULT_PRE_EMPHASIS, esr_tf
+    from lactose_audio.ranges import UNKEYED
+    from lactose_audio.sampling import flat_selections
+
+    variables = list(chain.trainable_variables)
+    layout = [None if s is UNKEYED else (type(s), len(s)) for s in batch.selections]
+    flat = flat_selections(batch.selections)
+    signature = [
+        tf.TensorSpec([None, batch.dry.shape[1]], tf.float32),
+        tf.TensorSpec([None, batch.wet.shape[1]], tf.float32),
+        tf.TensorSpec([None, batch.wet.shape[1]], tf.float32),
+        [tf.TensorSpec([None, *np.shape(a)[1:]], tf.as_dtype(np.asarray(a).dtype)) for a in flat],
+    ]
+
+    def selections(arrays):
+        out, at = [], 0
+        for entry in layout:
+            if entry is None:
+                out.append(UNKEYED)
+            else:
+                kind, n = entry
+                out.append(kind(*arrays[at : at + n]))
+                at += n
+        return out
+
+    @tf.function(input_signature=signature, autograph=False)
+    def fn(dry, wet, mask, arrays):
+        with tf.GradientTape() as tape:
+            prediction = chain.forward(dry, selections(arrays), sample_rate)[:, context:]
+            loss = esr_tf(wet, prediction) + esr_tf(wet, prediction, DEFAULT_PRE_EMPHASIS)
+        grads = tape.gradient(loss, variables)
+        grads = [
+            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+            for g, v in zip(grads, variables, strict=True)
+        ]
+        error = tf.cast(mask * tf.square(wet - prediction), tf.float64)
+        energy = tf.cast(tf.square(wet), tf.float64)
+        flat_grads = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+        return loss, flat_grads, tf.reduce_sum(error), tf.reduce_sum(energy)
+
+    return fn
+
+
 class Objective:
     """The full-batch loss of a chain as a function of its flattened raw bank values.
 
@@ -64,11 +121,15 @@ class Objective:
         batch: a :class:`~lactose_audio.sampling.Batch` (fixed segments).
         sample_rate: Hz.
         context: warm-up samples at the start of each segment (not in the loss).
+        fn: a :func:`value_and_gradient` of this chain for batches of this layout (traced
+            once per fit and shared by its objectives); default: traced for this one.
     """
 
-    def __init__(self, chain: Any, batch: Any, sample_rate: int, context: int) -> None:
+    def __init__(
+        self, chain: Any, batch: Any, sample_rate: int, context: int, fn: Any = None
+    ) -> None:
         from lactose_audio._tf import tf
-        from lactose_audio.losses import DEFAULT_PRE_EMPHASIS, esr_tf
+        from lactose_audio.sampling import flat_selections
 
         self.tf = tf
         self.chain = chain
@@ -78,24 +139,13 @@ class Objective:
         self.variables = list(chain.trainable_variables)
         self.shapes = [tuple(v.shape) for v in self.variables]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
-        dry = tf.constant(batch.dry)
-        wet = tf.constant(batch.wet)
-        sels = batch.selections
-        variables = self.variables
-
-        @tf.function(autograph=False)
-        def value_and_gradient():
-            with tf.GradientTape() as tape:
-                prediction = chain.forward(dry, sels, sample_rate)[:, context:]
-                loss = esr_tf(wet, prediction) + esr_tf(wet, prediction, DEFAULT_PRE_EMPHASIS)
-            grads = tape.gradient(loss, variables)
-            grads = [
-                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                for g, v in zip(grads, variables, strict=True)
-            ]
-            return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
-
-        self._fn = value_and_gradient
+        self._fn = fn if fn is not None else value_and_gradient(chain, batch, sample_rate, context)
+        self._args = (
+            tf.constant(batch.dry),
+            tf.constant(batch.wet),
+            tf.ones(batch.wet.shape, tf.float32),
+            [tf.constant(a) for a in flat_selections(batch.selections)],
+        )
         self.evaluations = 0
 
     def get(self) -> np.ndarray:
@@ -112,7 +162,7 @@ class Objective:
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """``(loss, gradient)`` at ``x`` (assigns ``x`` to the banks)."""
         self.set(x)
-        loss, grad = self._fn()
+        loss, grad, _, _ = self._fn(*self._args)
         self.evaluations += 1
         return float(loss), grad.numpy().astype(np.float64)
 

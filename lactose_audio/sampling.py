@@ -157,16 +157,14 @@ def prepare_tracks(
     ]
 
 
-#: A validation piece is at most this many samples (longer held-out blocks take several) ...
-VALIDATION_PIECE = 1 << 16
-#: ... and a validation batch holds at most this many samples with context (memory per call).
+#: A validation batch holds at most this many samples with context (memory per graph call).
 VALIDATION_BATCH_SAMPLES = 1 << 19
 
 
 @dataclass
 class ValidationBatch:
-    """Held-out pieces stacked for one graph call: every batch of a fit has the same shape, so
-    the forward graph is traced once per fit (not once per block length).
+    """Held-out pieces stacked for one graph call, laid out like the training segments (the
+    fit's one traced graph evaluates them).
 
     Attributes:
         dry: float32 ``[n_pieces, context + piece]`` (zeros outside the pair).
@@ -197,27 +195,26 @@ def _window(array: np.ndarray, begin: int, end: int, edge: bool) -> np.ndarray:
 
 
 def validation_batches(
-    chain: Any, tracks: Sequence[Track], context: int, row0: bool
+    chain: Any, tracks: Sequence[Track], context: int, row0: bool, piece: int
 ) -> list[ValidationBatch]:
-    """Every held-out block of ``tracks`` as fixed-shape batches of pieces with their context.
+    """Every held-out block of ``tracks`` as batches of pieces with their context.
 
-    A block is cut into pieces of one length for the whole fit (the longest block, in whole
-    frames, at most :data:`VALIDATION_PIECE`); each piece is read with the ``context`` dry
+    A block is cut into pieces of ``piece`` samples (the training segment's length, so the
+    pieces have the training segments' layout); each piece is read with the ``context`` dry
     samples before it (silence before the pair's start); a block's last piece is padded with
     silence after it and masked (the chain is causal: padding after a sample cannot change
-    it). Batches hold at most :data:`VALIDATION_BATCH_SAMPLES` samples; the last is padded
-    with silent, masked rows. The validation ESR is ``sum(mask * (wet - pred)**2) /
-    sum(wet**2)`` over the batches: the held-out blocks' ESR, each block run after its context.
+    it). Batches hold at most :data:`VALIDATION_BATCH_SAMPLES` samples. The validation ESR is
+    ``sum(mask * (wet - pred)**2) / sum(wet**2)`` over the batches: the held-out blocks'
+    ESR, each block run after its context.
 
     Args:
         chain: the chain (hop size, key control rates).
         tracks: from :func:`prepare_tracks`.
         context: warm-up samples before each piece (a multiple of the hop).
         row0: every keyed stage uses its row 0 (unconditioned phase).
+        piece: samples per piece (a multiple of the hop).
     """
     hop = chain.hop_size
-    longest = max(end - begin for track in tracks for begin, end in track.validation)
-    piece = min(-(-longest // hop) * hop, VALIDATION_PIECE)
     n = context + piece
     rows = []
     for track in tracks:
@@ -239,10 +236,7 @@ def validation_batches(
                 mask = np.zeros(piece, np.float32)
                 mask[:valid] = 1.0
                 rows.append((_window(track.dry, start, start + n, False), wet, mask, sels))
-    per_batch = max(1, min(len(rows), VALIDATION_BATCH_SAMPLES // n))
-    while len(rows) % per_batch:  # silent, masked rows: every batch has the same shape
-        dry, wet, mask, sels = rows[-1]
-        rows.append((np.zeros_like(dry), np.zeros_like(wet), np.zeros_like(mask), sels))
+    per_batch = max(1, VALIDATION_BATCH_SAMPLES // n)
     return [
         ValidationBatch(
             np.stack([r[0] for r in rows[i : i + per_batch]]),
@@ -252,6 +246,12 @@ def validation_batches(
         )
         for i in range(0, len(rows), per_batch)
     ]
+
+
+def flat_selections(selections: Sequence[Any]) -> list[np.ndarray]:
+    """The keyed stages' selection arrays, in stage order (the traced graph's argument:
+    :func:`lactose_audio.refine.value_and_gradient`)."""
+    return [np.asarray(a) for s in selections if s is not UNKEYED for a in s]
 
 
 def context_samples(chain: Any, sample_rate: int) -> int:

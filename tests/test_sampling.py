@@ -137,7 +137,7 @@ def test_a_pair_too_short_for_one_segment_is_refused_with_the_length_it_needs():
         train(pair, config)
 
 
-@pytest.mark.parametrize("piece", [None, 3 * HOP])
+@pytest.mark.parametrize("piece", [3 * HOP, 8 * HOP])
 @pytest.mark.parametrize("fraction", [0.15, 0.85])
 def test_validation_batches_hold_every_held_out_sample_once_after_its_context(
     piece, fraction, monkeypatch
@@ -145,10 +145,8 @@ def test_validation_batches_hold_every_held_out_sample_once_after_its_context(
     """Oracle: a dry and a wet that encode their sample index, and a key that encodes its
     frame. Every held-out sample appears exactly once unmasked, preceded by exactly its
     ``context`` dry samples (silence before the pair's start: with 85 % held out the first
-    block begins inside the context); padding is masked; every batch has one shape."""
-    if piece is not None:  # blocks cut into several pieces, batches padded with silent rows
-        monkeypatch.setattr(sampling, "VALIDATION_PIECE", piece)
-        monkeypatch.setattr(sampling, "VALIDATION_BATCH_SAMPLES", 5 * (piece + 4 * HOP))
+    block begins inside the context); padding is masked; pieces have the given length."""
+    monkeypatch.setattr(sampling, "VALIDATION_BATCH_SAMPLES", 5 * (piece + 4 * HOP))
     n, context = 2 * SR + 77, 4 * HOP
     chain = Chain.from_spec("gain", hop_size=HOP, key=make_key("amplitude"), n_ranges=4)
     track = _track(n)
@@ -157,8 +155,12 @@ def test_validation_batches_hold_every_held_out_sample_once_after_its_context(
     frames = chain.selections(track.dry, SR)[0]
     lower = np.arange(np.asarray(frames[0]).shape[-1])  # frame f selects "row" f
     track.selections = [type(frames)(lower, lower, np.zeros(lower.shape, np.float32))]
-    batches = validation_batches(chain, [track], context, row0=False)
-    assert len({(b.dry.shape, b.wet.shape, b.mask.shape) for b in batches}) == 1
+    batches = validation_batches(chain, [track], context, row0=False, piece=piece)
+    pieces = sum(-(-(e - b) // piece) for b, e in track.validation)
+    assert sum(len(b.dry) for b in batches) == pieces and all(len(b.dry) <= 5 for b in batches)
+    assert {(b.dry.shape[1], b.wet.shape[1], b.mask.shape[1]) for b in batches} == {
+        (context + piece, piece, piece)
+    }
     held = np.concatenate([np.arange(b, e) for b, e in track.validation])
     if fraction == 0.85:
         assert track.validation[0][0] < context  # the case of silence before the pair
@@ -168,10 +170,7 @@ def test_validation_batches_hold_every_held_out_sample_once_after_its_context(
             batch.dry, batch.wet, batch.mask, batch.selections[0][0], strict=True
         ):
             kept = mask > 0
-            assert np.all(wet[~kept] == 0.0)
-            if not kept.any():
-                assert not dry.any()  # a silent padding row
-                continue
+            assert np.all(wet[~kept] == 0.0) and kept[0]
             index = wet[kept].astype(np.int64) - 1
             begin = index[0]
             assert np.array_equal(index, np.arange(begin, begin + index.size))  # contiguous

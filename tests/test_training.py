@@ -102,22 +102,18 @@ def test_ranges_start_with_saturated_parameters_pulled_inside_their_bounds(drive
     np.testing.assert_array_equal(trainer.best_values[2], started)
 
 
-@pytest.mark.parametrize("piece", [None, 3 * 1024])
-def test_validation_esr_is_the_held_out_blocks_esr_after_their_context(
-    drive_pair, piece, monkeypatch
-):
+@pytest.mark.parametrize("segment", [8192, 3 * 1024])
+def test_validation_esr_is_the_held_out_blocks_esr_after_their_context(drive_pair, segment):
     """Oracle: the chain's forward run block by block (each held-out block after its filter
-    context), the error summed over blocks. The trainer runs fixed-shape batches of pieces
-    (one trace per fit); with small pieces each block is cut in several, whose contexts cover
-    the filters' impulse response: the same ESR."""
-    import lactose_audio.sampling as sampling
+    context), the error summed over blocks. The trainer cuts the blocks into pieces laid out
+    like its training segments (evaluated by the fit's one traced graph); their contexts
+    cover the filters' impulse response: the same ESR, whatever the segment length."""
     from lactose_audio.trainer import Trainer
     from lactose_audio.training import build_chain
 
-    if piece is not None:
-        monkeypatch.setattr(sampling, "VALIDATION_PIECE", piece)
-        monkeypatch.setattr(sampling, "VALIDATION_BATCH_SAMPLES", 3 * (piece + 4096))
-    cfg = TrainConfig(chain_spec=DEFAULT_SPEC, key="amplitude", n_ranges=3, steps=10).resolved()
+    cfg = TrainConfig(
+        chain_spec=DEFAULT_SPEC, key="amplitude", n_ranges=3, steps=10, segment_samples=segment
+    ).resolved()
     chain = build_chain(cfg, [drive_pair.dry], drive_pair.sample_rate)
     rng = np.random.default_rng(5)
     for stage in chain.stages:  # distinct rows, so a wrong row or frame would show
@@ -128,7 +124,7 @@ def test_validation_esr_is_the_held_out_blocks_esr_after_their_context(
     track, sr, context = trainer.tracks[0], drive_pair.sample_rate, trainer.context
     errors = energy = 0.0
     for begin, end in track.validation:
-        assert begin >= context
+        assert begin >= context and (end - begin) % segment  # a masked, padded last piece
         sels = chain.slice_selections(track.selections, begin - context, end - begin + context)
         batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
         out = np.asarray(chain.forward(track.dry[None, begin - context : end], batched, sr))
