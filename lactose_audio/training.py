@@ -253,7 +253,13 @@ def train(
     # A search's seconds are its wall clock (every candidate); a single fit's, its own clock.
     searched = cfg.searching and not resume
     seconds = time.perf_counter() - totals["t0"] if searched else float(trainer.elapsed)
-    ranking = [dict(r) for r in search_info["ranking"]]
+    # The ranking is for reading: its ESRs keep 4 significant digits, so rounding noise in a
+    # candidate that was not chosen (a last-bit difference of float32 sums) cannot change the
+    # preset's bytes; the chosen fit's own figures stay exact.
+    ranking = [
+        {**r, "val_esr": None if r["val_esr"] is None else float(f"{r['val_esr']:.4g}")}
+        for r in search_info["ranking"]
+    ]
     timing: dict[str, Any] = {"seconds": round(seconds, 2)}
     if cfg.budget_seconds is None:
         # A step-bounded run is deterministic: its preset carries no wall-clock figures, so

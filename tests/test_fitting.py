@@ -200,19 +200,49 @@ def test_refinement_reaches_the_optimum_of_an_exact_structure(dry):
     assert result.effect.chain.stages[2].params["cutoff_hz"][0] == pytest.approx(2500, rel=0.01)
 
 
+_DETERMINISM_RUN = """
+import sys
+import numpy as np
+from lactose_audio.data import pair_from_arrays
+from lactose_audio.train_config import TrainConfig
+from lactose_audio.training import train
+
+dry = np.load(sys.argv[1])
+wet = np.clip(dry * 4.0, -0.5, 0.5).astype(np.float32)
+pair = pair_from_arrays(dry, wet, %d, latency=0)
+config = TrainConfig(key="none", steps=180, seed=3, refine_segments=8)
+train(pair, config, out=sys.argv[2], name="clip")
+""" % SR
+
+
 def test_search_is_deterministic_for_a_seed_and_steps(dry, tmp_path):
-    wet = (np.clip(dry * 4.0, -0.5, 0.5)).astype(np.float32)
-    pair = pair_from_arrays(dry, wet, SR, latency=0)
-    config = TrainConfig(key="none", steps=180, seed=3, refine_segments=8)
-    first = train(pair, config, out=tmp_path / "a.json", name="clip")
-    second = train(pair, config, out=tmp_path / "b.json", name="clip")
-    assert [r["name"] for r in first.search] == [r["name"] for r in second.search]
-    assert len(first.search) == len(FAMILY)
-    assert first.chain == first.search[0]["chain"]
+    """The same seed and steps give the same preset bytes, as a user meets it: two separate
+    processes (run side by side, so also under CPU contention: a step-bounded run reads no
+    clock)."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "dry.npy", dry)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DETERMINISM_RUN, str(tmp_path / "dry.npy"), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for out in (tmp_path / "a.json", tmp_path / "b.json")
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err.decode()[-2000:]
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    meta = json.loads((tmp_path / "a.json").read_text())["training"]
+    assert sorted(r["name"] for r in meta["search"]) == sorted(name for name, _ in FAMILY)
+    assert meta["chain"] == meta["search"][0]["chain"]
+    # The ranking is for reading: 4 significant digits.
+    assert all(r["val_esr"] == float(f"{r['val_esr']:.4g}") for r in meta["search"])
     # A clipper is better explained by the clipping structures than by a plain tanh drive.
-    assert first.validation_esr < 0.02
-    assert result_summary_has_verdict(first)
+    assert meta["validation_esr"] < 0.02
+    assert meta["verdict"] == verdict(meta["validation_esr"])
 
 
 def test_auto_key_also_fits_the_old_default_keyed_and_never_validates_worse(dry, tmp_path):
@@ -235,6 +265,7 @@ def test_auto_key_also_fits_the_old_default_keyed_and_never_validates_worse(dry,
         assert (safety["chain"], safety["key"]) == (DEFAULT_SPEC, "amplitude")
         assert result.validation_esr <= safety["val_esr"] + 1e-12
     assert result.validation_esr <= structures[0]["val_esr"] + 1e-12
+    assert result_summary_has_verdict(result)
 
 
 def result_summary_has_verdict(result) -> bool:
