@@ -30,7 +30,7 @@ $(AOT_MANIFEST): $(STAMP) $(KERNEL_SOURCES)
 	$(BIN)/python -m lactose_audio.aot
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 demo: setup
 	$(BIN)/python scripts/demo.py --out $(DEMO_DIR)

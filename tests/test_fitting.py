@@ -209,10 +209,10 @@ from lactose_audio.training import train
 
 dry = np.load(sys.argv[1])
 wet = np.clip(dry * 4.0, -0.5, 0.5).astype(np.float32)
-pair = pair_from_arrays(dry, wet, %d, latency=0)
+pair = pair_from_arrays(dry, wet, int(sys.argv[3]), latency=0)
 config = TrainConfig(key="none", steps=180, seed=3, refine_segments=8)
 train(pair, config, out=sys.argv[2], name="clip")
-""" % SR
+"""
 
 
 def test_search_is_deterministic_for_a_seed_and_steps(dry, tmp_path):
@@ -225,7 +225,7 @@ def test_search_is_deterministic_for_a_seed_and_steps(dry, tmp_path):
     np.save(tmp_path / "dry.npy", dry)
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", _DETERMINISM_RUN, str(tmp_path / "dry.npy"), str(out)],
+            [sys.executable, "-c", _DETERMINISM_RUN, str(tmp_path / "dry.npy"), str(out), str(SR)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
