@@ -98,6 +98,16 @@ def level_stage(chain: Any) -> int | None:
     return None
 
 
+def drive_stage(chain: Any) -> int | None:
+    """Index (in ``chain.stages``) of the drive: the first ``gain`` stage before the first
+    nonlinear stage that is not in :data:`GAIN_LIKE_BLOCKS`; ``None`` if none."""
+    stages = chain.stages
+    for i, stage in enumerate(stages):
+        if not stage.block.is_linear and stage.block.name not in GAIN_LIKE_BLOCKS:
+            return next((j for j in range(i) if stages[j].block.name == "gain"), None)
+    return None
+
+
 def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, list[int]] | None]:
     """``(drive, level)``: each ``(ParamSpec, flat indices)`` or ``None`` if the chain has none.
 
@@ -107,19 +117,9 @@ def find_knobs(chain: Any) -> tuple[tuple[Any, list[int]] | None, tuple[Any, lis
     stages follow (a learned ``mix`` mixes in the dry signal, so nothing after it is a pure
     output scale).
     """
-    stages = chain.stages
     offsets = _flat_offsets(chain)
-    nonlinear = [
-        i
-        for i, s in enumerate(stages)
-        if not s.block.is_linear and s.block.name not in GAIN_LIKE_BLOCKS
-    ]
-    drive = None
-    if nonlinear:
-        for i in range(nonlinear[0]):
-            if stages[i].block.name == "gain":
-                drive = _knob(chain, offsets, i, "gain_db")
-                break
+    index = drive_stage(chain)
+    drive = None if index is None else _knob(chain, offsets, index, "gain_db")
     index = level_stage(chain)
     level = None if index is None else _knob(chain, offsets, index, "gain_db")
     if level is not None and drive is not None and level[1] == drive[1]:

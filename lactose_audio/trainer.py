@@ -317,6 +317,21 @@ class Trainer:
         self._objective = None  # its full batch is built per phase (row 0 or the keys)
         if clipped or matched:
             self.best_esr = self.validation_esr()
+        self._start_ranges_from_data()
+
+    def _start_ranges_from_data(self) -> None:
+        """Each range's drive, corners and level from its own data
+        (:mod:`lactose_audio.range_start`), kept only if it validates better."""
+        from lactose_audio.range_start import start_ranges_from_data
+
+        t0 = time.perf_counter()
+        if start_ranges_from_data(self.chain, self.tracks, self.sample_rate):
+            esr = self.validation_esr()
+            if esr < self.best_esr:
+                self.best_esr, self.best_values = esr, self._values()
+            else:
+                self._set_values(self.best_values)
+        self.elapsed += time.perf_counter() - t0
 
     # -- the loop ------------------------------------------------------------------------------
     def run(

@@ -182,3 +182,24 @@ def test_unkeyed_stages_select_the_unkeyed_object():
     assert Unkeyed() is UNKEYED
     assert pickle.loads(pickle.dumps(UNKEYED)) is UNKEYED
     assert copy.deepcopy([UNKEYED])[0] is UNKEYED and repr(UNKEYED) == "UNKEYED"
+
+
+def test_pitch_edges_fall_between_notes():
+    """fit_edges on a pitch key: every edge halfway between two semitones, so a note sung
+    with a 20-cent vibrato stays in one range (oracle: the notes' MIDI numbers)."""
+    rng = np.random.default_rng(7)
+    notes = [45, 52, 57, 60, 60, 60, 64, 69]  # a loud, repeated middle C
+    t = np.arange(int(0.5 * SR)) / SR
+    parts = []
+    for midi in notes:
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        cents = 20.0 * np.sin(2 * np.pi * 5.5 * t + rng.uniform(0, 2 * np.pi))
+        phase = 2 * np.pi * np.cumsum(f0 * 2 ** (cents / 1200)) / SR
+        level = 0.8 if midi == 60 else 0.2
+        parts.append(level * sum(np.sin(k * phase) / k for k in (1, 2, 3)) * np.exp(-2 * t))
+    x = np.concatenate(parts).astype(np.float32)
+    chain = Chain.from_spec("gain>tanh", key=make_key("pitch"), n_ranges=4)
+    chain.fit_edges(x, SR)
+    edges = np.asarray(chain.stages[0].edges.edges)
+    np.testing.assert_array_equal(np.abs(edges - np.round(edges)), 0.5)
+    assert len(set(edges)) == 3
