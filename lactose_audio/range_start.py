@@ -221,10 +221,10 @@ def start_ranges_from_data(chain: Any, tracks: list[Any], sample_rate: float) ->
 
     matched = level is not None
     current, gain = losses(matched)
-    if matched:
+    changed = matched and bool(np.any(trained & (np.abs(gain - 1.0) > 1e-6)))
+    if changed:
         apply_gain(gain)
         current, gain = losses(matched)
-    changed = False
     for stage, column, grid in _searches(chain):
         start = stage.physical()[:, column].copy()
         best = start.copy()
