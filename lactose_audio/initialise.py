@@ -334,7 +334,6 @@ def match_capture_levels(chain: Any, tracks: Any, sample_rate: float) -> bool:
     if stage is None or stage.control is None:
         return False
     column = stage.block.param_names.index("gain_db")
-    spec = stage.block.params[column]
     per_setting = stage.edges.n_ranges if stage.knob is not None else 1
     settings = stage.control_key.settings
     shifts: dict[int, float] = {}
@@ -350,12 +349,19 @@ def match_capture_levels(chain: Any, tracks: Any, sample_rate: float) -> bool:
             shifts[setting] = 20.0 * math.log10(b / c)
     if not shifts:
         return False
-    raw = stage.bank.numpy()
-    physical = stage.physical()
+    values = stage.physical()[:, column]
     for setting, shift in shifts.items():
-        rows = slice(setting * per_setting, (setting + 1) * per_setting)
-        physical[rows, column] = np.clip(physical[rows, column] + shift, spec.minimum,
-                                         spec.maximum)  # fmt: skip
+        values[setting * per_setting : (setting + 1) * per_setting] += shift
+    set_start_column(stage, column, values)
+    return True
+
+
+def set_start_column(stage: Any, column: int, values: np.ndarray) -> None:
+    """Set one parameter of every row of ``stage`` to physical ``values [n_rows]``, clipped to
+    its bounds, as a start (raw values within ``+-params.START_RAW_LIMIT``)."""
+    spec = stage.block.params[column]
+    physical = stage.physical()
+    physical[:, column] = np.clip(values, spec.minimum, spec.maximum)
+    raw = stage.bank.numpy()
     raw[:, : stage.block.n_params] = physical_to_raw_np(stage.block.params, physical)
     stage.bank.assign(clip_start_raw(raw).astype(raw.dtype))
-    return True

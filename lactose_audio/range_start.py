@@ -40,9 +40,9 @@ from lactose_audio.initialise import (
     DRIVE_GRID_DB,
     drive_stage,
     level_stage,
+    set_start_column,
 )
 from lactose_audio.losses import DEFAULT_PRE_EMPHASIS, pre_emphasis
-from lactose_audio.params import clip_start_raw, physical_to_raw_np
 
 #: Seconds of training audio the per-range searches render (spread over the take in
 #: :data:`PIECE_SECONDS` pieces, each after its filters' warm-up): a 30 s take through a
@@ -65,7 +65,7 @@ class _RangeLoss:
         hop = chain.hop_size
         context = -(-context_samples(chain, int(sample_rate)) // hop) * hop
         total_samples = sum(t.n_samples for t in tracks)
-        self.pieces: list[list[tuple[int, int, int]]] = []
+        self.pieces: list[list[tuple[int, int, int, np.ndarray]]] = []
         self.rows, self.targets = [], []
         tt = np.zeros(self.n_rows)
         tt_pre = np.zeros(self.n_rows)
@@ -157,16 +157,6 @@ def _sample_rows(selection: Any, n_samples: int, hop_size: int) -> np.ndarray:
     return rows[:n_samples]
 
 
-def _set_column(stage: Any, column: int, values: np.ndarray) -> None:
-    """Set one parameter of every row (physical ``values [n_rows]``, clipped into bounds)."""
-    spec = stage.block.params[column]
-    physical = stage.physical()
-    physical[:, column] = np.clip(values, spec.minimum, spec.maximum)
-    raw = stage.bank.numpy()
-    raw[:, : stage.block.n_params] = physical_to_raw_np(stage.block.params, physical)
-    stage.bank.assign(clip_start_raw(raw).astype(raw.dtype))
-
-
 def _searches(chain: Any) -> list[tuple[Any, int, tuple[float, ...]]]:
     """``(stage, column, grid)``: the drive, then every filter corner in chain order."""
     stages = chain.stages
@@ -217,7 +207,7 @@ def start_ranges_from_data(chain: Any, tracks: list[Any], sample_rate: float) ->
             return
         column = level.block.param_names.index("gain_db")
         shift = np.where(trained, 20.0 * np.log10(np.maximum(gain, 1e-6)), 0.0)
-        _set_column(level, column, level.physical()[:, column] + shift)
+        set_start_column(level, column, level.physical()[:, column] + shift)
 
     matched = level is not None
     current, gain = losses(matched)
@@ -231,13 +221,13 @@ def start_ranges_from_data(chain: Any, tracks: list[Any], sample_rate: float) ->
         best_gain = gain
         best_loss = current.copy()
         for value in grid:
-            _set_column(stage, column, np.full(start.shape, value))
+            set_start_column(stage, column, np.full(start.shape, value))
             loss, trial_gain = losses(matched)
             better = trained & np.isfinite(loss) & (loss < best_loss - 1e-12)
             best = np.where(better, stage.physical()[:, column], best)
             best_gain = np.where(better, trial_gain, best_gain)
             best_loss = np.where(better, loss, best_loss)
-        _set_column(stage, column, best)
+        set_start_column(stage, column, best)
         if np.any(best != start):
             changed = True
             apply_gain(best_gain)
