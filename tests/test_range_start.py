@@ -93,3 +93,57 @@ def test_unkeyed_chains_are_left_alone():
     assert not start_ranges_from_data(chain, tracks, SR)
     for stage, values in zip(chain.stages, before, strict=True):
         np.testing.assert_array_equal(stage.bank.numpy(), values)
+
+
+def _keyed_trainer():
+    from lactose_audio.train_config import TrainConfig
+    from lactose_audio.trainer import Trainer
+
+    dry, wet, _ = _level_switched(seed=4)
+    cfg = TrainConfig(chain_spec="lowpass>gain", key="amplitude", edges=(-20.0,), steps=10,
+                      hop_size=HOP).resolved()  # fmt: skip
+    chain = Chain.from_spec(
+        "lowpass>gain", key=make_key("amplitude"), edges=RangeEdges((-20.0,), "dBFS"),
+        hop_size=HOP,
+    )  # fmt: skip
+    trainer = Trainer(chain, [pair_from_arrays(dry, wet, SR, latency=0)], cfg, SR)
+    start = [s.bank.numpy() for s in chain.stages]  # one compromise: the block defaults
+    return trainer, start, trainer.validation_esr()
+
+
+def _pulled_in(start):
+    """The ranges phase's start before the per-range search: row 0 everywhere, raw values
+    within params.START_RAW_LIMIT."""
+    from lactose_audio.params import clip_start_raw
+
+    return [clip_start_raw(np.broadcast_to(v[0], v.shape)).astype(v.dtype) for v in start]
+
+
+@pytest.mark.slow
+def test_the_trainer_keeps_the_per_range_start_when_it_validates_better():
+    trainer, start, esr = _keyed_trainer()
+    trainer.begin_ranges(start, esr)
+    assert trainer.best_esr == pytest.approx(trainer.validation_esr(), rel=1e-6)
+    cutoff = trainer.chain.stages[0].params["cutoff_hz"]
+    for stage, values in zip(trainer.chain.stages, _pulled_in(start), strict=True):
+        stage.bank.assign(values)  # the start without the per-range search
+    assert trainer.best_esr < 0.5 * trainer.validation_esr()
+    assert cutoff[0] == pytest.approx(8000.0, rel=0.01)
+    assert cutoff[1] == pytest.approx(1500.0, rel=0.01)
+
+
+@pytest.mark.slow
+def test_the_trainer_drops_a_per_range_start_that_validates_worse(monkeypatch):
+    import lactose_audio.range_start as range_start
+
+    def worse(chain, tracks, sample_rate):
+        gain = chain.stages[-1]  # every row's output gain near its top: far too loud
+        gain.bank.assign(np.full(gain.bank.numpy().shape, 5.0, np.float32))
+        return True
+
+    monkeypatch.setattr(range_start, "start_ranges_from_data", worse)
+    trainer, start, esr = _keyed_trainer()
+    trainer.begin_ranges(start, esr)
+    for stage, values in zip(trainer.chain.stages, _pulled_in(start), strict=True):
+        np.testing.assert_allclose(stage.bank.numpy(), values, atol=1e-6)
+    assert trainer.best_esr == pytest.approx(trainer.validation_esr(), rel=1e-6)
