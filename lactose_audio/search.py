@@ -46,9 +46,7 @@ Search (successive halving, all within the run's budget, seconds or steps):
    validates better than the choice so far. A given key (``--key amplitude``) is refined the
    same way without the comparison (with ``--chain auto``, on the winner and on the old
    default chain: the better one is kept). These attempts share :data:`KEY_TRIAL_SHARE` of
-   what is left of the budget; under a wall-clock budget each runs to at least
-   :data:`KEY_MIN_STEPS` iterations (its keyed graph's trace and per-range start can take
-   its whole slice), the extension coming out of step 4's time;
+   what is left of the budget;
 4. the choice (keyed or not) runs on with the rest of the budget.
 
 The preset's training metadata records the ranking (``training.search``).
@@ -100,12 +98,6 @@ STRUCTURE_SHARE = 0.6
 #: or not) then runs on with the rest: a structure refined only during its screening and
 #: final slices (26 L-BFGS steps) validated at 0.0047 where the same chain run on reaches 0.0009.
 KEY_TRIAL_SHARE = 0.5
-#: With a wall-clock budget, a key attempt runs to at least this many L-BFGS iterations (at
-#: most KEY_EXTENSION times its slice more, taken from the time the choice runs on with): the
-#: keyed graph's trace and the per-range start took whole slices (0-6 iterations per attempt
-#: at 90-120 s), so keys were chosen by their starts.
-KEY_MIN_STEPS = 10
-KEY_EXTENSION = 2.0
 #: The least budget a search can use meaningfully.
 MIN_SECONDS_PER_CANDIDATE = 2.5
 MIN_STEPS_PER_CANDIDATE = 10
@@ -253,10 +245,16 @@ def search(
                                           len(family) - index)  # fmt: skip
             trainer.extend(seconds, steps)
             run(trainer)
-            if budget.seconds is not None:  # within the structure's share
-                _run_to_min_steps(trainer, run, budget, SCREEN_MIN_STEPS,
-                                  SCREEN_EXTENSION * seconds, structure_share * budget.seconds,
-                                  steps)  # fmt: skip
+            short = SCREEN_MIN_STEPS - trainer.step
+            if budget.seconds is not None and short > 0 and not trainer.converged:
+                # one uninterrupted run (a restart loses L-BFGS's memory), at most
+                # SCREEN_EXTENSION times the slice and within the structure's share
+                wall_left = structure_share * budget.seconds - budget.wall()
+                extra = min(SCREEN_EXTENSION * seconds, wall_left)
+                if extra > 0:
+                    trainer.extend(trainer.elapsed + extra, trainer.step + short)
+                    run(trainer)
+                    trainer.extend(trainer.elapsed, steps)
             budget.ran(trainer, (0, 0.0))
             trainers[name] = trainer
         order = sorted(trainers, key=lambda n: trainers[n].best_esr)
@@ -318,9 +316,6 @@ def search(
             steps = max((trials_end_steps - budget.used_steps) // left, 1)
         trainer.extend(seconds, steps)
         run(trainer)
-        if seconds is not None:  # out of the time the choice runs on with afterwards
-            _run_to_min_steps(trainer, run, budget, KEY_MIN_STEPS, KEY_EXTENSION * seconds,
-                              budget.seconds, steps)  # fmt: skip
         budget.ran(trainer, (0, 0.0))
         # a joint knob fit is listed with its control (its ESR is over every capture, the
         # structures' over the middle one)
@@ -360,33 +355,6 @@ def search(
         steps=budget.used_steps,
         seconds=budget.wall(),
     )
-
-
-def _run_to_min_steps(
-    trainer: Any,
-    run: Callable[[Any], None],
-    budget: _Budget,
-    min_steps: int,
-    extra_seconds: float,
-    wall_end: float,
-    steps: int | None,
-) -> None:
-    """Run ``trainer`` on until ``min_steps`` L-BFGS iterations if its slice ended sooner.
-
-    Under a wall-clock budget a fit whose tracing and data-driven start take most of its slice
-    would otherwise be judged by its start. The extension is one more run of at most
-    ``extra_seconds`` of fitting, ending by ``wall_end`` seconds since the search began; a
-    converged fit is not extended. ``steps`` is the fit's step bound restored afterwards.
-    """
-    short = min_steps - trainer.step
-    if short <= 0 or trainer.converged:
-        return
-    extra = min(extra_seconds, wall_end - budget.wall())
-    if extra <= 0:
-        return
-    trainer.extend(trainer.elapsed + extra, trainer.step + short)
-    run(trainer)
-    trainer.extend(trainer.elapsed, steps)
 
 
 def _continue(trainer: Any, budget: _Budget, run: Callable[[Any], None]) -> None:
