@@ -25,12 +25,12 @@ backend with the fit's own selections:
 A range without training data keeps its start. The trainer validates the result and keeps the
 unconditioned start if it validates better (:meth:`lactose_audio.trainer.Trainer.start_ranges`).
 Renders run on the training parts of the pairs only (validation blocks excluded). No
-TensorFlow: the banks are read and assigned as numpy arrays.
+TensorFlow: the banks are read and assigned as numpy arrays; the renders and the per-range
+sums are :class:`lactose_audio.piece_loss.PieceLoss`'s.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -42,119 +42,7 @@ from lactose_audio.initialise import (
     level_stage,
     set_start_column,
 )
-from lactose_audio.losses import DEFAULT_PRE_EMPHASIS, pre_emphasis
-
-#: Seconds of training audio the per-range searches render (spread over the take in
-#: :data:`PIECE_SECONDS` pieces, each after its filters' warm-up): a 30 s take through a
-#: 10-stage chain renders in ~70 ms, and a search renders it ~30 times.
-START_SECONDS = 8.0
-PIECE_SECONDS = 0.5
-
-
-class _RangeLoss:
-    """Per-range sums of the training loss of renders of ``chain`` over pieces of ``tracks``."""
-
-    def __init__(self, chain: Any, tracks: list[Any], sample_rate: float, keyed: Any) -> None:
-        from lactose_audio.iir import NumpyBackend
-        from lactose_audio.sampling import context_samples
-
-        self.chain, self.tracks, self.sample_rate = chain, tracks, float(sample_rate)
-        self.backend = NumpyBackend
-        self.n_rows = keyed.n_ranges
-        position = chain.stages.index(keyed)
-        hop = chain.hop_size
-        context = -(-context_samples(chain, int(sample_rate)) // hop) * hop
-        total_samples = sum(t.n_samples for t in tracks)
-        self.pieces: list[list[tuple[int, int, int, np.ndarray]]] = []
-        self.rows, self.targets = [], []
-        tt = np.zeros(self.n_rows)
-        tt_pre = np.zeros(self.n_rows)
-        total = total_pre = 0.0
-        for track in tracks:
-            pieces = _pieces(track.n_samples, total_samples, sample_rate, hop, context)
-            rows = _sample_rows(track.selections[position], track.n_samples, hop)
-            mask = track.training_mask(track.n_samples)
-            wet = track.wet.astype(np.float64)
-            wet_pre = pre_emphasis(wet, DEFAULT_PRE_EMPHASIS)
-            # each piece with the training samples it scores (validation blocks excluded)
-            pieces = [(a0, a, b, mask[a:b]) for a0, a, b in pieces]
-            picked = [
-                np.concatenate([v[a:b][keep] for _, a, b, keep in pieces])
-                for v in (rows, wet, wet_pre)
-            ]
-            self.pieces.append(pieces)
-            self.rows.append(picked[0])
-            self.targets.append((picked[1], picked[2]))
-            tt += np.bincount(picked[0], picked[1] ** 2, self.n_rows)
-            tt_pre += np.bincount(picked[0], picked[2] ** 2, self.n_rows)
-            total += float(picked[1] @ picked[1])
-            total_pre += float(picked[2] @ picked[2])
-        self.counts = sum(np.bincount(r, minlength=self.n_rows) for r in self.rows)
-        self.norm = 1.0 / max(total, 1e-30), 1.0 / max(total_pre, 1e-30)
-        self.floor = tt * self.norm[0] + tt_pre * self.norm[1]  # the loss of silence, per range
-
-    def _render(self, track: Any, pieces: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
-        """The prediction (plain, pre-emphasised) on ``pieces``' kept samples, float64."""
-        plain, emphasised = [], []
-        for a0, a, b, keep in pieces:
-            sels = self.chain.slice_selections(track.selections, a0, b - a0)
-            y = self.backend(self.chain, self.sample_rate).process(track.dry[a0:b], sels)
-            y = y.astype(np.float64)
-            plain.append(y[a - a0 :][keep])
-            emphasised.append(pre_emphasis(y, DEFAULT_PRE_EMPHASIS)[a - a0 :][keep])
-        return np.concatenate(plain), np.concatenate(emphasised)
-
-    def __call__(self, matched: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """``(loss, gain)`` per range: the loss at the least-squares output gain and that gain
-        (linear, relative to the chain's current output level); with ``matched`` False, the
-        loss as the chain stands (gain 1)."""
-        b = np.zeros(self.n_rows)
-        c = np.zeros(self.n_rows)
-        for track, pieces, rows, (wet, wet_pre) in zip(
-            self.tracks, self.pieces, self.rows, self.targets, strict=True
-        ):
-            pred, pred_pre = self._render(track, pieces)
-            if not (np.all(np.isfinite(pred)) and np.all(np.isfinite(pred_pre))):
-                return np.full(self.n_rows, math.inf), np.ones(self.n_rows)
-            b += self.norm[0] * np.bincount(rows, pred * wet, self.n_rows)
-            b += self.norm[1] * np.bincount(rows, pred_pre * wet_pre, self.n_rows)
-            c += self.norm[0] * np.bincount(rows, pred * pred, self.n_rows)
-            c += self.norm[1] * np.bincount(rows, pred_pre * pred_pre, self.n_rows)
-        gain = np.ones(self.n_rows)
-        if matched:
-            ok = (c > 0) & (b > 0)
-            gain[ok] = b[ok] / c[ok]
-        loss = self.floor - 2.0 * b * gain + c * gain**2
-        return loss, gain
-
-
-def _pieces(
-    n_samples: int, total_samples: int, sample_rate: float, hop: int, context: int
-) -> list[tuple[int, int, int]]:
-    """``(render_from, loss_from, end)`` pieces of a track: the whole track when the take is
-    short, else this track's share of :data:`START_SECONDS` in :data:`PIECE_SECONDS` pieces
-    spread evenly over it, each rendered from ``context`` samples before it (frame-aligned)."""
-    share = START_SECONDS * sample_rate * n_samples / max(total_samples, 1)
-    piece = max(hop, int(PIECE_SECONDS * sample_rate) // hop * hop)
-    count = int(share // piece)
-    if count < 1 or count * (piece + context) >= n_samples:
-        return [(0, 0, n_samples)]
-    frames = n_samples // hop
-    starts = np.linspace(context // hop, frames - piece // hop, count).astype(int) * hop
-    return [(max(0, a - context), a, min(a + piece, n_samples)) for a in starts]
-
-
-def _sample_rows(selection: Any, n_samples: int, hop_size: int) -> np.ndarray:
-    """int ``[n_samples]``: the row that weighs most at each sample (frame rows repeated)."""
-    lower = np.asarray(selection.lower).reshape(-1)
-    upper = np.asarray(selection.upper).reshape(-1)
-    frac = np.asarray(selection.frac).reshape(-1)
-    rows = np.where(frac >= 0.5, upper, lower).astype(np.int64)
-    if rows.size != n_samples:  # frame rate
-        rows = np.repeat(rows, hop_size)
-        if rows.size < n_samples:
-            rows = np.concatenate([rows, np.full(n_samples - rows.size, rows[-1])])
-    return rows[:n_samples]
+from lactose_audio.piece_loss import PieceLoss
 
 
 def _searches(chain: Any) -> list[tuple[Any, int, tuple[float, ...]]]:
@@ -197,7 +85,7 @@ def start_ranges_from_data(chain: Any, tracks: list[Any], sample_rate: float) ->
     level = None if level_index is None else chain.stages[level_index]
     if level is not None and not level.signal_keyed:
         level = None
-    losses = _RangeLoss(chain, tracks, sample_rate, keyed[0])
+    losses = PieceLoss(chain, tracks, sample_rate, keyed[0])
     trained = losses.counts > 0
     if not trained.any():
         return False
