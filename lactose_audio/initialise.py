@@ -10,8 +10,9 @@ output level several dB off — and a local optimiser started there may walk to 
 - the **output level**, for every drive tried: the last stage whose ``gain_db`` scales the
   output (a ``gain`` block, or a ``tanh``/``asym_clip`` output gain followed only by linear
   stages) is set to the least-squares level. The training loss (ESR + pre-emphasised ESR) is
-  a quadratic ``L(g) = 2 - 2 b g + c g^2`` in the output's linear gain ``g``, so two
-  evaluations give ``b``, ``c``, the optimal ``g* = b / c`` and its loss ``2 - b^2 / c``.
+  a quadratic ``L(g) = 2 - 2 b g + c g^2`` in the output's linear gain ``g``, so one render
+  (its sums ``b``, ``c``; or two objective evaluations) gives the optimal ``g* = b / c`` and
+  its loss ``2 - b^2 / c``.
 
 - the **corners** of every ``highpass`` and ``lowpass`` stage: each starts out of the way
   (:data:`CORNER_GRID_HZ`'s first value, clipped to its bounds) for the drive grid, then, in
