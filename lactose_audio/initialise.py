@@ -36,12 +36,11 @@ could never move again (on ``emphasis_clip`` the DC-blocking high-pass stayed at
 ESR 0.024 without the margin, 0.0029 with it).
 
 Every trial is scored by the training loss that the refinement then minimises (ESR plus
-pre-emphasised ESR). The trainer passes its training tracks: the trials are then numpy
-renders of 8 s of them (:mod:`lactose_audio.piece_loss`: ~20 ms each, the level matched in
-closed form from one render), where the full-batch objective
-(:class:`lactose_audio.refine.Objective`, without tracks) costs a loss-and-gradient
-evaluation of the TensorFlow graph per trial, two with the level matched (0.25-0.33 s): the
-start of a 9-stage chain took 5.9 s of its fit's budget, now ~1 s.
+pre-emphasised ESR over the objective's full batch), from numpy renders of the batch's
+segments (:class:`lactose_audio.piece_loss.BatchLoss`: ~40 ms per trial on a 9-stage chain,
+the level matched in closed form from one render) instead of the graph's loss-and-gradient
+evaluations (0.11-0.16 s each, two per level-matched trial): the start of a 9-stage chain took
+5.9 s of its fit's budget, now well under a second.
 """
 
 from __future__ import annotations
@@ -245,21 +244,20 @@ def _try_corners(trials: _Trials, x: np.ndarray, level, best_loss: float):
 class _Trials:
     """The training loss at trial points ``x`` (flat raw values), the output level matched.
 
-    With the training ``tracks``: numpy renders of pieces of them
-    (:class:`lactose_audio.piece_loss.PieceLoss`; ``row0``: every stage at its row 0, as the
-    unconditioned phase fits), the level in closed form from one render. Without: the
-    objective's full-batch loss (two evaluations per matched level).
+    ``numpy``: numpy renders of the objective's batch
+    (:class:`lactose_audio.piece_loss.BatchLoss`), the level in closed form from one render;
+    else the objective's own loss-and-gradient evaluations (two per matched level).
     """
 
-    def __init__(self, objective: Any, tracks: list[Any] | None, row0: bool) -> None:
-        from lactose_audio.piece_loss import PieceLoss
+    def __init__(self, objective: Any, numpy: bool) -> None:
+        from lactose_audio.piece_loss import BatchLoss
 
         self.objective = objective
         self.pieces = None
-        if tracks is not None:
-            chain = objective.chain
-            keyed = None if row0 else next((s for s in chain.stages if s.keyed), None)
-            self.pieces = PieceLoss(chain, tracks, objective.sample_rate, keyed)
+        if numpy:
+            self.pieces = BatchLoss(
+                objective.chain, objective.batch, objective.context, objective.sample_rate
+            )
 
     def loss(self, x: np.ndarray, level) -> float:
         """The loss at ``x`` with ``level`` (a knob, or ``None``) set in ``x`` to the
@@ -302,20 +300,16 @@ def _level_match(objective: Any, x: np.ndarray, level: tuple[Any, list[int]]) ->
     return float(a - b * b / c)
 
 
-def initialise(
-    objective: Any, tracks: list[Any] | None = None, row0: bool = True
-) -> dict[str, float]:
+def initialise(objective: Any, numpy: bool = True) -> dict[str, float]:
     """Set the drive, output level, filter corners and curves of ``objective``'s chain from
     the training data (see the module's docstring).
 
     Args:
         objective: the full-batch :class:`~lactose_audio.refine.Objective` of the chain; the
             chain's banks are updated in place (every row alike).
-        tracks: the training tracks (:func:`lactose_audio.sampling.prepare_tracks`): the
-            trials are scored on numpy renders of pieces of them
-            (:mod:`lactose_audio.piece_loss`, ~10x faster); ``None``: on the objective.
-        row0: with ``tracks``, render every stage at its row 0 (the unconditioned phase);
-            else with the tracks' selections.
+        numpy: score the trials on numpy renders of the objective's batch
+            (:class:`lactose_audio.piece_loss.BatchLoss`, the same loss ~8x faster); False:
+            on the objective's graph.
 
     Returns:
         What was chosen: ``{"drive_db": ..., "level_db": ..., "loss": ...}`` (``drive_db`` and
@@ -323,7 +317,7 @@ def initialise(
     """
     chain = objective.chain
     drive, level = find_knobs(chain)
-    trials = _Trials(objective, tracks, row0)
+    trials = _Trials(objective, numpy)
     start = objective.get()
     best_loss, best_x = trials.loss(start, None), start.copy()
     start = start.copy()

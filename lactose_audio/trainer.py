@@ -389,7 +389,7 @@ class Trainer:
         from lactose_audio.initialise import initialise
 
         t0 = time.perf_counter()
-        self.initial = initialise(self.objective(), self.tracks, self._row0 or not self.keyed)
+        self.initial = initialise(self.objective())
         self.elapsed += time.perf_counter() - t0
         self.evaluate(self.initial["loss"])
         self.best_values = self._values()
@@ -470,7 +470,7 @@ class Trainer:
         if objective(objective.get())[0] >= ZERO_OUTPUT_LOSS:
             # Worse than silence on this batch (a new, larger full batch): restart from the
             # data-driven drive and level, or L-BFGS walks to the "output nothing" point.
-            initialise(objective, self.tracks, self._row0 or not self.keyed)
+            initialise(objective)
         left = steps - self.step if steps is not None else 10_000
         result = lbfgs(objective, max(left, 0), should_stop, on_iteration)
         tick()

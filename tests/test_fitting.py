@@ -75,27 +75,27 @@ def test_a_biquad_recovers_its_corner_within_one_percent(dry):
     assert params["q"][0] == pytest.approx(0.9, rel=0.02)
 
 
-@pytest.mark.parametrize("trials", ["objective", "pieces"])
+@pytest.mark.parametrize("trials", ["graph", "numpy"])
 def test_the_start_sets_the_least_squares_output_level(dry, trials):
     """The output level is set in closed form: a target that is the untrained chain's output
     times 0.3 is matched exactly (the loss is quadratic in the output gain), whether the trials
-    are scored on the graph's full batch or on numpy renders of pieces of the tracks."""
+    are scored by the graph or on numpy renders of the same full batch."""
     cfg = TrainConfig(chain_spec="tanh", key="none", steps=1).resolved()
     chain = build_chain(cfg, [dry], SR)
     wet = (0.3 * chain(dry, SR)).astype(np.float32)
     trainer = Trainer(chain, [pair_from_arrays(dry, wet, SR, latency=0)], cfg, SR)
     from lactose_audio.initialise import initialise
 
-    chosen = initialise(trainer.objective(), trainer.tracks if trials == "pieces" else None)
+    chosen = initialise(trainer.objective(), numpy=trials == "numpy")
     assert chosen["level_db"] == pytest.approx(20 * math.log10(0.3), abs=0.01)
     assert chosen["loss"] < 1e-5  # float32 rounding of the graph
 
 
-@pytest.mark.parametrize("trials", ["objective", "pieces"])
+@pytest.mark.parametrize("trials", ["graph", "numpy"])
 def test_the_start_places_filter_corners_from_the_data(dry, trials):
     """A tanh drive into a scipy low-pass at 3.5 kHz: the start puts the chain's low-pass at
     the grid's 3.5 kHz and leaves the high-pass the effect does not have out of the way (trials
-    scored on the graph's full batch, or on numpy renders of pieces of the tracks)."""
+    scored by the graph, or on numpy renders of the same full batch)."""
     from lactose_audio.initialise import CORNER_GRID_HZ, initialise
 
     b, a = _rbj_lowpass(3500.0, 0.7071)
@@ -105,7 +105,7 @@ def test_the_start_places_filter_corners_from_the_data(dry, trials):
                       cfg, SR)  # fmt: skip
     from lactose_audio.params import START_MARGIN
 
-    chosen = initialise(trainer.objective(), trainer.tracks if trials == "pieces" else None)
+    chosen = initialise(trainer.objective(), numpy=trials == "numpy")
     assert chosen["drive_db"] == pytest.approx(18.0, abs=0.5)  # the grid's 18 dB
     stages = trainer.chain.stages
     # out of the way: the grid's first corner is the 5 Hz floor, placed START_MARGIN inside it
