@@ -1,22 +1,24 @@
-"""The training loss of a chain from numpy renders of pieces of the training audio.
+"""Training losses of a chain from numpy renders, for the data-driven starts' trials.
 
 The data-driven starts (:mod:`lactose_audio.initialise` for the unconditioned fit,
 :mod:`lactose_audio.range_start` for each range of a keyed one) try a few dozen values of a
 drive or a filter corner, each with the output level matched. Each trial needs only the loss,
 not its gradient, so it renders with the numpy backend (:mod:`lactose_audio.iir`) instead of
-evaluating the TensorFlow graph's loss and gradient: 8 s of training audio through a 9-stage
-chain in ~20 ms, where one loss-and-gradient evaluation of the full batch took 110-165 ms
-(and a level-matched trial two of them).
+evaluating the TensorFlow graph's loss and gradient (0.11-0.16 s per evaluation on a 9-stage
+chain, two per level-matched trial).
 
 The loss is the fitter's: ESR plus pre-emphasised ESR (:data:`DEFAULT_PRE_EMPHASIS`), one
-normalisation over all the samples scored, on :data:`START_SECONDS` of the pairs' training
-parts (validation blocks excluded) in :data:`PIECE_SECONDS` pieces spread over each take,
-each rendered from its filters' warm-up (:func:`lactose_audio.sampling.context_samples`)
-before it. With a hard "if" each sample is processed by one range's row, so the loss is a sum
-of per-range parts, and the part of range ``r`` at an output gain ``g`` (linear, relative to
-the chain's current level) is the quadratic ``T_r - 2 b_r g + c_r g^2`` whose sums
-``T, b, c`` one render gives (:meth:`PieceLoss.sums`): every range's least-squares level in
-closed form.
+normalisation over all the samples scored. It is quadratic in the output's linear gain ``g``
+(relative to the chain's current level): ``T - 2 b g + c g^2``, so the sums ``b``, ``c`` of
+one render give the least-squares level in closed form.
+
+- :class:`BatchLoss` scores the objective's own full batch (the segments the refinement
+  minimises over): the unconditioned start, ~70 ms per trial.
+- :class:`PieceLoss` scores :data:`START_SECONDS` of the pairs' training parts (validation
+  blocks excluded) in :data:`PIECE_SECONDS` pieces spread over each take, each rendered from
+  its filters' warm-up (:func:`lactose_audio.sampling.context_samples`), split by range: with
+  a hard "if" each sample is processed by one range's row, so the loss is a sum of per-range
+  parts, and one render per trial gives every range's part and level (the ranges' start).
 
 No TensorFlow: the banks are read as numpy arrays.
 """
