@@ -17,10 +17,12 @@ Definitions (the numbers are module constants):
 - **Latency**: ``latency_samples > 0`` means the wet lags the dry, i.e.
   ``wet[t] ~ f(dry[t - latency_samples])``. Estimated as the lag, within ±``max_latency``
   samples, of the largest *absolute* cross-correlation of wet and dry (FFT-based). Absolute,
-  so an effect that inverts polarity is still aligned correctly; a negative peak sets
-  ``Pair.polarity_inverted`` and warns (a drive pedal usually preserves polarity, so this is
-  worth knowing but the wet is never flipped). A peak on the edge of the window is refused: the
-  true latency probably lies outside it.
+  so an effect that inverts polarity is still aligned correctly; a negative peak (normalised
+  correlation at most ``-MIN_CORRELATION``) sets ``Pair.polarity_inverted`` and warns. With a
+  given latency the flag comes from the correlation at that lag, without a warning. The wet
+  is never flipped: training ends the chain with an ``invert`` stage
+  (:func:`lactose_audio.training.polarity_spec`). A peak on the edge of the window is refused:
+  the true latency probably lies outside it.
 
 Alignment drops the first ``latency_samples`` samples of the wet (or the first
 ``-latency_samples`` of the dry) and trims both to the shorter length. This module imports only
@@ -332,7 +334,7 @@ def pair_from_arrays(
                 f" ({latency} samples of ±{max_latency}); the latency may be larger: raise"
                 " --max-latency or pass --latency"
             )
-        inverted = correlation < 0
+        inverted = correlation <= -MIN_CORRELATION
         if abs(correlation) < MIN_CORRELATION:
             warnings.warn(
                 f"{wet_name}: correlates only {abs(correlation):.3f} with {dry_name} at the"
@@ -343,7 +345,7 @@ def pair_from_arrays(
         elif inverted:
             warnings.warn(
                 f"{wet_name}: the effect inverts polarity (correlation {correlation:.3f} at"
-                f" {latency} samples); the wet is kept as recorded",
+                f" {latency} samples); training ends the chain with an invert stage",
                 DataWarning,
                 stacklevel=3,
             )
@@ -358,6 +360,11 @@ def pair_from_arrays(
     n = min(dry_aligned.shape[0], wet_aligned.shape[0])
     if n < 1:
         raise DataError(f"{wet_name}: nothing left after removing a latency of {latency} samples")
+    if given:  # the polarity at the given latency (no warning: the user aligned the pair)
+        d = dry_aligned[:n].astype(np.float64)
+        w = wet_aligned[:n].astype(np.float64)
+        norm = float(np.sqrt(np.dot(d, d) * np.dot(w, w)))
+        inverted = norm > 0 and float(np.dot(d, w)) <= -MIN_CORRELATION * norm
     return Pair(
         dry=np.ascontiguousarray(dry_aligned[:n]),
         wet=np.ascontiguousarray(wet_aligned[:n]),

@@ -56,6 +56,8 @@ class Stage:
         knob: ControlKey | None = None,
     ) -> None:
         self.block = _blocks.get_block(block) if isinstance(block, str) else block
+        if not self.block.params and bank is None:  # nothing to select: never keyed
+            key = edges = knob = None
         if knob is not None:
             if not isinstance(knob, ControlKey):
                 raise ParameterError(f"stage {self.block.name}: knob must be a control key")

@@ -51,6 +51,7 @@ __all__ = [
     "Trainer",
     "TrainingInterrupted",
     "build_chain",
+    "polarity_spec",
     "load_checkpoint",
     "save_checkpoint",
     "train",
@@ -74,6 +75,21 @@ _RESUME_KEEP = (
     "budget_seconds",
     "steps",
 )
+
+
+def polarity_spec(spec: str, pairs: Sequence[Any]) -> str:
+    """``spec`` ending in an ``invert`` stage when every pair's effect inverts polarity.
+
+    No block but ``invert`` makes a negative gain, so a chain fitted to an inverting effect
+    (:attr:`~lactose_audio.data.Pair.polarity_inverted`: a common-emitter stage, many fuzzes
+    and amplifiers) would end at the ESR of silence or worse. A spec that already has an
+    ``invert`` stage, ``auto``, and pairs that disagree are returned as they are.
+    """
+    if spec == AUTO or not pairs or not all(p.polarity_inverted for p in pairs):
+        return spec
+    if any(item.partition("@")[0].strip() == "invert" for item in spec.split(">")):
+        return spec
+    return f"{spec}>invert"
 
 
 def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate: int):
@@ -196,6 +212,8 @@ def train(
             pick(p.dry, training_parts(p.n_samples, h))
             for p, h in zip(fit_pairs, held, strict=True)
         ]
+        spec = polarity_spec(trainer_cfg.chain_spec, fit_pairs)
+        trainer_cfg = dataclasses.replace(trainer_cfg, chain_spec=spec)
         chain = build_chain(trainer_cfg, train_audio, sample_rate)
         return Trainer(chain, fit_pairs, trainer_cfg, sample_rate)
 
@@ -248,6 +266,7 @@ def train(
         chain_spec, key = trainer.cfg.chain_spec, trainer.cfg.key
     if not math.isfinite(trainer.best_esr):
         raise TrainingInterrupted("interrupted before the first validation; nothing saved")
+    chain_spec = polarity_spec(chain_spec, pairs)  # as fitted (a search names its family's)
     checkpoint(trainer)  # the state as trained: --resume continues from here
     steps = int(search_info.get("steps", 0)) + int(trainer.step)
     # A search's seconds are its wall clock (every candidate); a single fit's, its own clock.
@@ -256,9 +275,10 @@ def train(
     # The ranking is for reading: its ESRs keep 4 significant digits, so rounding noise in a
     # candidate that was not chosen (a last-bit difference of float32 sums) cannot change the
     # preset's bytes; the chosen fit's own figures stay exact.
+    fitted = [{**r, "chain": polarity_spec(r["chain"], pairs)} for r in search_info["ranking"]]
     ranking = [
         {**r, "val_esr": None if r["val_esr"] is None else float(f"{r['val_esr']:.4g}")}
-        for r in search_info["ranking"]
+        for r in fitted
     ]
     timing: dict[str, Any] = {"seconds": round(seconds, 2)}
     if cfg.budget_seconds is None:
@@ -311,7 +331,7 @@ def train(
         latency_samples=[int(p.latency_samples) for p in pairs],
         chain=chain_spec,
         key=key,
-        search=search_info["ranking"],
+        search=fitted,
         history=trainer.history,
     )
     if report_dir is not None:

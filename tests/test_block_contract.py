@@ -126,7 +126,7 @@ def chain_for(name: str, soft: bool, seed: int) -> Chain:
     chain = Chain([*items, nested, Stage("highpass")], hop_size=1024)
     rng = np.random.default_rng(seed)
     for stage in chain.stages:
-        raw = rng.uniform(-1.0, 1.0, (stage.n_ranges, stage.block.n_params))
+        raw = rng.uniform(-1.0, 1.0, (stage.n_ranges, stage.bank.n_params))
         if stage.block.is_linear:
             # neighbouring ranges of a trained filter differ moderately; the engines differ
             # only in how a filter change is faded (the graph fades the input between FIRs)

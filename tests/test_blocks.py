@@ -38,6 +38,8 @@ class PluginFuzz(Block):
 
 
 ALL_BLOCKS = sorted(registered_blocks())
+#: Blocks with parameters (``invert`` has none: no bank to train or select).
+PARAMETRIC = [n for n in ALL_BLOCKS if get_block(n).params]
 
 
 def _noise(n, seed=0, scale=0.5, batch=1):
@@ -130,7 +132,7 @@ def _stage_forward(stage, audio, hop=256):
     return chain, [UNKEYED] * (len(chain.stages) - 1) + [sel]
 
 
-@pytest.mark.parametrize("name", ALL_BLOCKS)
+@pytest.mark.parametrize("name", PARAMETRIC)
 def test_gradients_finite_nonzero_and_reach_only_selected_rows(name):
     block = get_block(name)
     row = _interior_row(block)
@@ -350,3 +352,15 @@ def test_mix_oracle_per_range_and_nested():
     np.testing.assert_allclose(get_block("mix")(audio, SR, wet=0.3).numpy(), audio, atol=1e-7)
     with pytest.raises(ParameterError, match="dry"):
         get_block("mix").kernel(tf.constant(audio), get_block("mix").controls(), SR)
+
+
+def test_invert_negates_and_is_never_keyed():
+    """``invert``: y = -x exactly in both kernels; a stage of it has nothing to select, so a
+    key given to it (``Chain.from_spec(..., key=)``) leaves it unkeyed, one range."""
+    x = _noise(1500, seed=7)
+    block = get_block("invert")
+    np.testing.assert_array_equal(block.kernel_np(x, {}, SR), -x)
+    np.testing.assert_array_equal(block.kernel(tf.constant(x), {}, SR).numpy(), -x)
+    chain = Chain.from_spec("gain>invert", key=make_key("amplitude"), n_ranges=4)
+    assert chain.stages[0].keyed and not chain.stages[1].keyed
+    assert chain.stages[1].n_ranges == 1

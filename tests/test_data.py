@@ -103,6 +103,32 @@ def test_inverted_polarity_is_aligned_and_flagged():
     np.testing.assert_array_equal(pair.wet, wet[12:])  # kept as recorded, not flipped
 
 
+def test_polarity_at_a_given_latency_is_flagged_without_a_warning():
+    dry = _dry()
+    wet = _delayed(dry, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the user aligned the pair: no warning
+        flipped = pair_from_arrays(dry, -_effect(wet), SR, latency=12)
+        kept = pair_from_arrays(dry, _effect(wet), SR, latency=12)
+        unrelated = pair_from_arrays(dry, _dry(seed=5), SR, latency=0)
+    assert flipped.polarity_inverted and not kept.polarity_inverted
+    assert not unrelated.polarity_inverted  # |correlation| < MIN_CORRELATION: no sign
+
+
+def test_polarity_spec_appends_invert_only_when_every_pair_inverts():
+    from lactose_audio.training import polarity_spec
+
+    dry = _dry()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inverted = pair_from_arrays(dry, -_effect(dry), SR, latency=0)
+        kept = pair_from_arrays(dry, _effect(dry), SR, latency=0)
+    assert polarity_spec("gain>tanh", [inverted]) == "gain>tanh>invert"
+    assert polarity_spec("gain>tanh>invert", [inverted]) == "gain>tanh>invert"
+    assert polarity_spec("gain>tanh", [inverted, kept]) == "gain>tanh"
+    assert polarity_spec("auto", [inverted]) == "auto"
+
+
 def test_latency_on_window_edge_is_refused():
     # A smooth signal's correlation still rises at the window's edge when the true delay
     # (130 samples) lies beyond it (100 samples).

@@ -39,7 +39,9 @@ TOLERANCE = 1e-5
 FRAME_KEY = KeySpec("amplitude", rate="frame")
 SAMPLE_KEY = KeySpec("amplitude", rate="sample", attack_ms=2.0, release_ms=80.0)
 EDGES = RangeEdges((-36.0, -26.0, -16.0), "dBFS")
-POINTWISE = ["gain", "tanh", "asym_clip", "hard_clip", "chebyshev", "mlp", "mix", "compressor"]
+POINTWISE = [
+    "gain", "tanh", "asym_clip", "hard_clip", "chebyshev", "mlp", "mix", "compressor", "invert",
+]  # fmt: skip
 FILTERS = [
     "lowpass",
     "highpass",
@@ -91,6 +93,8 @@ def plugin_output(code: str, audio: np.ndarray, sample_rate: int, **kwargs) -> n
 
 def randomise(stage: Stage, rng: np.random.Generator) -> Stage:
     """Per-range parameters drawn inside each scaling's middle (raw values in [-2, 2])."""
+    if not stage.block.params:  # nothing to draw (invert)
+        return stage
     raw = rng.uniform(-2.0, 2.0, (stage.n_ranges, stage.block.n_params))
     rows = np.stack([p.to_physical_np(raw[:, i]) for i, p in enumerate(stage.block.params)], 1)
     if stage.block.name in ("gain", "tanh", "asym_clip", "hard_clip"):  # keep levels sane

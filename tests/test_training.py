@@ -314,3 +314,24 @@ def test_learned_dry_wet_mix_recovers_a_parallel_drive(tmp_path):
     learned_wet = effect.chain.stages[1].physical()[0, 0]
     assert abs(learned_wet - 0.3) < 0.05, learned_wet
     assert esr(wet, effect(dry, sr)) < 0.01
+
+
+def test_an_inverting_effect_is_fitted_with_an_invert_stage(drive_pair, tmp_path):
+    """A wet of inverted polarity: no other block makes a negative gain, so the fit ends its
+    chain with ``invert`` and reaches the ESR of the same effect not inverted; the chain
+    without it is at best silence (oracle: for y = -w, ESR(w, y) = 4 and ESR(w, 0) = 1)."""
+    inverted = pair_from_arrays(
+        drive_pair.dry, -drive_pair.wet, drive_pair.sample_rate, latency=0, name="inverted"
+    )
+    assert inverted.polarity_inverted and not drive_pair.polarity_inverted
+    config = TrainConfig(chain_spec="gain>tanh", key="none", steps=60, seed=0)
+    result = train(inverted, config, out=tmp_path / "inv.json")
+    plain = train(drive_pair, config)
+    assert result.chain == "gain>tanh>invert" and plain.chain == "gain>tanh"
+    effect = load_preset(tmp_path / "inv.json")
+    assert [s.block.name for s in effect.chain.stages] == ["gain", "tanh", "invert"]
+    assert effect.training["chain"] == "gain>tanh>invert"
+    assert result.validation_esr < 0.01
+    assert result.validation_esr == pytest.approx(plain.validation_esr, rel=0.05, abs=1e-4)
+    out = effect(drive_pair.dry, drive_pair.sample_rate)
+    assert esr(-drive_pair.wet, out) < 0.01 < esr(drive_pair.wet, out)

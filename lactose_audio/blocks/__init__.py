@@ -4,7 +4,7 @@ Importing this package registers the built-in blocks: waveshapers (``tanh``, ``a
 ``hard_clip``, ``chebyshev``, ``mlp``), filters (``lowpass``, ``highpass``, ``bandpass``,
 ``peak``, ``lowshelf``, ``highshelf``; first-order ``lowpass1``, ``highpass1``, ``lowshelf1``,
 ``highshelf1``; ``fir_eq``) and utility (``gain``, ``dc_blocker``,
-``mix``) and dynamics (``compressor``, stateful).
+``mix``, ``invert``) and dynamics (``compressor``, stateful).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Utility blocks: gain, DC blocker and the learned dry/wet mix.
+"""Utility blocks: gain, DC blocker, polarity inversion and the learned dry/wet mix.
 
 Two kinds of dry/wet mix:
 
@@ -75,6 +75,30 @@ class DCBlocker(LinearFilter):
         return biquad_response(b, a, n_fft, xp)
 
 
+class Invert(Block):
+    """Polarity inversion: ``y = -x``. No parameters.
+
+    Many analogue stages invert polarity (a common-emitter or common-cathode gain stage, some
+    fuzzes and amplifiers); no other block can make a negative gain. Training appends it to a
+    chain when the pair's wet correlates negatively with its dry
+    (:attr:`lactose_audio.data.Pair.polarity_inverted`), so the rest of the chain fits the
+    effect as if its polarity were kept.
+    """
+
+    name = "invert"
+    rate = "sample"
+    params = ()
+
+    def kernel(self, audio, controls: Mapping[str, tf.Tensor], sample_rate: float):
+        return -audio
+
+    def kernel_np(self, audio, controls: Mapping[str, Any], sample_rate: float):
+        return np.negative(audio, dtype=np.float32)
+
+    def faust(self, x, controls, dry=None):
+        return f"0.0 - {x}"
+
+
 class Mix(Block):
     """Learned dry/wet mix: ``y = wet * x + (1 - wet) * dry`` (``dry``: the chain's input).
 
@@ -102,4 +126,4 @@ class Mix(Block):
         return f"{dry} + {controls['wet']} * ({x} - {dry})"
 
 
-__all__ = ["DCBlocker", "Gain", "Mix"]
+__all__ = ["DCBlocker", "Gain", "Invert", "Mix"]
