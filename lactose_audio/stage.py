@@ -186,6 +186,8 @@ class Stage:
             raise ParameterError(
                 f"stage {block.name}: a stage with a control field needs a signal key"
             )
+        if not block.params and (key is not None or knob is not None or edges.n_ranges > 1):
+            raise ParameterError(f"stage {block.name}: has no parameters, so it cannot be keyed")
         stage = cls(block, None, key, edges, config["soft_width"], knob)
         ranges = config["ranges"]
         if len(ranges) != stage.n_ranges:

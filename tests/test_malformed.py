@@ -207,6 +207,12 @@ PRESET_MUTATIONS: dict[str, tuple[Callable[[dict], object], str]] = {
     "units-number": (lambda d: _stage(d, 0).update(units={"gain_db": 1}), "units.gain_db"),
     "stage-list": (lambda d: d["chain"]["stages"].__setitem__(0, [1, 2]), "stages[0]"),
     "stages-object": (lambda d: d["chain"].update(stages={}), "stages must be a list"),
+    "keyed-invert": (
+        lambda d: _stage(d, 0).update(
+            block="invert", units={}, ranges=[{} for _ in _stage(d, 0)["ranges"]]
+        ),
+        "stage invert: has no parameters, so it cannot be keyed",
+    ),
 }
 
 RENDER_MUTATIONS = ("hop-huge", "param-string", "unknown-edges-field", "deep-chain-nesting",
