@@ -253,23 +253,23 @@ class _Trials:
         from lactose_audio.piece_loss import BatchLoss
 
         self.objective = objective
-        self.pieces = None
+        self.batch_loss = None
         if numpy:
-            self.pieces = BatchLoss(
+            self.batch_loss = BatchLoss(
                 objective.chain, objective.batch, objective.context, objective.sample_rate
             )
 
     def loss(self, x: np.ndarray, level) -> float:
         """The loss at ``x`` with ``level`` (a knob, or ``None``) set in ``x`` to the
         least-squares output level."""
-        if self.pieces is None:
+        if self.batch_loss is None:
             objective = self.objective
             return _level_match(objective, x, level) if level is not None else objective(x)[0]
         self.objective.set(x)
-        sums = self.pieces.sums()
+        sums = self.batch_loss.sums()
         if sums is None:
             return math.inf
-        b, c = (float(np.sum(v)) for v in sums)
+        b, c = sums
         gain = 1.0
         if level is not None and b > 0.0 and c > 0.0:
             current = _physical(x, level)

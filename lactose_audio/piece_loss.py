@@ -48,21 +48,17 @@ class PieceLoss:
         tracks: :func:`lactose_audio.sampling.prepare_tracks` of the training pairs.
         sample_rate: Hz.
         keyed: the keyed stage whose ranges the sums are split by (the tracks' own
-            selections are rendered); ``None``: one part, every stage rendered with its row 0
-            (the unconditioned phase of a fit).
+            selections are rendered).
     """
 
-    def __init__(self, chain: Any, tracks: list[Any], sample_rate: float, keyed: Any = None):
+    def __init__(self, chain: Any, tracks: list[Any], sample_rate: float, keyed: Any):
         from lactose_audio.iir import NumpyBackend
-        from lactose_audio.ranges import UNKEYED
         from lactose_audio.sampling import context_samples
 
         self.chain, self.tracks, self.sample_rate = chain, tracks, float(sample_rate)
         self.backend = NumpyBackend
-        self.row0 = keyed is None
-        self.unkeyed = [UNKEYED] * len(chain.stages)
-        self.n_rows = 1 if keyed is None else keyed.n_ranges
-        position = None if keyed is None else chain.stages.index(keyed)
+        self.n_rows = keyed.n_ranges
+        position = chain.stages.index(keyed)
         hop = chain.hop_size
         context = -(-context_samples(chain, int(sample_rate)) // hop) * hop
         total_samples = sum(t.n_samples for t in tracks)
@@ -73,10 +69,7 @@ class PieceLoss:
         total = total_pre = 0.0
         for track in tracks:
             pieces = training_pieces(track.n_samples, total_samples, sample_rate, hop, context)
-            if position is None:
-                rows = np.zeros(track.n_samples, np.int64)
-            else:
-                rows = sample_rows(track.selections[position], track.n_samples, hop)
+            rows = sample_rows(track.selections[position], track.n_samples, hop)
             mask = track.training_mask(track.n_samples)
             wet = track.wet.astype(np.float64)
             wet_pre = pre_emphasis(wet, DEFAULT_PRE_EMPHASIS)
@@ -101,10 +94,7 @@ class PieceLoss:
         """The prediction (plain, pre-emphasised) on ``pieces``' kept samples, float64."""
         plain, emphasised = [], []
         for a0, a, b, keep in pieces:
-            if self.row0:
-                sels = self.unkeyed
-            else:
-                sels = self.chain.slice_selections(track.selections, a0, b - a0)
+            sels = self.chain.slice_selections(track.selections, a0, b - a0)
             y = self.backend(self.chain, self.sample_rate).process(track.dry[a0:b], sels)
             y = y.astype(np.float64)
             plain.append(y[a - a0 :][keep])
@@ -189,11 +179,11 @@ class BatchLoss:
             1.0 / max(float(np.sum(wet**2)), 1e-30),
             1.0 / max(float(np.sum(self.wet_pre**2)), 1e-30),
         )
-        self.floor = np.array([2.0])  # the loss of silence
 
-    def sums(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(b, c)`` (``[1]`` each) of the chain as it stands: the loss at output gain ``g``
-        is ``2 - 2 b g + c g^2``; ``None`` if the render is not finite."""
+    def sums(self) -> tuple[float, float] | None:
+        """``(b, c)`` of the chain as it stands: the loss at output gain ``g`` is
+        ``2 - 2 b g + c g^2`` (2: the loss of silence); ``None`` if the render is not
+        finite."""
         pred = np.empty_like(self.wet)
         for i, sels in enumerate(self.selections):
             y = self.backend(self.chain, self.sample_rate).process(self.batch.dry[i], sels)
@@ -207,7 +197,7 @@ class BatchLoss:
         c = self.norm[0] * float(np.sum(pred * pred)) + self.norm[1] * float(
             np.sum(pred_pre * pred_pre)
         )
-        return np.array([b]), np.array([c])
+        return b, c
 
 
 def training_pieces(
