@@ -320,12 +320,19 @@ class NumpyBackend:
         Returns:
             float32 ``[n]``.
         """
-        n = audio.shape[0]
-        x = pad_to_frames(audio, self.hop_size)
+        return self.process_frames(pad_to_frames(audio, self.hop_size), selections)[
+            : audio.shape[0]
+        ]
+
+    def process_frames(self, x: np.ndarray, selections: list[Any]) -> np.ndarray:
+        """:meth:`process` of float32 ``x [n_frames * hop_size]``, already on the frame grid.
+
+        Returns:
+            float32 ``[n_frames * hop_size]``.
+        """
         self._sels = list(selections)
         self._n_frames = x.size // self.hop_size
-        out = execute(self.plan, x, self)[:n]
-        return np.ascontiguousarray(out, np.float32)
+        return np.ascontiguousarray(execute(self.plan, x, self), np.float32)
 
     # executor backend interface
     def pointwise(self, x: np.ndarray, run: PointwiseRun, dry: np.ndarray) -> np.ndarray:
