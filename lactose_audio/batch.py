@@ -98,8 +98,8 @@ def _render_task(
 def _render_chunk(
     text: str, source: str, pairs: list[tuple[str, str]], options: dict[str, Any]
 ) -> list[tuple[str, str | None]]:
-    """Render several files in a worker (one task): :func:`_render_task` per file, the
-    output directories fsync'ed once at the end of the chunk
+    """Render several files (one task): :func:`_render_task` per file, the output
+    directories fsync'ed once at the end of the chunk
     (:func:`lactose_audio.atomic.deferred_directory_sync`)."""
     with deferred_directory_sync():
         return [_render_task(text, source, src, dst, options) for src, dst in pairs]
@@ -133,42 +133,44 @@ def _scheduled(
     executor: Executor,
     run_chunk: Callable[[list[tuple[str, str]]], list[tuple[str, str | None]]],
     submit_chunk: Callable[[list[tuple[str, str]]], Future],
-    submit_warm: Callable[[], Future],
+    warming: set[Future],
     work_here: bool,
 ) -> Iterator[tuple[str, str | None]]:
     """Outcomes of ``tasks`` rendered on ``executor`` (and here if ``work_here``), as they end.
 
-    Tasks go out in chunks of up to :data:`MAX_CHUNK_FILES` files (``submit_chunk``). With a
-    known number of workers, at most two chunks per worker wait in the executor. With
-    ``work_here``, this process renders the first chunk before submitting anything (a worker
-    forked at the first submission then starts with the render path loaded); each worker
-    first gets :func:`_warm_worker` (``submit_warm``) and files only
-    once it is warm: until then, and whenever chunks remain, this process renders one itself
-    (``run_chunk``, from the end of the list) instead of waiting -- a worker still starting
-    never holds files that this process could have rendered.
+    Files go out in chunks (``submit_chunk``) taken from the front of the list, a quarter of
+    each worker's share of what remains and at most :data:`MAX_CHUNK_FILES`: chunks shrink to
+    one file as the list drains, so the workers and this process end together (with fixed
+    chunks of 4, this process sat idle for the last two chunks queued to a worker: ~90 ms of
+    a 1.4 s run). With a known number of workers, at most two chunks per worker wait in the
+    executor, and a worker still warming up (its :func:`_warm_worker` task, in ``warming``,
+    submitted by the caller) holds one chunk, which it starts as soon as it is warm (waiting
+    for the warm-up to end first left a forked worker idle for this process's first chunk,
+    ~50 ms); whenever files remain, this process renders a chunk itself (``run_chunk``, from
+    the end of the list) instead of waiting.
     """
     workers = getattr(executor, "_max_workers", None)  # ProcessPoolExecutor, ThreadPoolExecutor
     slots = (workers + (1 if work_here else 0)) if workers else 1
-    size = max(1, min(MAX_CHUNK_FILES, len(tasks) // (4 * slots)))
-    chunks = collections.deque(tasks[i : i + size] for i in range(0, len(tasks), size))
-    warming: set[Future] = set()
-    ready = workers or 0
-    if work_here and workers and chunks:
-        # this process renders a chunk first: it loads the render path (numba's kernels), so
-        # a worker forked afterwards starts warm
-        yield from run_chunk(chunks.pop())
-        warming = {submit_warm() for _ in range(min(workers, len(chunks)))}
-        ready = 0
+    pending = collections.deque(tasks)
+
+    def take(from_end: bool) -> list[tuple[str, str]]:
+        size = max(1, min(MAX_CHUNK_FILES, len(pending) // (4 * slots)))
+        if from_end:
+            return [pending.pop() for _ in range(size)][::-1]
+        return [pending.popleft() for _ in range(size)]
+
+    warming = set(warming)
+    ready = 0 if warming else (workers or 0)
     in_flight: set[Future] = set()
-    while chunks or in_flight:
+    while pending or in_flight:
         warm = {f for f in warming if f.done()}
         warming -= warm
         ready += sum(1 for f in warm if f.exception() is None)
-        limit = 2 * ready if workers else len(chunks)
-        while chunks and len(in_flight) < limit:
-            in_flight.add(submit_chunk(chunks.popleft()))
-        if chunks and (work_here or not (in_flight or warming)):
-            yield from run_chunk(chunks.pop())
+        limit = 2 * ready + len(warming) if workers else len(pending)
+        while pending and len(in_flight) < limit:
+            in_flight.add(submit_chunk(take(from_end=False)))
+        if pending and (work_here or not (in_flight or warming)):
+            yield from run_chunk(take(from_end=True))
             done = {f for f in in_flight if f.done()}
         elif in_flight:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -178,6 +180,19 @@ def _scheduled(
         in_flight -= done
         for future in done:
             yield from future.result()
+
+
+class _NoBar:
+    """The progress bar's interface when none is shown (importing tqdm costs ~40 ms)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
 
 
 def find_inputs(folder: str | os.PathLike, pattern: str = DEFAULT_PATTERN) -> list[Path]:
@@ -239,8 +254,6 @@ def render_files(
         ParameterError: ``out_dir`` is a file or the input folder, or a bad option.
         DataError: ``inputs`` is not a folder (nor a list of files).
     """
-    from tqdm import tqdm
-
     from lactose_audio.presets import dumps, load_preset
 
     if isinstance(inputs, str | os.PathLike):
@@ -301,12 +314,20 @@ def render_files(
             tasks.append((str(src), str(dst)))
 
     destination = dict(tasks)
-    bar = tqdm(
-        total=len(tasks),
-        unit="file",
-        file=sys.stderr,
-        disable=None if progress is None else not progress,
+    workers = getattr(executor, "_max_workers", None)
+    # the workers start (fork) and warm up while this process renders its first chunk
+    warming = (
+        {executor.submit(_warm_worker, text, source, options) for _ in range(workers)}
+        if executor is not None and work_here and workers and tasks
+        else set()
     )
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    if show:
+        from tqdm import tqdm
+
+        bar: Any = tqdm(total=len(tasks), unit="file", file=sys.stderr)
+    else:
+        bar = _NoBar()
 
     def run_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
         return _render_chunk(text, source, chunk, options)
@@ -314,14 +335,15 @@ def render_files(
     def submit_chunk(chunk: list[tuple[str, str]]) -> Future:
         return executor.submit(_render_chunk, text, source, chunk, options)
 
-    def submit_warm() -> Future:
-        return executor.submit(_warm_worker, text, source, options)
-
     with bar:
         if executor is None:
-            outcomes = (_render_task(text, source, s, d, options) for s, d in tasks)
+            outcomes = (
+                outcome
+                for i in range(0, len(tasks), MAX_CHUNK_FILES)
+                for outcome in run_chunk(tasks[i : i + MAX_CHUNK_FILES])
+            )
         else:
-            outcomes = _scheduled(tasks, executor, run_chunk, submit_chunk, submit_warm, work_here)
+            outcomes = _scheduled(tasks, executor, run_chunk, submit_chunk, warming, work_here)
         for src, problem in outcomes:
             if problem is None:
                 result.written.append(Path(destination[src]))

@@ -351,10 +351,10 @@ def _render_folder(
         from lactose_audio._process import skip_teardown_at_exit
 
         # jobs - 1 workers, and this process renders too (work_here). On Linux the workers are
-        # forked after this process has rendered its first files, so they start warm (numba's
-        # kernels loaded: ~0.5 s each under spawn); this path never imports TensorFlow, and
-        # numba's kernels run no threads. Elsewhere (and if TensorFlow is loaded, whose forked
-        # copy can hang) spawn.
+        # forked (they load the kernels in ~10 ms while this process renders its first files;
+        # ~0.5 s each under spawn); this path never imports TensorFlow, and numba's kernels
+        # run no threads. Elsewhere (and if TensorFlow is loaded, whose forked copy can hang)
+        # spawn.
         fork = sys.platform.startswith("linux") and "tensorflow" not in sys.modules
         executor = ProcessPoolExecutor(
             jobs - 1,

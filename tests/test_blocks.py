@@ -282,6 +282,24 @@ def test_mlp_default_curve_is_tanh_like():
     assert len({defaults[f"w1_{j}"] for j in range(1, MLP_HIDDEN)}) == MLP_HIDDEN - 1
 
 
+def test_mlp_written_defaults_are_the_seeded_draw():
+    """The written-out random defaults are the declared draw: ``default_rng(20250215)``,
+    uniform in ``+-1/sqrt(fan_in)`` per group in layout order, rounded to 4 decimals."""
+    rng = np.random.default_rng(20250215)
+    defaults = {p.name: p.default for p in get_block("mlp").params}
+    h = MLP_HIDDEN
+    for group, fan_in, size in (("w1", 1, h), ("b1", None, h), ("w2", h, h * h)):
+        scale = 1.0 / np.sqrt(fan_in) if fan_in else 0.0
+        drawn = rng.uniform(-scale, scale, size=size)
+        if group == "b1":
+            continue
+        for i, value in enumerate(drawn):
+            if (group == "w1" and i == 0) or (group == "w2" and i % h == 0):
+                continue  # the tanh path and W2[i, 0] = 0 are written over the draw
+            assert defaults[f"{group}_{i}"] == round(float(value), 4), f"{group}_{i}"
+    assert [defaults[f"w2_{h * i}"] for i in range(h)] == [0.5] + [0.0] * (h - 1)
+
+
 def test_gain_oracle_and_validation():
     x = _noise(1000, seed=14)
     np.testing.assert_allclose(_run(get_block("gain"), x, gain_db=-9.0), x * _db(-9.0), rtol=1e-6)

@@ -135,25 +135,52 @@ def test_cli_jobs_2_renders_here_and_in_a_worker(preset, tmp_path, capsys):
     _check_outputs(out_dir, signals)
 
 
-def test_work_here_renders_a_chunk_before_the_first_worker_task(preset, takes, tmp_path):
-    """With ``work_here`` this process renders its first chunk before anything is submitted,
-    so a worker forked at the first submission (``--jobs`` on Linux) starts with the render
-    path loaded."""
+def test_work_here_warms_the_workers_first_and_chunks_shrink_to_the_end(preset, tmp_path):
+    """With ``work_here`` the first submission is each worker's warm-up, before any files;
+    chunks are taken by a quarter of each slot's share of what remains (at most 4 files), so
+    they shrink to one file at the end and this process and the workers end together; every
+    file is rendered once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    root, signals = takes
+    from lactose_audio.batch import MAX_CHUNK_FILES
+
+    root = tmp_path / "in"
+    root.mkdir()
+    signals = {}
+    for i in range(40):
+        x = (0.3 * np.random.default_rng(100 + i).standard_normal(500)).astype(np.float32)
+        sf.write(root / f"t{i:02d}.wav", x, SR, subtype="FLOAT")
+        signals[f"t{i:02d}.wav"] = x
     out = tmp_path / "out"
     seen = []
 
     class Recording(ThreadPoolExecutor):
         def submit(self, fn, /, *args, **kwargs):
-            seen.append(len(list(out.rglob("*.wav"))) if out.exists() else 0)
+            seen.append((fn.__name__, len(args[2]) if fn.__name__ == "_render_chunk" else 0))
             return super().submit(fn, *args, **kwargs)
 
     with Recording(1) as pool:
         result = lactose_audio.render_files(preset, root, out, executor=pool, work_here=True)
-    assert seen and seen[0] >= 1
-    assert result.written == sorted(out / rel for rel in signals)
+    assert seen[0] == ("_warm_worker", 0)
+    sizes = [n for name, n in seen if name == "_render_chunk"]
+    assert sizes and max(sizes) <= MAX_CHUNK_FILES and sizes[-1] == 1
+    assert sizes == sorted(sizes, reverse=True)  # taken from a shrinking remainder
+    assert result.written == sorted(out / rel for rel in signals) and not result.failed
+    _check_outputs(out, signals)
+
+
+def test_render_files_reports_a_failed_rename_and_keeps_the_others(preset, takes, tmp_path):
+    """A file whose rename fails after it was rendered (its destination is a folder) is
+    reported with its input; the other files of its chunk are written."""
+    root, signals = takes
+    out = tmp_path / "out"
+    (out / "sub" / "b.wav").mkdir(parents=True)  # a folder where the output would go
+    result = lactose_audio.render_files(preset, root, out, overwrite=True)
+    failed = {p.name: problem for p, problem in result.failed}
+    assert set(failed) == {"b.wav", "broken.wav"}
+    assert "b.wav" in failed["b.wav"] and "cannot write" in failed["b.wav"]
+    assert result.written == sorted(out / rel for rel in signals if rel != "sub/b.wav")
+    assert (out / "sub" / "b.wav").is_dir()
 
 
 def test_work_here_with_nothing_to_render_skips_every_file(preset, tmp_path):
@@ -188,4 +215,3 @@ def test_render_files_work_here_with_a_thread_pool(preset, takes, tmp_path):
     assert result.written == sorted(tmp_path / "out" / rel for rel in signals)
     assert [p.name for p, _ in result.failed] == ["broken.wav"]
     _check_outputs(tmp_path / "out", signals)
-

@@ -293,21 +293,33 @@ def _mlp_layout() -> list[tuple[str, tuple[int, ...]]]:
 MLP_TANH_PATH = {"w1": {0: 1.0}, "b1": {0: 0.0}, "w2": {0: 0.5}, "w3": {0: 2.0}}
 
 
+#: The random part of the defaults, rounded to 4 decimals: ``w1`` and ``w2`` drawn uniformly in
+#: ``+-1/sqrt(fan_in)`` by ``numpy.random.default_rng(20250215)``, then :data:`MLP_TANH_PATH`
+#: written over them and ``W2[i, 0] = 0`` (only hidden unit 0 feeds output unit 0); ``b1``,
+#: ``b2`` and ``w3`` start at 0. Written out (``tests/test_blocks.py`` draws them again) so
+#: that importing the blocks does not import ``numpy.random`` (15 ms of every ``lactose``
+#: command).
+MLP_DEFAULT_W1 = (1.0, 0.3869, 0.0314, -0.3221, -0.2952, 0.919, 0.2448, 0.5548)
+MLP_DEFAULT_W2 = (
+    0.5, 0.229, 0.1899, 0.2471, 0.1504, 0.2257, -0.1644, 0.323,
+    0.0, -0.3384, 0.312, 0.0036, -0.0052, 0.3033, 0.2964, 0.0067,
+    0.0, -0.1777, 0.0553, 0.2748, -0.1415, 0.1146, -0.3026, 0.1692,
+    0.0, -0.0931, -0.2254, 0.174, 0.0206, 0.1466, 0.3169, -0.1533,
+    0.0, -0.2453, -0.1647, 0.0782, -0.0794, -0.1767, -0.1656, 0.0257,
+    0.0, 0.3316, -0.1625, 0.2588, -0.0305, 0.0988, 0.3424, 0.0357,
+    0.0, -0.0315, -0.3011, 0.2521, 0.0984, -0.0341, -0.0811, 0.2029,
+    0.0, 0.2562, 0.2488, -0.1669, -0.3451, -0.1418, -0.2428, -0.0201,
+)  # fmt: skip
+
+
 def _mlp_params() -> tuple[ParamSpec, ...]:
-    rng = np.random.default_rng(20250215)  # fixed: defaults are part of the declaration
+    drawn = {"w1": MLP_DEFAULT_W1, "w2": MLP_DEFAULT_W2}
     specs = []
     for group, shape in _mlp_layout():
-        fan_in = 1 if group == "w1" else MLP_HIDDEN
-        scale = 1.0 / math.sqrt(fan_in) if group.startswith("w") else 0.0
-        init = rng.uniform(-scale, scale, size=shape).reshape(-1)
-        if group == "w2":
-            init[::MLP_HIDDEN] = 0.0  # W2[i, 0]: only hidden unit 0 feeds output unit 0
-        if group == "w3":
-            init[:] = 0.0
-        for i, value in MLP_TANH_PATH.get(group, {}).items():
-            init[i] = value
+        init = drawn.get(group, (0.0,) * math.prod(shape))
         for i, value in enumerate(init):
-            specs.append(ParamSpec(f"{group}_{i}", "", -4.0, 4.0, "linear", round(float(value), 4)))
+            value = MLP_TANH_PATH.get(group, {}).get(i, value)
+            specs.append(ParamSpec(f"{group}_{i}", "", -4.0, 4.0, "linear", float(value)))
     return tuple(specs)
 
 
