@@ -159,19 +159,9 @@ class BatchLoss:
     """
 
     def __init__(self, chain: Any, batch: Any, context: int, sample_rate: float) -> None:
-        from lactose_audio.iir import NumpyBackend
-        from lactose_audio.ranges import UNKEYED
-
         self.chain, self.batch, self.context = chain, batch, int(context)
         self.sample_rate = float(sample_rate)
-        self.backend = NumpyBackend
-        self.selections = [
-            [
-                s if s is UNKEYED else type(s)(*(np.asarray(a)[i] for a in s))
-                for s in batch.selections
-            ]
-            for i in range(batch.n_segments)
-        ]
+        self.selections = row_selections(batch.selections, batch.n_segments)
         wet = np.asarray(batch.wet, np.float64)
         self.wet = wet
         self.wet_pre = wet[:, 1:] - DEFAULT_PRE_EMPHASIS * wet[:, :-1]
@@ -184,10 +174,9 @@ class BatchLoss:
         """``(b, c)`` of the chain as it stands: the loss at output gain ``g`` is
         ``2 - 2 b g + c g^2`` (2: the loss of silence); ``None`` if the render is not
         finite."""
-        pred = np.empty_like(self.wet)
-        for i, sels in enumerate(self.selections):
-            y = self.backend(self.chain, self.sample_rate).process(self.batch.dry[i], sels)
-            pred[i] = y[self.context :]
+        pred = render_rows(
+            self.chain, self.batch.dry, self.selections, self.context, self.sample_rate
+        )
         if not np.all(np.isfinite(pred)):
             return None
         pred_pre = pred[:, 1:] - DEFAULT_PRE_EMPHASIS * pred[:, :-1]
@@ -198,6 +187,48 @@ class BatchLoss:
             np.sum(pred_pre * pred_pre)
         )
         return b, c
+
+
+def row_selections(selections: list[Any], n_rows: int) -> list[list[Any]]:
+    """Stacked per-stage selections (arrays ``[rows, ...]``, or ``UNKEYED``) split per row."""
+    from lactose_audio.ranges import UNKEYED
+
+    return [
+        [s if s is UNKEYED else type(s)(*(np.asarray(a)[i] for a in s)) for s in selections]
+        for i in range(n_rows)
+    ]
+
+
+def render_rows(
+    chain: Any, dry: np.ndarray, selections: list[list[Any]], context: int, sample_rate: float
+) -> np.ndarray:
+    """float64 ``[rows, n - context]``: each row of ``dry [rows, n]`` rendered by the numpy
+    backend (:mod:`lactose_audio.iir`) with its selections, from silence, the first
+    ``context`` samples (its filters' warm-up) dropped."""
+    from lactose_audio.iir import NumpyBackend
+
+    pred = np.empty((dry.shape[0], dry.shape[1] - context))
+    for i, sels in enumerate(selections):
+        pred[i] = NumpyBackend(chain, sample_rate).process(dry[i], sels)[context:]
+    return pred
+
+
+def validation_sums(chain: Any, batch: Any, context: int, sample_rate: float) -> tuple[float, float]:
+    """``(error, energy)`` of a validation batch (:func:`lactose_audio.sampling.
+    validation_batches`) from numpy renders: ``sum(mask * (wet - prediction)**2)`` and
+    ``sum(wet**2)``, float64.
+
+    What the render engine gives, the trainer's validation ESR: 0.05 s for a 30 s take's
+    held-out blocks through a keyed 10-stage chain, where the fit's loss-and-gradient graph
+    took 0.33 s (and its first call traced it). The graph's error is within ~3e-4 relative of
+    it (float32, the filters' two implementations).
+    """
+    rows = batch.dry.shape[0]
+    pred = render_rows(chain, batch.dry, row_selections(batch.selections, rows), context,
+                       sample_rate)  # fmt: skip
+    wet = np.asarray(batch.wet, np.float64)
+    error = float(np.sum(np.asarray(batch.mask, np.float64) * (wet - pred) ** 2))
+    return error, float(np.sum(wet**2))
 
 
 def training_pieces(
@@ -234,6 +265,9 @@ __all__ = [
     "START_SECONDS",
     "BatchLoss",
     "PieceLoss",
+    "render_rows",
+    "row_selections",
     "sample_rows",
     "training_pieces",
+    "validation_sums",
 ]

@@ -59,15 +59,14 @@ class RefineResult:
 def value_and_gradient(chain: Any, batch: Any, sample_rate: int, context: int) -> Any:
     """The traced loss-and-gradient function of ``chain`` for batches laid out like ``batch``.
 
-    ``fn(dry, wet, mask, flat_selections) -> (loss, flat_gradient, error, energy)``: the loss
-    is ESR plus pre-emphasised ESR of the chain's output after ``context`` samples;
-    ``error`` is ``sum(mask * (wet - prediction)**2)`` and ``energy`` ``sum(wet**2)``
-    (float64), from which the trainer's validation ESR is summed over held-out batches of the
-    same layout; ``flat_selections`` are the arrays of the keyed stages' selections, in stage
-    order. The batch dimension is left open, so one trace serves the whole fit: every full
-    batch (a search finalist's larger batch, the ranges phase's selections) and validation.
-    Tracing costs 2-6 s on a 2-core CPU (a separate forward graph for validation would cost
-    another 1.5-3 s), an evaluation tens of ms.
+    ``fn(dry, wet, flat_selections) -> (loss, flat_gradient)``: the loss is ESR plus
+    pre-emphasised ESR of the chain's output after ``context`` samples; ``flat_selections``
+    are the arrays of the keyed stages' selections, in stage order. The batch dimension is
+    left open, so one trace serves the whole fit: every full batch (a search finalist's larger
+    batch, the ranges phase's selections). Tracing costs 2-4 s on a 2-core CPU (its graph is
+    instantiated without grappler's rewrites, see :func:`_instantiated_without_rewrites`), an
+    evaluation tens to hundreds of ms. (Validation renders with the numpy backend instead:
+    :func:`lactose_audio.piece_loss.validation_sums`.)
     """
     from lactose_audio._tf import tf
     from lactose_audio.losses import DEFAULT_PRE_EMPHASIS, esr_tf
@@ -79,7 +78,6 @@ def value_and_gradient(chain: Any, batch: Any, sample_rate: int, context: int) -
     flat = flat_selections(batch.selections)
     signature = [
         tf.TensorSpec([None, batch.dry.shape[1]], tf.float32),
-        tf.TensorSpec([None, batch.wet.shape[1]], tf.float32),
         tf.TensorSpec([None, batch.wet.shape[1]], tf.float32),
         [tf.TensorSpec([None, *np.shape(a)[1:]], tf.as_dtype(np.asarray(a).dtype)) for a in flat],
     ]
@@ -96,7 +94,7 @@ def value_and_gradient(chain: Any, batch: Any, sample_rate: int, context: int) -
         return out
 
     @tf.function(input_signature=signature, autograph=False)
-    def fn(dry, wet, mask, arrays):
+    def fn(dry, wet, arrays):
         with tf.GradientTape() as tape:
             prediction = chain.forward(dry, selections(arrays), sample_rate)[:, context:]
             loss = esr_tf(wet, prediction) + esr_tf(wet, prediction, DEFAULT_PRE_EMPHASIS)
@@ -105,12 +103,41 @@ def value_and_gradient(chain: Any, batch: Any, sample_rate: int, context: int) -
             tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
             for g, v in zip(grads, variables, strict=True)
         ]
-        error = tf.cast(mask * tf.square(wet - prediction), tf.float64)
-        energy = tf.cast(tf.square(wet), tf.float64)
-        flat_grads = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
-        return loss, flat_grads, tf.reduce_sum(error), tf.reduce_sum(energy)
+        return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
 
-    return fn
+    return _instantiated_without_rewrites(fn)
+
+
+def _instantiated_without_rewrites(fn: Any) -> Any:
+    """``fn`` (a ``tf.function`` with one input signature), its graph instantiated on the first
+    call with grappler's rewrite passes off.
+
+    TensorFlow optimises a function's graph once, when it first runs it. For the chains'
+    loss-and-gradient graphs the rewrites cost 0.5-0.9 s of each fit's 2-4 s trace (13 traces
+    in a 120 s search) and the evaluations ran no faster with them (0.54 s per full-batch
+    evaluation of a keyed 10-stage chain either way). They stay on for the other graphs (the
+    Adam step of an MLP bank ran 4-8 % slower without them). The switch is TensorFlow's
+    process-wide option, set only for the duration of that first call.
+    """
+    from lactose_audio._tf import tf
+
+    state = {"first": True}
+
+    def call(*args: Any) -> Any:
+        if not state["first"]:
+            return fn(*args)
+        options = tf.config.optimizer.get_experimental_options()
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+        try:
+            out = fn(*args)
+        finally:
+            tf.config.optimizer.set_experimental_options(
+                {"disable_meta_optimizer": bool(options.get("disable_meta_optimizer", False))}
+            )
+        state["first"] = False
+        return out
+
+    return call
 
 
 class Objective:
@@ -143,7 +170,6 @@ class Objective:
         self._args = (
             tf.constant(batch.dry),
             tf.constant(batch.wet),
-            tf.ones(batch.wet.shape, tf.float32),
             [tf.constant(a) for a in flat_selections(batch.selections)],
         )
         self.evaluations = 0
@@ -162,7 +188,7 @@ class Objective:
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """``(loss, gradient)`` at ``x`` (assigns ``x`` to the banks)."""
         self.set(x)
-        loss, grad, _, _ = self._fn(*self._args)
+        loss, grad = self._fn(*self._args)
         self.evaluations += 1
         return float(loss), grad.numpy().astype(np.float64)
 

@@ -44,15 +44,17 @@ def test_training_improves_esr_by_a_large_factor_over_identity(drive_pair, tmp_p
     held = validation_blocks(
         drive_pair.n_samples, 0.15, effect.chain.hop_size, drive_pair.sample_rate
     )
-    prediction = effect(drive_pair.dry, drive_pair.sample_rate, engine="graph")
+    prediction = effect(drive_pair.dry, drive_pair.sample_rate)
     measured = esr(pick(drive_pair.wet, held), pick(prediction, held))
     assert identity > 0.3
     assert measured < identity / 20, (measured, identity)
-    # The preset records what was measured (same validation split, same graph).
-    assert effect.training["validation_esr"] == pytest.approx(measured, rel=1e-3)
-    # The default render engine (exact recursive filters) hears the same thing.
-    fast = effect(drive_pair.dry, drive_pair.sample_rate)
-    assert esr(prediction, fast) < 1e-3
+    # The preset records what was measured (same validation split, same render engine; each
+    # block rendered after its filter context, not after the whole take before it: the exact
+    # recursive filters' tails beyond the context make ~0.2 % here).
+    assert effect.training["validation_esr"] == pytest.approx(measured, rel=5e-3)
+    # The training graph hears the same thing.
+    graph = effect(drive_pair.dry, drive_pair.sample_rate, engine="graph")
+    assert esr(prediction, graph) < 1e-3
     assert result.steps == effect.training["steps"] <= 240
 
 
@@ -104,10 +106,12 @@ def test_ranges_start_with_saturated_parameters_pulled_inside_their_bounds(drive
 
 @pytest.mark.parametrize("segment", [8192, 3 * 1024])
 def test_validation_esr_is_the_held_out_blocks_esr_after_their_context(drive_pair, segment):
-    """Oracle: the chain's forward run block by block (each held-out block after its filter
-    context), the error summed over blocks. The trainer cuts the blocks into pieces laid out
-    like its training segments (evaluated by the fit's one traced graph); their contexts
-    cover the filters' impulse response: the same ESR, whatever the segment length."""
+    """Oracle: the chain run block by block (each held-out block whole, after its filter
+    context), the error summed over blocks, by the numpy render engine and by the training
+    graph. The trainer cuts the blocks into pieces laid out like its training segments
+    (rendered by the numpy engine); their contexts cover the filters' impulse response: the
+    same ESR, whatever the segment length."""
+    from lactose_audio.iir import NumpyBackend
     from lactose_audio.trainer import Trainer
     from lactose_audio.training import build_chain
 
@@ -122,17 +126,21 @@ def test_validation_esr_is_the_held_out_blocks_esr_after_their_context(drive_pai
     trainer = Trainer(chain, [drive_pair], cfg, drive_pair.sample_rate)
     trainer.phase = "ranges"
     track, sr, context = trainer.tracks[0], drive_pair.sample_rate, trainer.context
-    errors = energy = 0.0
+    errors = graph_errors = energy = 0.0
     for begin, end in track.validation:
         assert begin >= context and (end - begin) % segment  # a masked, padded last piece
         sels = chain.slice_selections(track.selections, begin - context, end - begin + context)
+        out = NumpyBackend(chain, sr).process(track.dry[begin - context : end], sels)
         batched = [s if s is UNKEYED else type(s)(*(a[None] for a in s)) for s in sels]
-        out = np.asarray(chain.forward(track.dry[None, begin - context : end], batched, sr))
+        graph = np.asarray(chain.forward(track.dry[None, begin - context : end], batched, sr))
         target = track.wet[begin:end].astype(np.float64)
-        errors += np.sum((target - out[0, context:]) ** 2)
+        errors += np.sum((target - out[context:]) ** 2)
+        graph_errors += np.sum((target - graph[0, context:]) ** 2)
         energy += np.sum(target**2)
     assert 0.001 < errors / energy < 1.0  # a real error to compare, not a trivial one
-    assert trainer.validation_esr() == pytest.approx(errors / energy, rel=1e-4)
+    assert trainer.validation_esr() == pytest.approx(errors / energy, rel=1e-5)
+    # the graph's float32 filters differ from the exact recursion by ~3e-4 relative here
+    assert trainer.validation_esr() == pytest.approx(graph_errors / energy, rel=2e-3)
 
 
 def test_resume_continues_where_the_checkpoint_left_off(drive_pair, tmp_path):
