@@ -14,8 +14,10 @@ The candidate family (:data:`FAMILY`) covers the structures of drive pedals and 
   op-amp rails);
 - ``mlp``: ``highpass>gain>mlp>gain>lowpass>highpass`` — any memoryless curve (fuzz,
   rectifiers, strong even harmonics);
-- ``two_stage``: ``highpass>gain>tanh>highpass>peak>lowpass>gain>tanh>lowpass>highpass`` — two
-  drive stages with a coupling high-pass and a tone filter between (amps, stacked pedals);
+- ``two_stage``: ``highpass>gain>tanh>highpass>peak>lowpass>gain>mlp>gain>lowpass>highpass`` —
+  two drive stages with a coupling high-pass and a tone filter between (amps, stacked pedals),
+  the second any memoryless curve (an MLP started tanh-like: stages clip differently, an
+  op-amp's soft clip into diodes);
 - ``eq_drive``: ``highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass`` — a
   drive with EQ around it and a steep (24 dB/oct) tone filter;
 - ``parallel``: ``highpass>gain>tanh>lowpass>mix`` — a drive blended with the clean signal
@@ -45,8 +47,10 @@ Search (successive halving, all within the run's budget, seconds or steps):
    models that qualify, the best. The safety net needs no margin: it is kept whenever it
    validates better than the choice so far. A given key (``--key amplitude``) is refined the
    same way without the comparison (with ``--chain auto``, on the winner and on the old
-   default chain: the better one is kept). These attempts share :data:`KEY_TRIAL_SHARE` of
-   what is left of the budget;
+   default chain: the better one is kept). Every attempt starts from the data, per range
+   (:mod:`lactose_audio.range_start`, numpy renders); with ``--key auto`` only the key whose
+   start validates best is refined (:data:`PRUNE_KEYS`; a tie keeps ``amplitude``). The
+   refined attempts share :data:`KEY_TRIAL_SHARE` of what is left of the budget;
 4. the choice (keyed or not) runs on with the rest of the budget.
 
 The preset's training metadata records the ranking (``training.search``).
@@ -69,7 +73,7 @@ FAMILY = (
     ("poly", "highpass>lowshelf1>gain>asym_clip>chebyshev>gain>lowshelf1>lowpass>highpass"),
     ("hard_clip", "highpass>gain>hard_clip>gain>lowpass>highpass"),
     ("mlp", "highpass>gain>mlp>gain>lowpass>highpass"),
-    ("two_stage", "highpass>gain>tanh>highpass>peak>lowpass>gain>tanh>lowpass>highpass"),
+    ("two_stage", "highpass>gain>tanh>highpass>peak>lowpass>gain>mlp>gain>lowpass>highpass"),
     ("eq_drive", "highpass>lowshelf>gain>tanh>peak>highshelf>lowpass>lowpass>highpass"),
     ("parallel", "highpass>gain>tanh>lowpass>mix"),
     ("compressor", "compressor>gain>tanh>lowpass>highpass"),
@@ -82,6 +86,10 @@ AUTO_KEYS = ("amplitude", "pitch")
 SAFETY_KEY = "amplitude"
 #: A keyed model must reach at most this fraction of the unconditioned validation ESR.
 KEY_MARGIN = 0.8
+#: With ``--key auto``, of the keys tried on the structure only the one whose data-driven
+#: per-range start validates best is refined: an attempt's trace and start take ~4 s of its
+#: ~8 s at 120 s, and the cascade's amplitude attempt got 2 L-BFGS steps, the pitch one 0.
+PRUNE_KEYS = True
 #: Share of the structure budget spent screening every candidate.
 SCREEN_SHARE = 0.5
 SCREEN_SEGMENTS = 12
@@ -300,8 +308,10 @@ def search(
         trials_end_steps = budget.used_steps + int(
             KEY_TRIAL_SHARE * max(budget.steps - budget.used_steps, 0)
         )
-    for index, (name, attempt_spec, kind, start) in enumerate(attempts):
-        left = len(attempts) - index
+    # every attempt's data-driven per-range start first (numpy renders, no graph): with
+    # --key auto, only the key whose start validates best is refined (see PRUNE_KEYS)
+    prepared = []
+    for name, attempt_spec, kind, start in attempts:
         ranges = {"n_ranges": 1} if kind == "none" else {}  # a joint fit of the knob alone
         keyed_cfg = dataclasses.replace(
             cfg, chain_spec=attempt_spec, key=kind, soft_width=None, edges=cfg.edges, **ranges
@@ -309,6 +319,18 @@ def search(
         trainer = make_trainer(keyed_cfg)
         # a joint fit is validated on every capture: its start is evaluated there
         trainer.begin_ranges(start.best_values, None if joint else start.best_esr)
+        prepared.append((name, attempt_spec, kind, trainer))
+    rivals = [p for p in prepared if p[0] in AUTO_KEYS]
+    if PRUNE_KEYS and not joint and fixed_key is None and len(rivals) > 1:
+        kept = min(rivals, key=lambda p: p[3].best_esr)  # ties: the first (amplitude)
+        for dropped in rivals:
+            if dropped is not kept:
+                name, attempt_spec, kind, trainer = dropped
+                budget.ran(trainer, (0, 0.0))
+                ranking.append(_entry(name, attempt_spec, kind, trainer))
+                prepared.remove(dropped)
+    for index, (name, attempt_spec, kind, trainer) in enumerate(prepared):
+        left = len(prepared) - index
         seconds = steps = None
         if trials_end_wall is not None:
             seconds = max(trials_end_wall - budget.wall(), 0.0) / left

@@ -265,6 +265,12 @@ def test_auto_key_also_fits_the_old_default_keyed_and_never_validates_worse(dry,
     names = [r["name"] for r in result.search]
     structures = [r for r in result.search if r["name"] in dict(FAMILY)]
     assert len(structures) == len(FAMILY) and {"amplitude", "pitch"} <= set(names)
+    # of the two keys, only the one whose data-driven per-range start validated best is
+    # refined (search.PRUNE_KEYS); the other is listed at its start
+    keyed = [r for r in result.search if r["name"] in ("amplitude", "pitch")]
+    (refined,) = [r for r in keyed if r["steps"] > 0]
+    (dropped,) = [r for r in keyed if r is not refined]
+    assert dropped["steps"] == 0 and refined["val_esr"] <= dropped["val_esr"]
     if structures[0]["chain"] != DEFAULT_SPEC:
         (safety,) = [r for r in result.search if r["name"] == "default"]
         assert (safety["chain"], safety["key"]) == (DEFAULT_SPEC, "amplitude")
