@@ -213,7 +213,9 @@ def render_rows(
     return pred
 
 
-def validation_sums(chain: Any, batch: Any, context: int, sample_rate: float) -> tuple[float, float]:
+def validation_sums(
+    chain: Any, batch: Any, context: int, sample_rate: float
+) -> tuple[float, float]:
     """``(error, energy)`` of a validation batch (:func:`lactose_audio.sampling.
     validation_batches`) from numpy renders: ``sum(mask * (wet - prediction)**2)`` and
     ``sum(wet**2)``, float64.
