@@ -48,8 +48,9 @@ Search (successive halving, all within the run's budget, seconds or steps):
    validates better than the choice so far. A given key (``--key amplitude``) is refined the
    same way without the comparison (with ``--chain auto``, on the winner and on the old
    default chain: the better one is kept). Every attempt starts from the data, per range
-   (:mod:`lactose_audio.range_start`, numpy renders); with ``--key auto`` only the key whose
-   start validates best is refined (:data:`PRUNE_KEYS`; a tie keeps ``amplitude``). The
+   (:mod:`lactose_audio.range_start`, numpy renders); with ``--key auto`` and short slices
+   only the key whose start validates best is refined (:data:`PRUNE_KEYS`; a tie keeps
+   ``amplitude``). The
    refined attempts share :data:`KEY_TRIAL_SHARE` of what is left of the budget;
 4. the choice (keyed or not) runs on with the rest of the budget.
 
@@ -86,10 +87,15 @@ AUTO_KEYS = ("amplitude", "pitch")
 SAFETY_KEY = "amplitude"
 #: A keyed model must reach at most this fraction of the unconditioned validation ESR.
 KEY_MARGIN = 0.8
-#: With ``--key auto``, of the keys tried on the structure only the one whose data-driven
-#: per-range start validates best is refined: an attempt's trace and start take ~4 s of its
-#: ~8 s at 120 s, and the cascade's amplitude attempt got 2 L-BFGS steps, the pitch one 0.
+#: With ``--key auto``, when the attempts' slices are short (under :data:`PRUNE_SECONDS` or
+#: :data:`PRUNE_STEPS` each), of the keys tried on the structure only the one whose
+#: data-driven per-range start validates best is refined: an attempt's trace and start take
+#: ~4 s of its ~8 s at 120 s, and the cascade's amplitude attempt got 2 L-BFGS steps, the
+#: pitch one 0. With longer slices every key is refined (a start is a weak predictor when
+#: neither key's start improves on the unconditioned fit).
 PRUNE_KEYS = True
+PRUNE_SECONDS = 30.0
+PRUNE_STEPS = 100
 #: Share of the structure budget spent screening every candidate.
 SCREEN_SHARE = 0.5
 SCREEN_SEGMENTS = 12
@@ -321,7 +327,14 @@ def search(
         trainer.begin_ranges(start.best_values, None if joint else start.best_esr)
         prepared.append((name, attempt_spec, kind, trainer))
     rivals = [p for p in prepared if p[0] in AUTO_KEYS]
-    if PRUNE_KEYS and not joint and fixed_key is None and len(rivals) > 1:
+    share = max(len(prepared), 1)
+    short = (
+        trials_end_wall is not None and (trials_end_wall - budget.wall()) / share < PRUNE_SECONDS
+    ) or (
+        trials_end_steps is not None
+        and (trials_end_steps - budget.used_steps) / share < PRUNE_STEPS
+    )
+    if PRUNE_KEYS and short and not joint and fixed_key is None and len(rivals) > 1:
         kept = min(rivals, key=lambda p: p[3].best_esr)  # ties: the first (amplitude)
         for dropped in rivals:
             if dropped is not kept:

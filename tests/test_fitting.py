@@ -279,6 +279,25 @@ def test_auto_key_also_fits_the_old_default_keyed_and_never_validates_worse(dry,
     assert result_summary_has_verdict(result)
 
 
+def test_key_auto_refines_every_key_when_the_slices_are_long(dry, monkeypatch):
+    """The pruning of keys is for short slices only: a pinned chain with ``--key auto`` and a
+    step budget refines one key (the better start) when each attempt gets fewer than
+    ``PRUNE_STEPS`` steps, and both when the slices count as long."""
+    from lactose_audio import search
+
+    wet = np.tanh(3.0 * dry).astype(np.float32)
+    pair = pair_from_arrays(dry, wet, SR, latency=0)
+
+    def refined() -> list[str]:
+        result = train(pair, TrainConfig(chain_spec="gain>tanh", key="auto", steps=120, seed=3))
+        return sorted(r["name"] for r in result.search if r["name"] in ("amplitude", "pitch")
+                      and r["steps"] > 0)  # fmt: skip
+
+    assert len(refined()) == 1
+    monkeypatch.setattr(search, "PRUNE_STEPS", 1)
+    assert refined() == ["amplitude", "pitch"]
+
+
 def result_summary_has_verdict(result) -> bool:
     text = result.summary()
     return f"validation ESR {result.validation_esr:.5f}: {result.verdict}" in text
