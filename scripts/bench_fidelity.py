@@ -596,8 +596,7 @@ def run_one(name: str, config: str, data, budget: float, seed: int) -> dict:
         "validation_esr": float(result.validation_esr),
         "chain_repr": repr(result.effect.chain),
         "search": [
-            {k: r[k] for k in ("name", "key", "val_esr", "steps", "seconds")}
-            for r in result.search
+            {k: r[k] for k in ("name", "key", "val_esr", "steps", "seconds")} for r in result.search
         ],
     }
 
