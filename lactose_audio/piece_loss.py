@@ -225,9 +225,8 @@ def validation_sums(
     took 0.33 s (and its first call traced it). The graph's error is within ~3e-4 relative of
     it (float32, the filters' two implementations).
     """
-    rows = batch.dry.shape[0]
-    pred = render_rows(chain, batch.dry, row_selections(batch.selections, rows), context,
-                       sample_rate)  # fmt: skip
+    selections = row_selections(batch.selections, batch.dry.shape[0])
+    pred = render_rows(chain, batch.dry, selections, context, sample_rate)
     wet = np.asarray(batch.wet, np.float64)
     error = float(np.sum(np.asarray(batch.mask, np.float64) * (wet - pred) ** 2))
     return error, float(np.sum(wet**2))

@@ -50,8 +50,8 @@ Search (successive halving, all within the run's budget, seconds or steps):
    default chain: the better one is kept). Every attempt starts from the data, per range
    (:mod:`lactose_audio.range_start`, numpy renders); with ``--key auto`` and short slices
    only the key whose start validates best is refined (:data:`PRUNE_KEYS`; a tie keeps
-   ``amplitude``). The
-   refined attempts share :data:`KEY_TRIAL_SHARE` of what is left of the budget;
+   ``amplitude``). The refined attempts share :data:`KEY_TRIAL_SHARE` of what is left of the
+   budget;
 4. the choice (keyed or not) runs on with the rest of the budget.
 
 The preset's training metadata records the ranking (``training.search``).
