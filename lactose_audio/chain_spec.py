@@ -101,13 +101,17 @@ def _conditioning():
 
 
 def make_key(kind: str, rate: str | None = None, **settings: Any) -> Any:
-    """A ``KeySpec`` (``None`` for ``kind == "none"``); pitch is always frame-rate."""
+    """A ``KeySpec`` (``None`` for ``kind == "none"``); pitch is always frame-rate, and a
+    pitch key made by name follows a chord's lowest note (``pitch_rule="lowest"``) unless
+    ``settings`` say otherwise."""
     if kind == "none":
         return None
     if kind == "control":
         return ControlKey(**settings)
     if rate is None:
         rate = "frame" if kind in ("pitch", "amplitude") else "sample"
+    if kind == "pitch":
+        settings.setdefault("pitch_rule", "lowest")
     return _conditioning().KeySpec(kind, rate, **settings)
 
 

@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 KINDS = ("none", "sample", "amplitude", "pitch")
+#: Pitch rules (:attr:`KeySpec.pitch_rule`): ``pyin`` keeps the decoded period; ``lowest``
+#: moves it up to its lowest harmonic that sounds (:func:`lactose_audio.pitch.lowest_partial`).
+PITCH_RULES = ("pyin", "lowest")
 RATES = ("sample", "frame")
 UNITS = {"none": "", "sample": "linear", "amplitude": "dBFS", "pitch": "MIDI"}
 
@@ -250,6 +253,12 @@ class KeySpec:
         fmin_hz: Lowest pitch tracked, 20..1000 Hz (snapped down to a whole MIDI note so pyin's
             0.25-semitone grid contains every equal-tempered note).
         fmax_hz: Highest pitch tracked, fmin_hz..4000 Hz.
+        pitch_rule: ``pyin`` (the decoded pitch: on a chord often the notes' common period,
+            an octave or two below all of them) or ``lowest`` (that period moved up to its
+            lowest harmonic that sounds: a chord's lowest note,
+            :func:`lactose_audio.pitch.lowest_partial`). Keys made by name (``--key pitch``,
+            ``gain@pitch``) use ``lowest``; a preset without the field is ``pyin`` (how
+            presets before it were trained).
 
     Raises:
         ParameterError: On an unknown kind or rate, or a setting out of its range.
@@ -261,6 +270,7 @@ class KeySpec:
     release_ms: float = 50.0
     fmin_hz: float = 65.40639132514966  # C2, MIDI 36
     fmax_hz: float = 2093.004522404789  # C7, MIDI 96
+    pitch_rule: str = "pyin"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -290,6 +300,13 @@ class KeySpec:
                 f"release_ms must be between attack_ms={self.attack_ms:g} ms and {hi:g} ms, "
                 f"got {self.release_ms:g} ms"
             )
+        if self.pitch_rule not in PITCH_RULES or (
+            self.pitch_rule != "pyin" and self.kind != "pitch"
+        ):
+            raise ParameterError(
+                f"pitch_rule must be one of {', '.join(PITCH_RULES)} (a pitch key's), "
+                f"got {self.pitch_rule!r}"
+            )
         lo, hi = _FMIN_LIMITS_HZ
         if not lo <= self.fmin_hz <= hi:
             raise ParameterError(
@@ -307,8 +324,13 @@ class KeySpec:
         return UNITS[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of every field (round-trips through :meth:`from_dict`)."""
-        return asdict(self)
+        """JSON-ready dict of every field (round-trips through :meth:`from_dict`);
+        ``pitch_rule`` only when it is not ``pyin`` (presets written before it was a field
+        read the same)."""
+        out = asdict(self)
+        if out["pitch_rule"] == "pyin":
+            del out["pitch_rule"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeySpec:
@@ -354,7 +376,13 @@ class KeySpec:
                 f"lookahead_seconds must be between 0.05 s and 3600 s, got {lookahead_seconds!r}"
             )
         return pitch_key.PitchKeyStream(
-            sample_rate, hop_size, self.fmin_hz, self.fmax_hz, UNVOICED_MIDI, lookahead_seconds
+            sample_rate,
+            hop_size,
+            self.fmin_hz,
+            self.fmax_hz,
+            UNVOICED_MIDI,
+            lookahead_seconds,
+            self.pitch_rule,
         )
 
 
@@ -422,7 +450,7 @@ def compute_key(
         if not np.all(np.isfinite(power)):
             raise ParameterError(_NOT_FINITE)
         return _to_db(power)
-    return pitch_track(x, sample_rate, hop_size, spec.fmin_hz, spec.fmax_hz)
+    return pitch_track(x, sample_rate, hop_size, spec.fmin_hz, spec.fmax_hz, rule=spec.pitch_rule)
 
 
 def pitch_track(
@@ -432,6 +460,7 @@ def pitch_track(
     fmin_hz: float = 65.40639132514966,
     fmax_hz: float = 2093.004522404789,
     tracker: str = "fast",
+    rule: str = "pyin",
 ) -> np.ndarray:
     """Pitch key: MIDI note per frame of the package's frame grid.
 
@@ -459,6 +488,7 @@ def pitch_track(
         fmin_hz: Lowest f0 tracked, Hz.
         fmax_hz: Highest f0 tracked, Hz (<= 4000 Hz).
         tracker: ``"fast"`` or ``"pyin"``.
+        rule: ``"pyin"`` or ``"lowest"`` (:attr:`KeySpec.pitch_rule`; ``fast`` tracker only).
 
     Returns:
         float32 ``[n_frames]`` MIDI notes.
@@ -470,13 +500,17 @@ def pitch_track(
 
     if tracker not in ("fast", "pyin"):
         raise ParameterError(f"tracker must be 'fast' or 'pyin', got {tracker!r}")
+    if rule not in PITCH_RULES or (rule != "pyin" and tracker != "fast"):
+        raise ParameterError(f"rule must be 'pyin' or 'lowest' (fast tracker), got {rule!r}")
     x = np.asarray(audio, dtype=np.float32)
     n_frames = -(-x.size // hop_size)
     if n_frames == 0:
         return np.zeros(0, dtype=np.float32)
     y16 = pitch._resample(x, sample_rate)
-    run = pitch.track if tracker == "fast" else pitch.pyin_track
-    f0, voiced = run(y16, fmin_hz, fmax_hz)
+    if tracker == "fast":
+        f0, voiced = pitch.track(y16, fmin_hz, fmax_hz, rule)
+    else:
+        f0, voiced = pitch.pyin_track(y16, fmin_hz, fmax_hz)
     frame_length = pitch.frame_length_for(pitch.snap_fmin(fmin_hz))
     return pitch_key.key_from_track(
         f0, voiced, frame_length, n_frames, hop_size, sample_rate, UNVOICED_MIDI

@@ -412,13 +412,87 @@ def _padded(y16: np.ndarray, s: _Setup) -> tuple[np.ndarray, int]:
     return yp, n_frames
 
 
-def track(y16: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, np.ndarray]:
+# ----------------------------------------------------------------------------- pitch rules
+
+#: ``lowest``: a partial sounds when its spectral peak is within this many dB of the frame's
+#: strongest one. The common period of a chord (pyin's "virtual pitch", often two octaves
+#: below its lowest note) has no energy at all (< -60 dB); an instrument's fundamental is
+#: rarely more than ~20 dB below its strongest partial.
+PARTIAL_FLOOR_DB = 30.0
+_BAND = 2.0 ** (0.5 / 12.0)  # the fundamental is searched within half a semitone of f0
+
+
+def frame_spectra(yp: np.ndarray, frames: np.ndarray, frame_length: int) -> np.ndarray:
+    """Magnitude spectra of tracker frames ``frames`` (int ``[m]``) of the padded signal ``yp``
+    (frame ``t`` = ``yp[256 t : 256 t + frame_length]``), Hann-windowed: float64
+    ``[m, frame_length // 2 + 1]``, bin ``j`` at ``j * 16000 / frame_length`` Hz."""
+    index = np.asarray(frames)[:, None] * PITCH_HOP + np.arange(frame_length)[None, :]
+    return np.abs(np.fft.rfft(yp[index] * np.hanning(frame_length), axis=1))
+
+
+def lowest_partial(f0_hz: np.ndarray, voiced: np.ndarray, yp: np.ndarray, s: _Setup):
+    """The ``lowest`` pitch rule: a voiced frame whose f0 does not sound is keyed by its lowest
+    sounding partial.
+
+    pYIN finds the period at which the frame repeats. On one note that is the note's; on a
+    chord or two overlapping notes it is often their *common* period, well below every note
+    played (a C#4-E4-G#4-B4 chord decodes as C#2 or E2, C4 with A5 as F2): the key then says
+    "low note" while no low note is in the audio. This rule checks the frame's spectrum: when
+    no spectral peak (a bin above both neighbours) within half a semitone of f0 reaches
+    :data:`PARTIAL_FLOOR_DB` below the frame's strongest peak, the frame is keyed by the lowest
+    peak between ``fmin`` and the top pitch bin that does: the chord's lowest note. A note
+    whose fundamental sounds keeps its pitch exactly. The moved pitch is the peak's frequency
+    (parabolic interpolation of the log magnitude; Hann window, 64 ms, no zero padding)
+    snapped to the nearest pitch bin.
+
+    Args:
+        f0_hz: float64 ``[n]`` decoded f0 per tracker frame, Hz.
+        voiced: bool ``[n]``.
+        yp: the padded signal, frame ``t`` at ``yp[256 t :]`` (:func:`frame_spectra`).
+        s: the tracker's setup.
+
+    Returns:
+        float64 ``[n]`` f0, Hz (unvoiced frames and sounding fundamentals unchanged).
+    """
+    out = np.array(f0_hz, dtype=np.float64, copy=True)
+    rows = np.flatnonzero(voiced)
+    if rows.size == 0:
+        return out
+    mags = frame_spectra(yp, rows, s.frame_length)
+    hz_per_bin = PITCH_SAMPLE_RATE / s.frame_length
+    first = max(1, int(np.floor(s.fmin / _BAND / hz_per_bin)))
+    last = min(mags.shape[1] - 2, int(np.ceil(s.freqs[-1] * _BAND / hz_per_bin)))
+    inner = mags[:, first : last + 1]
+    peaks = (inner > mags[:, first - 1 : last]) & (inner > mags[:, first + 1 : last + 2])
+    floor = inner.max(axis=1, keepdims=True) * 10.0 ** (-PARTIAL_FLOOR_DB / 20.0)
+    sounding = peaks & (inner >= floor) & (floor > 0.0)
+    centre = out[rows] / hz_per_bin - first  # f0 in bins of `inner`
+    j = np.arange(inner.shape[1])[None, :]
+    near_f0 = (j >= np.floor(centre / _BAND)[:, None]) & (j <= np.ceil(centre * _BAND)[:, None])
+    move = sounding.any(axis=1) & ~(sounding & near_f0).any(axis=1)
+    if not move.any():
+        return out
+    r = np.flatnonzero(move)
+    k = first + np.argmax(sounding[r], axis=1)  # the lowest sounding peak, bins
+    a, b, c = (np.log(mags[r, k + d] + 1e-300) for d in (-1, 0, 1))
+    denom = a - 2.0 * b + c
+    shift = np.where(denom < 0.0, 0.5 * (a - c) / np.where(denom < 0.0, denom, 1.0), 0.0)
+    hz = (k + np.clip(shift, -0.5, 0.5)) * hz_per_bin
+    nearest = np.rint(12.0 / _RESOLUTION * np.log2(hz / s.fmin)).astype(np.int64)
+    out[rows[r]] = s.freqs[np.clip(nearest, 0, s.n_bins - 1)]
+    return out
+
+
+def track(
+    y16: np.ndarray, fmin_hz: float, fmax_hz: float, rule: str = "pyin"
+) -> tuple[np.ndarray, np.ndarray]:
     """pYIN f0 track of a 16 kHz signal (the fast tracker).
 
     Args:
         y16: ``[n]`` float signal at :data:`PITCH_SAMPLE_RATE`.
         fmin_hz: Lowest f0, Hz (snapped down to a whole MIDI note, :func:`snap_fmin`).
         fmax_hz: Highest f0, Hz.
+        rule: ``pyin`` (the decoded pitch) or ``lowest`` (:func:`lowest_partial`).
 
     Returns:
         ``f0_hz`` float64 ``[1 + n // 256]`` (the decoded bin's frequency, also where
@@ -429,7 +503,10 @@ def track(y16: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, 
     yp, n_frames = _padded(np.asarray(y16, dtype=np.float64), s)
     log_v, log_u = _observations(yp, n_frames, s)
     states = decode(log_v, log_u, s)
-    return s.freqs[states % s.n_bins], states < s.n_bins
+    f0, voiced = s.freqs[states % s.n_bins], states < s.n_bins
+    if rule == "lowest":
+        f0 = lowest_partial(f0, voiced, yp, s)
+    return f0, voiced
 
 
 def pyin_track(y16: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, np.ndarray]:

@@ -142,6 +142,8 @@ class PitchKeyStream:
         fmax_hz: Highest f0, Hz.
         unvoiced_midi: Key when nothing is voiced, MIDI.
         lookahead_seconds: Bound on the decision and gap look-ahead, s (> 0).
+        rule: ``pyin`` or ``lowest`` (:func:`lactose_audio.pitch.lowest_partial`, applied to
+            each decided frame: it reads only that frame's audio, so the stream stays exact).
     """
 
     def __init__(
@@ -152,11 +154,13 @@ class PitchKeyStream:
         fmax_hz: float,
         unvoiced_midi: float,
         lookahead_seconds: float = DEFAULT_LOOKAHEAD_SECONDS,
+        rule: str = "pyin",
     ) -> None:
         self.sample_rate = float(sample_rate)
         self.hop_size = int(hop_size)
         self.unvoiced_midi = float(unvoiced_midi)
         self.lookahead_seconds = float(lookahead_seconds)
+        self.rule = rule
         self._setup = pitch._setup(float(fmin_hz), float(fmax_hz))
         self._lag = max(1, int(round(self.lookahead_seconds * PITCH_SAMPLE_RATE / PITCH_HOP)))
         self._radius = self._setup.frame_length // (2 * PITCH_HOP)
@@ -176,6 +180,8 @@ class PitchKeyStream:
         self._n_in = 0  # input samples seen
         self._n16 = 0  # resampled samples seen
         self._yp = np.zeros(s.frame_length // 2)  # padded signal from frame _n_obs's start
+        # padded signal from frame _n_dec's start (the `lowest` rule reads decided frames)
+        self._audio = np.zeros(s.frame_length // 2 if self.rule == "lowest" else 0)
         self._n_obs = 0  # tracker frames whose observations are computed
         self._value = None  # Viterbi state values of frame _n_obs - 1
         self._window = np.zeros((0, 2 * s.n_bins), np.int64)  # ptr rows, frames _n_dec..
@@ -196,6 +202,8 @@ class PitchKeyStream:
         if y16.size:
             self._yp = np.concatenate([self._yp, y16.astype(np.float64)])
             self._n16 += y16.size
+            if self.rule == "lowest":
+                self._audio = np.concatenate([self._audio, y16.astype(np.float64)])
         if final:
             n_track = 1 + self._n16 // PITCH_HOP
             need = max(
@@ -204,6 +212,8 @@ class PitchKeyStream:
             have = self._n_obs * PITCH_HOP + self._yp.size
             if need > have:
                 self._yp = np.concatenate([self._yp, np.zeros(need - have)])
+                if self.rule == "lowest":
+                    self._audio = np.concatenate([self._audio, np.zeros(need - have)])
             n_new = n_track - self._n_obs
         else:
             n_new = max(0, (self._yp.size - self._extent) // PITCH_HOP + 1)
@@ -253,7 +263,11 @@ class PitchKeyStream:
         s = self._setup
         self._n_dec += codes.size
         voiced = codes >= 0
-        midi = np.where(voiced, hz_to_midi(s.freqs[np.maximum(codes, 0)]), 0.0)
+        f0 = s.freqs[np.maximum(codes, 0)]
+        if self.rule == "lowest":
+            f0 = pitch.lowest_partial(f0, voiced, self._audio, s)
+            self._audio = self._audio[codes.size * PITCH_HOP :]
+        midi = np.where(voiced, hz_to_midi(f0), 0.0)
         self._raw = np.concatenate([self._raw, voiced])
         self._raw_midi = np.concatenate([self._raw_midi, midi])
 
