@@ -151,7 +151,9 @@ class Chain:
         ]
         return cls(stages, hop_size=hop_size)
 
-    def fit_edges(self, audio: np.ndarray, sample_rate: float) -> None:
+    def fit_edges(
+        self, audio: np.ndarray, sample_rate: float, wet: np.ndarray | None = None
+    ) -> None:
         """Place every keyed stage's edges on quantiles of its key over ``audio``.
 
         Keeps each stage's number of ranges (and its bank). The quantiles of amplitude and
@@ -165,6 +167,12 @@ class Chain:
         fraction of a semitone wide (edges at 59.9 and 60.12 MIDI on a 30 s take), and an
         edge inside a note's pitch spread (vibrato, the tracker's jitter) switches its
         processing back and forth.
+
+        With the training ``wet`` (aligned with ``audio``), pitch edges are placed where the
+        effect's per-note signature changes instead (:func:`lactose_audio.ranges.segments.
+        effect_edges`: an effect that switches between two notes gets its edge there, not
+        wherever the take's notes thin out); quantiles remain the fallback (fewer notes with
+        data than ranges).
         """
         audio = as_audio(audio)
         cache: dict[str, np.ndarray] = {}
@@ -173,6 +181,15 @@ class Chain:
                 values = self._stage_key_values(stage, audio, sample_rate, cache)
                 weights = self._level_weights(stage, audio, values)
                 pitch = stage.key.kind == "pitch"
+                if pitch and wet is not None:
+                    from lactose_audio.ranges.segments import effect_edges
+
+                    found = effect_edges(
+                        values, audio, wet, self.hop_size, sample_rate, stage.edges.n_ranges
+                    )
+                    if found is not None:
+                        stage.edges = RangeEdges(found, stage.edges.unit)
+                        continue
                 edges = RangeEdges.from_quantiles(
                     np.round(values) if pitch else values,
                     stage.edges.n_ranges,

@@ -92,8 +92,14 @@ def polarity_spec(spec: str, pairs: Sequence[Any]) -> str:
     return f"{spec}>invert"
 
 
-def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate: int):
-    """The chain to fit, with edges placed on quantiles of the training key (or as given)."""
+def build_chain(
+    cfg: TrainConfig,
+    train_audio: Sequence[np.ndarray],
+    sample_rate: int,
+    train_wet: Sequence[np.ndarray] | None = None,
+):
+    """The chain to fit, with edges placed from the training key (or as given): quantiles, or
+    for pitch keys where the effect changes (with ``train_wet``, :meth:`Chain.fit_edges`)."""
     from lactose_audio.chain_spec import ControlKey
     from lactose_audio.chains import Chain, make_key
     from lactose_audio.ranges import RangeEdges
@@ -121,7 +127,8 @@ def build_chain(cfg: TrainConfig, train_audio: Sequence[np.ndarray], sample_rate
         **options,
     )
     if cfg.edges is None and any(stage.keyed for stage in chain.stages):
-        chain.fit_edges(np.concatenate(list(train_audio)), sample_rate)
+        wet = None if train_wet is None else np.concatenate(list(train_wet))
+        chain.fit_edges(np.concatenate(list(train_audio)), sample_rate, wet=wet)
         # Edges from data can be closer than the default soft band: narrow the band to half
         # the smallest spacing so neighbouring bands never overlap.
         for stage in chain.stages:
@@ -208,13 +215,12 @@ def train(
             validation_blocks(p.n_samples, trainer_cfg.validation_fraction, hop, sample_rate)
             for p in fit_pairs
         ]
-        train_audio = [
-            pick(p.dry, training_parts(p.n_samples, h))
-            for p, h in zip(fit_pairs, held, strict=True)
-        ]
+        parts = [training_parts(p.n_samples, h) for p, h in zip(fit_pairs, held, strict=True)]
+        train_audio = [pick(p.dry, t) for p, t in zip(fit_pairs, parts, strict=True)]
+        train_wet = [pick(p.wet, t) for p, t in zip(fit_pairs, parts, strict=True)]
         spec = polarity_spec(trainer_cfg.chain_spec, fit_pairs)
         trainer_cfg = dataclasses.replace(trainer_cfg, chain_spec=spec)
-        chain = build_chain(trainer_cfg, train_audio, sample_rate)
+        chain = build_chain(trainer_cfg, train_audio, sample_rate, train_wet)
         return Trainer(chain, fit_pairs, trainer_cfg, sample_rate)
 
     def run(trainer: Trainer, checkpoint=None) -> None:
