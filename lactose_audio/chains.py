@@ -179,7 +179,6 @@ class Chain:
         for stage in self.stages:
             if stage.signal_keyed:  # a control's edges are its settings
                 values = self._stage_key_values(stage, audio, sample_rate, cache)
-                weights = self._level_weights(stage, audio, values)
                 pitch = stage.key.kind == "pitch"
                 if pitch and wet is not None:
                     from lactose_audio.ranges.segments import effect_edges
@@ -194,7 +193,7 @@ class Chain:
                     np.round(values) if pitch else values,
                     stage.edges.n_ranges,
                     stage.edges.unit,
-                    weights=weights,
+                    weights=self._level_weights(stage, audio, values),
                 )
                 if pitch:  # between notes: x.5, strictly increasing (a semitone apart at least)
                     half = np.floor(np.asarray(edges.edges, np.float64)) + 0.5

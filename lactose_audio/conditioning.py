@@ -38,8 +38,9 @@ __all__ = [
 ]
 
 KINDS = ("none", "sample", "amplitude", "pitch")
-#: Pitch rules (:attr:`KeySpec.pitch_rule`): ``pyin`` keeps the decoded period; ``lowest``
-#: moves it up to its lowest harmonic that sounds (:func:`lactose_audio.pitch.lowest_partial`).
+#: Pitch rules (:attr:`KeySpec.pitch_rule`): ``pyin`` keeps the decoded pitch; ``lowest`` keys
+#: a frame whose decoded pitch does not sound by its lowest sounding spectral peak
+#: (:func:`lactose_audio.pitch.lowest_partial`).
 PITCH_RULES = ("pyin", "lowest")
 RATES = ("sample", "frame")
 UNITS = {"none": "", "sample": "linear", "amplitude": "dBFS", "pitch": "MIDI"}
@@ -254,9 +255,9 @@ class KeySpec:
             0.25-semitone grid contains every equal-tempered note).
         fmax_hz: Highest pitch tracked, fmin_hz..4000 Hz.
         pitch_rule: ``pyin`` (the decoded pitch: on a chord often the notes' common period,
-            an octave or two below all of them) or ``lowest`` (that period moved up to its
-            lowest harmonic that sounds: a chord's lowest note,
-            :func:`lactose_audio.pitch.lowest_partial`). Keys made by name (``--key pitch``,
+            an octave or two below all of them) or ``lowest`` (a frame whose decoded pitch
+            does not sound is keyed by its lowest sounding spectral peak: a chord's lowest
+            note, :func:`lactose_audio.pitch.lowest_partial`). Keys made by name (``--key pitch``,
             ``gain@pitch``) use ``lowest``; a preset without the field is ``pyin`` (how
             presets before it were trained).
 

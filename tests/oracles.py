@@ -42,3 +42,18 @@ def first_order(kind, fc, gain_db, fs):
     if kind == "lowshelf1":
         return scipy.signal.bilinear([1.0, w * r], [1.0, w / r], fs)
     return scipy.signal.bilinear([g, g * w / r], [1.0, w * r], fs)
+
+
+def dataset_pair(name: str, seconds: float, seed: int):
+    """``(dry, wet, sample_rate)`` of one of ``scripts/make_datasets.py``'s pairs (its wet made
+    with pedalboard's processors, not ours), generated at ``seconds`` and ``seed``."""
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parent.parent / "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        from make_datasets import make_pair
+    finally:
+        sys.path.remove(scripts)
+    return make_pair(name, seconds=seconds, seed=seed)

@@ -7,18 +7,15 @@ notes of the pitch_drive dataset's effect (third-party processing per pitch buck
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 
 import numpy as np
+from oracles import dataset_pair
 
 from lactose_audio.chain_spec import make_key
 from lactose_audio.chains import Chain
 from lactose_audio.conditioning import compute_key
 from lactose_audio.frames import frame_mean
 from lactose_audio.ranges.segments import effect_edges, segment
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _spread(signature, weight, runs) -> float:
@@ -56,22 +53,13 @@ def test_segment_is_the_exhaustive_optimum_with_its_shares() -> None:
         assert np.isclose(_spread(signature, weight, runs), best, rtol=1e-9, atol=1e-9), trial
 
 
-def _pitch_drive(seconds: float, seed: int):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from make_datasets import make_pair
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-    return make_pair("pitch_drive", seconds=seconds, seed=seed)
-
-
 def _separates(edges, switch: float, notes: np.ndarray) -> bool:
     """An edge splits the take's notes where ``switch`` does (no note between them)."""
     return any(not np.any((notes > min(e, switch)) & (notes < max(e, switch))) for e in edges)
 
 
 def test_edges_fall_on_the_effects_switch_notes() -> None:
-    dry, wet, sr = _pitch_drive(24.0, seed=3)
+    dry, wet, sr = dataset_pair("pitch_drive", 24.0, seed=3)
     switches = (51.5, 63.5)  # make_datasets' pitch_drive buckets (edges_midi)
     chain = Chain.from_spec("gain>tanh>lowpass", key=make_key("pitch"), n_ranges=8)
     chain.fit_edges(dry, sr, wet=wet)

@@ -9,11 +9,11 @@ frame), analytic note frequencies, librosa's own transition matrix, and the whol
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from oracles import dataset_pair
 
 from lactose_audio import pitch
 from lactose_audio.conditioning import UNVOICED_MIDI, KeySpec, compute_key, pitch_track
@@ -156,22 +156,13 @@ def test_legato_octave_leaps_agree_with_pyin() -> None:
     assert same.mean() >= 0.99
 
 
-def _pitch_drive(seconds: float, seed: int):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from make_datasets import make_pair
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-    return make_pair("pitch_drive", seconds=seconds, seed=seed)
-
-
 def _preset_edges() -> np.ndarray:
     preset = json.loads((REPO / "presets" / "pitch_drive.json").read_text())
     return np.asarray(preset["chain"]["stages"][0]["edges"]["edges"], np.float32)
 
 
 def test_pitch_drive_ranges_agree_with_pyin() -> None:
-    dry, _, sr = _pitch_drive(12.0, seed=11)
+    dry, _, sr = dataset_pair("pitch_drive", 12.0, seed=11)
     edges = _preset_edges()
     fast = pitch_track(dry, sr, 1024, tracker="fast")
     ref = pitch_track(dry, sr, 1024, tracker="pyin")
@@ -210,7 +201,7 @@ def _stream(spec: KeySpec, x: np.ndarray, sr: int, hop: int, chunks, **kwargs):
 
 @pytest.mark.parametrize("chunk", [1, 777, 4096, 10**7])
 def test_stream_equals_whole_on_pitch_drive(chunk: int) -> None:
-    dry, _, sr = _pitch_drive(8.0 if chunk > 1 else 1.5, seed=21)
+    dry, _, sr = dataset_pair("pitch_drive", 8.0 if chunk > 1 else 1.5, seed=21)
     spec = KeySpec("pitch")
     whole = compute_key(spec, dry, sr, 1024)
     sizes = [chunk] * (dry.size // chunk)
