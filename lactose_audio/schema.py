@@ -239,10 +239,12 @@ def _check_key(key: Any, where: str) -> None:
         for j, value in enumerate(settings):
             _number(value, f"{where}.settings[{j}]")
         return
-    _fields(key, where, ("kind", "rate", *_KEY_NUMBERS))
+    _fields(key, where, ("kind", "rate", *_KEY_NUMBERS), optional=("pitch_rule",))
     _string(key["rate"], f"{where}.rate")
     for name in _KEY_NUMBERS:
         _number(key[name], f"{where}.{name}")
+    if "pitch_rule" in key:  # absent: "pyin" (presets before the field)
+        _string(key["pitch_rule"], f"{where}.pitch_rule")
 
 
 __all__ = [

@@ -109,3 +109,32 @@ def test_shipped_pitch_preset_keeps_the_pyin_rule() -> None:
     assert keys and all("pitch_rule" not in k for k in keys)
     effect = load_preset(REPO / "presets" / "pitch_drive.json")
     assert all(s.key.pitch_rule == "pyin" for s in effect.chain.stages if s.keyed)
+
+
+def test_a_lowest_rule_preset_saves_loads_and_renders_alike(tmp_path) -> None:
+    from lactose_audio.chains import Chain
+    from lactose_audio.presets import Effect, save_preset
+
+    x, _ = _take(CHORDS[:3], seed=4)
+    chain = Chain.from_spec("gain>tanh>lowpass", key=make_key("pitch"), n_ranges=3)
+    chain.fit_edges(x, SR)
+    cover = [{"counts": [1, 1, 1], "flagged": [False] * 3}] * 3
+    effect = Effect(chain=chain, sample_rate=SR, coverage=cover)
+    path = save_preset(effect, tmp_path / "lowest.json")
+    assert json.loads(path.read_text())["chain"]["stages"][0]["key"]["pitch_rule"] == "lowest"
+    loaded = load_preset(path)
+    assert loaded.chain.stages[0].key.pitch_rule == "lowest"
+    np.testing.assert_array_equal(loaded(x, SR), effect(x, SR))
+
+
+@pytest.mark.parametrize("rule", [5, "highest"])
+def test_a_bad_pitch_rule_in_a_preset_is_refused(tmp_path, rule) -> None:
+    from lactose_audio.errors import PresetError
+
+    document = json.loads((REPO / "presets" / "pitch_drive.json").read_text())
+    for stage in document["chain"]["stages"]:
+        stage["key"]["pitch_rule"] = rule
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(PresetError, match="pitch_rule"):
+        load_preset(path)
